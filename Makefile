@@ -1,0 +1,27 @@
+# Two set-up commands: `make demo` runs the main job, `make test` runs the tests.
+# Each creates .venv and installs the package (with its dev extra) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= demo-out
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/roadtrack synth --out $(OUT)/data --videos 10 --frames 100
+	$(BIN)/roadtrack info $(OUT)/data/road_waymo_trainval_v1.0.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,16 @@
+"""The one exception type for user errors: bad files, bad options, bad data.
+
+The CLI turns a :class:`UserError` into one line on stderr and a non-zero exit; anything else is
+a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix. ``str(err)`` is the whole message, naming the file when any."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
