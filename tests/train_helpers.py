@@ -1,0 +1,125 @@
+"""Small things the training/detect tests share: a contract-following toy detector and a tiny
+ROAD++-layout dataset of moving rectangles."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import generalized_box_iou_loss
+
+from roadtrack.labels import roadpp
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
+
+
+def toy_normalize(clips: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float, ImageNet-normalised."""
+    x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
+
+
+class ToyDetector(nn.Module):
+    """Follows the detector contract with a few thousand parameters: query i predicts target i."""
+
+    def __init__(self, num_frames: int = 2, agents: int = 10, actions: int = 22, locs: int = 16,
+                 queries: int = 4, dim: int = 16):
+        super().__init__()
+        self.num_frames, self.embed_dim = num_frames, dim
+        self.labels_shape = {"agent": agents, "action": actions, "loc": locs}
+        self.stem = nn.Conv3d(3, dim, kernel_size=(num_frames, 8, 8), stride=(1, 8, 8))
+        self.queries = nn.Embedding(queries, dim)
+        self.drop = nn.Dropout(0.1)
+        self.box = nn.Linear(dim, 4)
+        self.heads = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in
+                                    {"agentness": 1, **self.labels_shape}.items()})
+
+    def forward(self, clips: torch.Tensor, targets: list[dict] | None = None):
+        feat = torch.relu(self.stem(clips))  # (B, D, 1, H/8, W/8)
+        pooled = feat.mean(dim=(2, 3, 4))  # (B, D)
+        q = self.drop(pooled[:, None] + self.queries.weight[None])  # (B, Q, D)
+        cxcywh = torch.sigmoid(self.box(q))
+        boxes = torch.cat([cxcywh[..., :2] - cxcywh[..., 2:] / 2,
+                           cxcywh[..., :2] + cxcywh[..., 2:] / 2], dim=-1).clamp(0, 1)
+        logits = {k: h(q) for k, h in self.heads.items()}
+        if targets is None:
+            return {"boxes": boxes, "scores": torch.sigmoid(logits["agentness"][..., 0]),
+                    **{k: torch.sigmoid(logits[k]) for k in self.labels_shape},
+                    "embeddings": q, "features": feat[:, :, 0], "feature_stride": 8}
+        parts = {k: clips.new_zeros(()) for k in ("loss_agentness", "loss_agent", "loss_action",
+                                                  "loss_loc", "loss_l1", "loss_giou")}
+        bce = nn.functional.binary_cross_entropy_with_logits
+        for b, t in enumerate(targets):
+            n = min(len(t["boxes"]), boxes.shape[1])
+            objectness = torch.zeros(boxes.shape[1], device=clips.device)
+            objectness[:n] = 1
+            parts["loss_agentness"] = parts["loss_agentness"] + bce(logits["agentness"][b, :, 0],
+                                                                    objectness)
+            if n:
+                parts["loss_l1"] = parts["loss_l1"] + (boxes[b, :n] - t["boxes"][:n]).abs().mean()
+                parts["loss_giou"] = parts["loss_giou"] + generalized_box_iou_loss(
+                    boxes[b, :n], t["boxes"][:n], reduction="mean")
+                for k in self.labels_shape:
+                    parts[f"loss_{k}"] = parts[f"loss_{k}"] + bce(logits[k][b, :n], t[k][:n])
+        parts = {k: v / len(targets) for k, v in parts.items()}
+        return {"loss": sum(parts.values()), **parts}
+
+
+def toy_builder(num_frames: int = 2):
+    """A (build_model, normalize) pair for ``roadtrack.engine.train.train(builder=...)``."""
+    return (lambda model_cfg: ToyDetector(num_frames=num_frames, **model_cfg)), toy_normalize
+
+
+def write_tiny_dataset(root: Path, videos: int = 3, frames: int = 10, size=(96, 64),
+                       splits=("train", "train", "val"), as_video: bool = False) -> Path:
+    """A ROAD++-layout dataset: one bright rectangle per video moving right; returns the root.
+
+    The agent is a Car with action MovRht on the VehLane; frames in rgb-images/ (or videos/*.mp4).
+    """
+    space = roadpp()
+    width, height = size
+    db = {}
+    for v in range(videos):
+        name = f"train_{v:05d}"
+        folder = root / "rgb-images" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        images = []
+        frames_json = {}
+        for n in range(1, frames + 1):
+            x1 = 0.1 + 0.04 * n + 0.05 * v
+            box = [x1, 0.3, x1 + 0.3, 0.7]
+            image = np.full((height, width, 3), 40, np.uint8)
+            image[int(0.3 * height):int(0.7 * height), int(x1 * width):int((x1 + 0.3) * width)] \
+                = (30, 200, 240)
+            images.append(image)
+            if not as_video:
+                cv2.imwrite(str(folder / f"{n:05d}.jpg"), image)
+            frames_json[str(n)] = {
+                "annotated": 1, "rgb_image_id": n, "width": width, "height": height,
+                "annos": {f"b{n}": {
+                    "box": box, "tube_uid": f"{name}_car",
+                    "agent_ids": [space.index("agent", "Car")],
+                    "action_ids": [space.index("action", "MovRht")],
+                    "loc_ids": [space.index("loc", "VehLane")],
+                    "duplex_ids": [], "triplet_ids": []}}}
+        if as_video:
+            folder.rmdir()
+            (root / "videos").mkdir(parents=True, exist_ok=True)
+            writer = cv2.VideoWriter(str(root / "videos" / f"{name}.mp4"),
+                                     cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height))
+            for image in images:
+                writer.write(image)
+            writer.release()
+        db[name] = {"split_ids": [splits[v % len(splits)]], "numf": frames,
+                    "frames": frames_json}
+    header = {}
+    for t in ("agent", "action", "loc", "duplex", "triplet", "av_action"):
+        header[f"{t}_labels"] = list(space.names(t))
+        header[f"all_{t}_labels"] = list(space.names(t))
+    header["label_types"] = ["agent", "action", "loc", "duplex", "triplet"]
+    (root / "road_waymo_trainval_v1.0.json").write_text(json.dumps({**header, "db": db}))
+    return root
