@@ -117,7 +117,7 @@ def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]]]], label
     for _, frames in videos.values():
         for boxes in frames:
             for b in boxes:
-                for t, name in _names(b).items():
+                for t, name in _names(b, labels).items():
                     seen[t].add(name)
     all_names = {}
     for t in ALL_TYPES:
@@ -137,7 +137,7 @@ def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]]]], label
                 key = f"b{b.uid}{n:05d}"
                 box = {"box": [round(b.box[0] / width, 6), round(b.box[1] / height, 6),
                                round(b.box[2] / width, 6), round(b.box[3] / height, 6)]}
-                names = _names(b)
+                names = _names(b, labels)
                 for t in LABEL_TYPES:
                     ids = [all_id[t][names[t]]] if t in names else []
                     box[f"{t}_ids"] = ids
@@ -163,9 +163,13 @@ def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]]]], label
     return out
 
 
-def _names(b: BoxRecord) -> dict[str, str]:
-    names = {"agent": b.agent, "action": b.action, "duplex": f"{b.agent}-{b.action}"}
+def _names(b: BoxRecord, labels: LabelSpace) -> dict[str, str]:
+    """Label names of a box; duplex and triplet only where the combination is a ROAD++ class."""
+    names = {"agent": b.agent, "action": b.action}
+    if labels.index("duplex", f"{b.agent}-{b.action}") >= 0:
+        names["duplex"] = f"{b.agent}-{b.action}"
     if b.loc is not None:
         names["loc"] = b.loc
-        names["triplet"] = f"{b.agent}-{b.action}-{b.loc}"
+        if labels.index("triplet", f"{b.agent}-{b.action}-{b.loc}") >= 0:
+            names["triplet"] = f"{b.agent}-{b.action}-{b.loc}"
     return names

@@ -101,8 +101,15 @@ def _vehicle_speed(rng, kind: str) -> float:
     return base * float(rng.uniform(0.8, 1.25))
 
 
+def _away_lane(rng, kind) -> str:
+    """Buses keep to the outgoing lane, lorries to the ego lane, others to either."""
+    if kind in ("Bus", "LarVeh"):
+        return "OutgoLane" if kind == "Bus" else "VehLane"
+    return str(rng.choice(["VehLane", "OutgoLane"]))
+
+
 def drive_away(rng, kind):
-    lane = "OutgoLane" if kind == "Bus" else str(rng.choice(["VehLane", "OutgoLane"]))
+    lane = _away_lane(rng, kind)
     return Script(_lane_u(rng, lane), 1.12, 0.0).drive(
         _lane_u(rng, lane, 0.0), L.HORIZON - 0.02, _vehicle_speed(rng, kind), "MovAway")
 
@@ -113,12 +120,12 @@ def drive_towards(rng, kind):
 
 
 def stop_at_line(rng, kind):
-    """Drive away, brake for the stop line, wait, move off again."""
-    lane = "OutgoLane" if kind == "Bus" else str(rng.choice(["VehLane", "OutgoLane"]))
+    """Drive away, brake for the stop line (brake lights on), wait, move off again."""
+    lane = _away_lane(rng, kind)
     u, speed = _lane_u(rng, lane), _vehicle_speed(rng, kind)
     s = Script(u, float(rng.uniform(0.95, 1.12)), 0.0)
     s.drive(u, L.STOP_LINE + 0.22, speed, "MovAway")
-    s.brake(u, L.STOP_LINE + 0.02, speed)
+    s.brake(u, L.STOP_LINE + 0.02, speed, "Brake" if kind in ("Car", "MedVeh", "Bus") else "MovAway")
     s.wait(int(rng.integers(12, 35)), "Stop", ("brake",))
     return s.drive(u, L.HORIZON - 0.02, speed, "MovAway", ease_in=8)
 
