@@ -3,7 +3,7 @@ import csv
 
 import pytest
 import torch
-from train_helpers import toy_builder, write_tiny_dataset
+from train_helpers import copy_dataset, edit_annotation, toy_builder
 
 from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.engine.settings import resolve_config
@@ -19,9 +19,9 @@ def _config(**train):
                   "checkpoint_every": 4, **train}})
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("data"), videos=3, frames=8)
+@pytest.fixture
+def data(synth_root):
+    return synth_root
 
 
 def _rows(run):
@@ -91,15 +91,13 @@ def test_bad_input_leaves_the_run_folder_intact(data, tmp_path):
     with pytest.raises(UserError, match="unknown config key 'train.lrr'"):
         resolve_config({"train": {"lrr": 1}})
     # a label space that does not match the checkpoint
-    other = write_tiny_dataset(tmp_path / "other", videos=2, frames=4)
-    ann = other / "road_waymo_trainval_v1.0.json"
-    ann.write_text(ann.read_text().replace('"agent_labels": ["Ped", "Car"',
-                                           '"agent_labels": ["Car", "Ped"'))
+    other = copy_dataset(data, tmp_path / "other")
+    edit_annotation(other, lambda d: d["agent_labels"].reverse())
     with pytest.raises(UserError, match="label space does not match"):
         train(_config(max_steps=4), other, run, resume=True, builder=toy_builder(),
               progress=False)
     # frames missing from the data
-    broken = write_tiny_dataset(tmp_path / "broken", videos=3, frames=8)
+    broken = copy_dataset(data, tmp_path / "broken")
     (broken / "rgb-images" / "train_00002" / "00003.jpg").unlink()
     with pytest.raises(UserError, match="missing frame 00003.jpg"):
         train(_config(max_steps=4), broken, run, resume=True, builder=toy_builder(),

@@ -1,17 +1,15 @@
-"""Small things the training/detect tests share: a contract-following toy detector and a tiny
-ROAD++-layout dataset of moving rectangles."""
+"""What the training/detect tests share: a contract-following toy detector, dataset copies."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
-from roadtrack.labels import roadpp
+from roadtrack.synth.dataset import ANNOTATION_NAME
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
@@ -74,52 +72,15 @@ def toy_builder(num_frames: int = 2):
     return (lambda model_cfg: ToyDetector(num_frames=num_frames, **model_cfg)), toy_normalize
 
 
-def write_tiny_dataset(root: Path, videos: int = 3, frames: int = 10, size=(96, 64),
-                       splits=("train", "train", "val"), as_video: bool = False) -> Path:
-    """A ROAD++-layout dataset: one bright rectangle per video moving right; returns the root.
+def copy_dataset(root: Path, dest: Path, frames: bool = True) -> Path:
+    """A private copy of a dataset root to break; ``frames=False`` keeps only videos/."""
+    shutil.copytree(root, dest, ignore=None if frames else shutil.ignore_patterns("rgb-images"))
+    return dest
 
-    The agent is a Car with action MovRht on the VehLane; frames in rgb-images/ (or videos/*.mp4).
-    """
-    space = roadpp()
-    width, height = size
-    db = {}
-    for v in range(videos):
-        name = f"train_{v:05d}"
-        folder = root / "rgb-images" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        images = []
-        frames_json = {}
-        for n in range(1, frames + 1):
-            x1 = 0.1 + 0.04 * n + 0.05 * v
-            box = [x1, 0.3, x1 + 0.3, 0.7]
-            image = np.full((height, width, 3), 40, np.uint8)
-            image[int(0.3 * height):int(0.7 * height), int(x1 * width):int((x1 + 0.3) * width)] \
-                = (30, 200, 240)
-            images.append(image)
-            if not as_video:
-                cv2.imwrite(str(folder / f"{n:05d}.jpg"), image)
-            frames_json[str(n)] = {
-                "annotated": 1, "rgb_image_id": n, "width": width, "height": height,
-                "annos": {f"b{n}": {
-                    "box": box, "tube_uid": f"{name}_car",
-                    "agent_ids": [space.index("agent", "Car")],
-                    "action_ids": [space.index("action", "MovRht")],
-                    "loc_ids": [space.index("loc", "VehLane")],
-                    "duplex_ids": [], "triplet_ids": []}}}
-        if as_video:
-            folder.rmdir()
-            (root / "videos").mkdir(parents=True, exist_ok=True)
-            writer = cv2.VideoWriter(str(root / "videos" / f"{name}.mp4"),
-                                     cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height))
-            for image in images:
-                writer.write(image)
-            writer.release()
-        db[name] = {"split_ids": [splits[v % len(splits)]], "numf": frames,
-                    "frames": frames_json}
-    header = {}
-    for t in ("agent", "action", "loc", "duplex", "triplet", "av_action"):
-        header[f"{t}_labels"] = list(space.names(t))
-        header[f"all_{t}_labels"] = list(space.names(t))
-    header["label_types"] = ["agent", "action", "loc", "duplex", "triplet"]
-    (root / "road_waymo_trainval_v1.0.json").write_text(json.dumps({**header, "db": db}))
-    return root
+
+def edit_annotation(root: Path, edit) -> None:
+    """Rewrite the dataset's annotation JSON through ``edit(dict)``."""
+    path = root / ANNOTATION_NAME
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import UserError
 from ..io.annotations import Annotation, VideoAnnotation
+from ..io.video import (VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoSource,
+                        clip_frame_numbers)
 from .transforms import ClipTransform
 
 ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")
 TARGET_TYPES = ("agent", "action", "loc")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
 def find_annotation(root: str | Path, name: str = "") -> Path:
@@ -36,79 +36,30 @@ def find_annotation(root: str | Path, name: str = "") -> Path:
                     root)
 
 
-def clip_frame_numbers(key: int, numf: int, num_frames: int, step: int) -> np.ndarray:
-    """(T,) 1-based frames of the clip centred on ``key`` (index T // 2), repeated at the ends."""
-    offsets = (np.arange(num_frames) - num_frames // 2) * step
-    return np.clip(key + offsets, 1, numf)
+def _frame_source(root: Path, video: str) -> VideoSource:
+    folder = root / "rgb-images" / video
+    if folder.is_dir():
+        return FrameFolder(folder)
+    for suffix in VIDEO_EXTENSIONS:
+        path = root / "videos" / f"{video}{suffix}"
+        if path.is_file():
+            return VideoFile(path, name=video)
+    raise UserError(f"video {video!r} named in the annotation has neither rgb-images/{video}/ "
+                    f"nor videos/{video}.mp4", root)
 
 
-class _FrameFolder:
-    """Frames ``%05d.jpg`` of one video folder, read as RGB."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def check(self, needed: np.ndarray) -> None:
-        present = {p.name for p in self.folder.iterdir()}
-        missing = [n for n in needed if f"{n:05d}.jpg" not in present]
+def _check_frames(source: VideoSource, needed: np.ndarray) -> None:
+    """Raise UserError unless ``source`` holds every frame in ``needed`` (1-based)."""
+    if isinstance(source, FrameFolder):
+        present = {p.stem for p in source.files}
+        missing = [int(n) for n in needed if f"{n:05d}" not in present]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise UserError(f"missing frame {missing[0]:05d}.jpg{more} named in the annotation",
-                            self.folder)
-
-    def read(self, numbers: np.ndarray) -> np.ndarray:
-        out = []
-        for n in numbers:
-            path = self.folder / f"{n:05d}.jpg"
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise UserError("unreadable frame", path)
-            out.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        return np.stack(out)
-
-
-class _VideoFile:
-    """Frames of one video file, read by seeking with OpenCV."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def check(self, needed: np.ndarray) -> None:
-        capture = cv2.VideoCapture(str(self.path))
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        capture.release()
-        if count <= 0:
-            raise UserError("unreadable video", self.path)
-        if len(needed) and needed.max() > count:
-            raise UserError(f"video has {count} frames, the annotation needs frame "
-                            f"{int(needed.max())}", self.path)
-
-    def read(self, numbers: np.ndarray) -> np.ndarray:
-        capture = cv2.VideoCapture(str(self.path))
-        try:
-            first, last = int(numbers.min()), int(numbers.max())
-            capture.set(cv2.CAP_PROP_POS_FRAMES, first - 1)
-            frames = {}
-            for n in range(first, last + 1):
-                ok, image = capture.read()
-                if not ok:
-                    raise UserError(f"cannot read frame {n}", self.path)
-                frames[n] = image
-        finally:
-            capture.release()
-        return np.stack([cv2.cvtColor(frames[int(n)], cv2.COLOR_BGR2RGB) for n in numbers])
-
-
-def _frame_source(root: Path, video: str):
-    folder = root / "rgb-images" / video
-    if folder.is_dir():
-        return _FrameFolder(folder)
-    for suffix in VIDEO_SUFFIXES:
-        path = root / "videos" / f"{video}{suffix}"
-        if path.is_file():
-            return _VideoFile(path)
-    raise UserError(f"video {video!r} named in the annotation has neither rgb-images/{video}/ "
-                    f"nor videos/{video}.mp4", root)
+                            source.info.path)
+    elif len(needed) and needed.max() > source.info.num_frames:
+        raise UserError(f"video has {source.info.num_frames} frames, the annotation needs frame "
+                        f"{int(needed.max())}", source.info.path)
 
 
 class ClipDataset(Dataset):
@@ -140,7 +91,7 @@ class ClipDataset(Dataset):
             needed = np.unique(np.concatenate(
                 [clip_frame_numbers(k, video.numf, self.num_frames, self.frame_step) for k in keys]
             )) if len(keys) else np.zeros(0, dtype=np.int64)
-            source.check(needed)
+            _check_frames(source, needed)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -150,7 +101,8 @@ class ClipDataset(Dataset):
         video_index, key = (int(v) for v in self.samples[index])
         video = self.videos[video_index]
         numbers = clip_frame_numbers(key, video.numf, self.num_frames, self.frame_step)
-        frames = self.sources[video_index].read(numbers)
+        by_number = self.sources[video_index].read_frames(numbers)
+        frames = np.stack([by_number[int(n)] for n in numbers])  # (T, H, W, 3) RGB
         rows = video.frames == key
         labels = {t: video.labels[t][rows].astype(np.float32) for t in TARGET_TYPES}
         rng = np.random.default_rng(seed)

@@ -62,10 +62,14 @@ def barrier() -> None:
 
 def all_sum(values: torch.Tensor) -> torch.Tensor:
     """Element-wise sum of ``values`` over all processes (itself when alone)."""
-    if dist.is_initialized():
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
+    if not dist.is_initialized():
+        return values
+    home = values.device
+    if dist.get_backend() == "nccl":  # NCCL reduces GPU tensors only
+        values = values.to(torch.device("cuda", torch.cuda.current_device()))
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values.to(home)
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:

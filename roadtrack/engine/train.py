@@ -59,14 +59,11 @@ def train(config: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
     project's detector (tests). Under ``torchrun`` every process calls this.
     """
     build_model, normalize = builder or default_builder()
-    dist = D.setup()
-    try:
-        trainer = Trainer(config, Path(data_dir), Path(run_dir), resume, build_model, normalize,
-                          dist, progress, config_path)
-        budget = config.train.time_budget_minutes if max_minutes is None else max_minutes
-        return trainer.fit(budget * 60.0 if budget else None, stop_at_step)
-    finally:
-        D.teardown()
+    dist = D.setup()  # the caller ends the process group (D.teardown) when all work is done
+    trainer = Trainer(config, Path(data_dir), Path(run_dir), resume, build_model, normalize,
+                      dist, progress, config_path)
+    budget = config.train.time_budget_minutes if max_minutes is None else max_minutes
+    return trainer.fit(budget * 60.0 if budget else None, stop_at_step)
 
 
 def select_videos(annotation: Annotation, split: str, wanted: list[str]) -> list[str]:
