@@ -113,6 +113,10 @@ def test_ce_agentness_and_clip_without_agents():
     assert losses["loss_l1"] == 0 and losses["loss_agent"] == 0
     assert losses["loss_agentness"] > 0
     losses["loss"].backward()
+    model.eval()  # validation loss: the same dict outside training mode
+    with torch.no_grad():
+        val = model.losses(torch.randn(2, 3, model.num_frames, 64, 64), targets(2))
+    assert val["loss_l1"] > 0 and torch.isfinite(val["loss"])
 
 
 def test_tiny_model_overfits_one_clip():

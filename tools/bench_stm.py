@@ -6,7 +6,8 @@ several repeats is compared (other work on the machine slows both alike).
 
     PYTHONPATH=. python tools/bench_stm.py [--repeats 7] [--threads N] [--grad]
 
-Prints the ratio for one call on plain feature lists and the per-call ratio when the feature
+Runs one torch thread unless told otherwise (--threads 0: torch's default). Prints the ratio for
+one call on plain feature lists and the per-call ratio when the feature
 layout is made once and reused by 6 stages (as the decoder does).
 """
 from __future__ import annotations
@@ -50,7 +51,9 @@ def timed(fn, sync) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: with other work on a small machine, "
+                             "multi-thread timings swing several-fold; 0: torch's default)")
     parser.add_argument("--stages", type=int, default=6)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--grad", action="store_true",

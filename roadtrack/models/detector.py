@@ -80,14 +80,21 @@ class Detector(nn.Module):
             outputs.append(logits)
         return outputs, spatial, levels
 
+    def losses(self, clips: torch.Tensor, targets: list[dict]) -> dict:
+        """The training loss dict in any mode (e.g. a validation loss under ``eval()``)."""
+        outputs, _, _ = self.decode(clips)
+        return self.criterion(outputs, targets)
+
     def forward(self, clips: torch.Tensor, targets: list[dict] | None = None) -> dict:
         outputs, spatial, levels = self.decode(clips)
         if self.training:
             if targets is None:
                 raise ValueError("training mode needs targets (call model.eval() to detect)")
             return self.criterion(outputs, targets)
-        last = outputs[-1]
-        key = levels[0].shape[2] // 2
+        return self._predictions(outputs[-1], spatial, levels)
+
+    def _predictions(self, last: dict, spatial: torch.Tensor, levels: list) -> dict:
+        key = levels[0].shape[2] // 2  # the feature frame holding the key frame
         result = {"boxes": last["boxes"].clamp(0.0, 1.0), "scores": last["agentness"].sigmoid(),
                   "embeddings": spatial, "features": levels[0][:, :, key],
                   "feature_stride": self.strides[0]}

@@ -74,31 +74,59 @@ def layout_features(values, n_heads: int) -> FeatureLayout:
     return FeatureLayout(levels, n_heads, B, C, T)
 
 
-def _accumulate_frames(out: torch.Tensor, level: torch.Tensor, grid: torch.Tensor,
-                       weight: torch.Tensor | None, first: bool) -> None:
-    """out[t] (+)= weight * bilinear reads of frame t of ``level``, for every frame t.
+def _read_frame(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear reads of one frame. frame: (B*G, C/G, H, W), a strided view that grid_sample
+    reads in place; grid: (B*G, Q, P, 2) in [-1, 1]. Returns (B*G, C/G, Q, P)."""
+    return F.grid_sample(frame, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    out: (T, B*G, C/G, Q, P); level: (B*G, C/G, T, H, W); grid: (B*G, Q, P, 2) in [-1, 1];
-    weight: (B*G, 1, Q, P) or None. One grid_sample per frame keeps each result small enough
-    for the allocator to recycle (a whole-clip result would be a fresh, page-faulted buffer).
+
+def _mix_levels_inplace(out: torch.Tensor, frames, grids, weights) -> None:
+    """out[t] = sum_l weights[l] * reads of frames[l][t], written in place (no autograd).
+
+    out: (T, B*G, C/G, Q, P). One grid_sample per frame keeps each result small enough for the
+    allocator to recycle; a whole-clip result would be a fresh, page-faulted buffer per level.
     """
-    differentiable = torch.is_grad_enabled() and (
-        level.requires_grad or grid.requires_grad or (weight is not None and weight.requires_grad))
     for t in range(out.shape[0]):
-        sampled = F.grid_sample(level[:, :, t], grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=False)  # (B*G, C/G, Q, P)
-        if weight is None:
-            if first:
+        for i, (level_frames, grid, weight) in enumerate(zip(frames, grids, weights)):
+            sampled = _read_frame(level_frames[t], grid)
+            if weight is None and i == 0:
                 out[t].copy_(sampled)
-            else:
+            elif weight is None:
                 out[t].add_(sampled)
-        elif first:
-            if differentiable:
-                out[t].copy_(sampled * weight)
-            else:
+            elif i == 0:
                 torch.mul(sampled, weight, out=out[t])
-        else:
-            out[t].addcmul_(sampled, weight)
+            else:
+                out[t].addcmul_(sampled, weight)
+
+
+def _mix_levels_differentiable(frames, grids, weights) -> torch.Tensor:
+    """The same as :func:`_mix_levels_inplace` with autograd: per-frame sums, then one stack."""
+    per_frame = []
+    for t in range(len(frames[0])):
+        acc = None
+        for level_frames, grid, weight in zip(frames, grids, weights):
+            sampled = _read_frame(level_frames[t], grid)
+            if weight is None:
+                acc = sampled if acc is None else acc + sampled
+            else:
+                acc = sampled * weight if acc is None else torch.addcmul(acc, sampled, weight)
+        per_frame.append(acc)
+    return torch.stack(per_frame)
+
+
+def _mix_levels(frames: int, levels, grids, weights, like: torch.Tensor) -> torch.Tensor:
+    """(T, B*G, C/G, Q, P): every frame of every level read at ``grids``, weighted, summed."""
+    # unbind, not indexing: its backward stacks the frame gradients once per level
+    level_frames = [level.unbind(2) for level in levels]  # L x T x (B*G, C/G, H, W)
+    needs_grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (*levels, *grids, *weights))
+    if needs_grad:
+        return _mix_levels_differentiable(level_frames, grids, weights)
+    B_G, Cg = levels[0].shape[:2]
+    Q, P = grids[0].shape[1:3]
+    out = like.new_empty(frames, B_G, Cg, Q, P)
+    _mix_levels_inplace(out, level_frames, grids, weights)
+    return out
 
 
 def _to_seed_order(out: torch.Tensor, B: int, n_heads: int, Hq: int, Wq: int) -> torch.Tensor:
@@ -129,7 +157,6 @@ def sample4d(sample_points: torch.Tensor, values, featmap_strides, n_points: int
     if num_levels is None:
         num_levels = len(layout.levels)
     Q = Hq * Wq
-    Cg = layout.channels // n_heads
 
     # (B*G, Q, P, 2) pixel coordinates; (L, B*G, 1, Q, P) level weights
     xy = sample_points[..., :2].reshape(B, Q, n_heads, n_points, 2).transpose(1, 2)
@@ -138,14 +165,13 @@ def sample4d(sample_points: torch.Tensor, values, featmap_strides, n_points: int
     weights = weights.reshape(B, Q, n_heads, n_points, num_levels).permute(4, 0, 2, 1, 3)
     weights = weights.reshape(num_levels, B * n_heads, 1, Q, n_points)
 
-    out = sample_points.new_empty(layout.frames, B * n_heads, Cg, Q, n_points)
+    grids = []
     for i in range(num_levels):
-        level = layout.levels[i]
-        H, W = level.shape[-2:]
-        stride = featmap_strides[i]
-        mapping_size = xy.new_tensor([W * stride, H * stride])
-        grid = (xy / mapping_size) * 2.0 - 1.0
-        _accumulate_frames(out, level, grid, weights[i], first=i == 0)
+        H, W = layout.levels[i].shape[-2:]
+        mapping_size = xy.new_tensor([W * featmap_strides[i], H * featmap_strides[i]])
+        grids.append((xy / mapping_size) * 2.0 - 1.0)
+    out = _mix_levels(layout.frames, layout.levels[:num_levels], grids, list(weights),
+                      like=sample_points)
     return _to_seed_order(out, B, n_heads, Hq, Wq)
 
 
@@ -166,7 +192,5 @@ def mhaq3d(sample_points: torch.Tensor, value: torch.Tensor, weight: torch.Tenso
     if weight is not None:
         weight = weight.reshape(B, Q, n_heads, n_points).transpose(1, 2)
         weight = weight.reshape(B * n_heads, 1, Q, n_points)
-    out = sample_points.new_empty(layout.frames, B * n_heads, layout.channels // n_heads, Q,
-                                  n_points)
-    _accumulate_frames(out, layout.levels[0], grid, weight, first=True)
+    out = _mix_levels(layout.frames, layout.levels, [grid], [weight], like=sample_points)
     return _to_seed_order(out, B, n_heads, Hq, Wq)
