@@ -100,20 +100,59 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    root: str = ""  # dataset root (annotation JSON and frames)
-    input_size: list = field(default_factory=lambda: [320, 224])  # network input W, H
+    """Where training clips come from and how they are augmented (roadtrack.engine)."""
+
+    root: str = ""  # dataset root; ``roadtrack train --data`` overrides it
+    annotation: str = ""  # file name in the root; "" finds road(_waymo)_trainval_v1.0.json
+    train_split: str = "train"
+    val_split: str = "val"
+    videos: list = field(default_factory=list)  # restrict to these videos (all when empty)
+    input_size: list = field(default_factory=lambda: [640, 448])  # network input W, H (x32)
+    frame_step: int = 1  # frames between the T frames of a clip
+    key_stride: int = 1  # use every k-th annotated frame as a training key frame
+    crop_prob: float = 0.5
+    crop_min_scale: float = 0.6  # least share of the width and height a crop keeps
+    keep_threshold: float = 0.3  # a cropped box must keep more than this share of its area
+    flip_prob: float = 0.5
+    box_jitter: float = 0.0  # box sides move by up to this share of the box's size
+    workers: int = 2  # DataLoader worker processes
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 5e-4
+    """Optimisation, schedule, checkpoints and logging (roadtrack.engine.train)."""
+
+    seed: int = 0
+    batch_size: int = 8  # clips per process and step
+    max_steps: int = 10000  # optimiser steps; the schedule spans them
+    epochs: int = 0  # when > 0: max_steps = epochs x steps per epoch
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 500
+    decay: str = "cosine"  # cosine | linear | none, from the end of warm-up to max_steps
+    min_lr_ratio: float = 0.01  # the decay ends at lr x min_lr_ratio
+    clip_grad_norm: float = 1.0  # 0 switches clipping off
+    amp: str = "auto"  # auto (bf16, else fp16, on GPU; off on CPU) | bf16 | fp16 | off
+    time_budget_minutes: float = 0.0  # stop with a checkpoint after this much training; 0: none
+    log_every: int = 10
+    val_every: int = 0  # steps between validations; 0: only at the end
+    checkpoint_every: int = 500  # steps between writes of checkpoints/last.pt
+    val_map: bool = True  # validation frame-mAP with the evaluator (the loss always)
+    deterministic: bool = True
 
 
 @dataclass
 class DetectConfig:
-    score_threshold: float = 0.5
+    """Sliding-clip inference and its post-processing (roadtrack.engine.detect)."""
+
+    batch_size: int = 8  # clips per forward pass
+    input_size: list = field(default_factory=list)  # W, H; empty: data.input_size
+    score_threshold: float = 0.05  # agentness below this is dropped
+    nms_iou: float = 0.5  # per-class NMS (class = top agent label); 1.0 switches it off
+    max_per_frame: int = 50
+    half: str = "auto"  # auto (on GPU) | on | off
+    checkpoint: str = "best"  # which checkpoint of --run: best | last
 
 
 @dataclass

@@ -17,9 +17,8 @@ from roadtrack.engine.settings import resolve_config  # noqa: E402
 from roadtrack.engine.train import train  # noqa: E402
 
 data, run, out, results = (Path(a) for a in sys.argv[1:5])
-cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "batch_size": 2,
-                                            "workers": 0},
-                      "train": {"max_steps": 4, "warmup_steps": 1, "log_every": 2},
+cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "workers": 0},
+                      "train": {"max_steps": 4, "warmup_steps": 1, "log_every": 2, "batch_size": 2},
                       "detect": {"score_threshold": 0.0}})
 summary = train(cfg, data, run, builder=toy_builder(), progress=False)
 found = detect_videos(load_detector(run=run, builder=toy_builder()), data, out, progress=False)

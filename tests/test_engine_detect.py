@@ -16,9 +16,8 @@ from roadtrack.synth.dataset import ANNOTATION_NAME
 @pytest.fixture(scope="module")
 def toy_run(synth_root, tmp_path_factory):
     run = tmp_path_factory.mktemp("toy") / "run"
-    cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "batch_size": 4,
-                                                "workers": 0},
-                          "train": {"max_steps": 3, "warmup_steps": 1},
+    cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "workers": 0},
+                          "train": {"max_steps": 3, "warmup_steps": 1, "batch_size": 4},
                           "detect": {"score_threshold": 0.0, "batch_size": 5}})
     train(cfg, synth_root, run, builder=toy_builder(), progress=False)
     return run
@@ -78,7 +77,7 @@ def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_p
         load_detector(weights=bad, config=cfg, builder=toy_builder())
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match="label space does not match the checkpoint"):
-        load_detector(weights=weights, config={"model": {"agents": 3}}, builder=toy_builder())
+        load_detector(weights=weights, config={"model": {"classes": {"agent": 3}}}, builder=toy_builder())
     with pytest.raises(UserError, match="no videos"):
         detect_videos(load_detector(weights=weights, config=cfg, builder=toy_builder()),
                       tmp_path, tmp_path / "out", progress=False)

@@ -14,8 +14,8 @@ from roadtrack.errors import UserError
 def _config(**train):
     return resolve_config({
         "model": {},
-        "data": {"input_size": [64, 64], "batch_size": 4, "workers": 0},
-        "train": {"max_steps": 12, "lr": 3e-3, "warmup_steps": 2, "log_every": 2,
+        "data": {"input_size": [64, 64], "workers": 0},
+        "train": {"max_steps": 12, "lr": 3e-3, "warmup_steps": 2, "log_every": 2, "batch_size": 4,
                   "checkpoint_every": 4, **train}})
 
 

@@ -36,18 +36,26 @@ class ToyDetector(nn.Module):
         self.heads = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in
                                     {"agentness": 1, **self.labels_shape}.items()})
 
-    def forward(self, clips: torch.Tensor, targets: list[dict] | None = None):
+    def _heads(self, clips: torch.Tensor):
         feat = torch.relu(self.stem(clips))  # (B, D, 1, H/8, W/8)
         pooled = feat.mean(dim=(2, 3, 4))  # (B, D)
         q = self.drop(pooled[:, None] + self.queries.weight[None])  # (B, Q, D)
         cxcywh = torch.sigmoid(self.box(q))
         boxes = torch.cat([cxcywh[..., :2] - cxcywh[..., 2:] / 2,
                            cxcywh[..., :2] + cxcywh[..., 2:] / 2], dim=-1).clamp(0, 1)
-        logits = {k: h(q) for k, h in self.heads.items()}
-        if targets is None:
-            return {"boxes": boxes, "scores": torch.sigmoid(logits["agentness"][..., 0]),
-                    **{k: torch.sigmoid(logits[k]) for k in self.labels_shape},
-                    "embeddings": q, "features": feat[:, :, 0], "feature_stride": 8}
+        return boxes, {k: h(q) for k, h in self.heads.items()}, q, feat
+
+    def forward(self, clips: torch.Tensor, targets: list[dict] | None = None):
+        if targets is not None:
+            return self.losses(clips, targets)
+        boxes, logits, q, feat = self._heads(clips)
+        return {"boxes": boxes, "scores": torch.sigmoid(logits["agentness"][..., 0]),
+                **{k: torch.sigmoid(logits[k]) for k in self.labels_shape},
+                "embeddings": q, "features": feat[:, :, 0], "feature_stride": 8}
+
+    def losses(self, clips: torch.Tensor, targets: list[dict]) -> dict:
+        """The loss dict in any mode (the validation loss runs under eval())."""
+        boxes, logits, _, _ = self._heads(clips)
         parts = {k: clips.new_zeros(()) for k in ("loss_agentness", "loss_agent", "loss_action",
                                                   "loss_loc", "loss_l1", "loss_giou")}
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -69,7 +77,11 @@ class ToyDetector(nn.Module):
 
 def toy_builder(num_frames: int = 2):
     """A (build_model, normalize) pair for ``roadtrack.engine.train.train(builder=...)``."""
-    return (lambda model_cfg: ToyDetector(num_frames=num_frames, **model_cfg)), toy_normalize
+    def build(model_cfg: dict) -> ToyDetector:
+        classes = model_cfg["classes"]
+        return ToyDetector(num_frames=num_frames, agents=classes["agent"],
+                           actions=classes["action"], locs=classes["loc"])
+    return build, toy_normalize
 
 
 def copy_dataset(root: Path, dest: Path, frames: bool = True) -> Path:

@@ -152,7 +152,7 @@ class Trainer:
         self.annotation_path = annotation_path
         self.data_dir = data_dir
 
-        self.sampler = D.ShardedBatchSampler(len(self.train_set), config.data.batch_size,
+        self.sampler = D.ShardedBatchSampler(len(self.train_set), config.train.batch_size,
                                              dist.rank, dist.world, shuffle=True, seed=tc.seed)
         self.loader = self._loader(self.train_set, self.sampler)
         self.max_steps = tc.epochs * self.sampler.batches_per_epoch if tc.epochs > 0 \
@@ -215,7 +215,7 @@ class Trainer:
     def _loader(self, dataset: ClipDataset, sampler: D.ShardedBatchSampler) -> DataLoader:
         workers = self.cfg.data.workers
         return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                          collate_fn=collate_clips, persistent_workers=workers > 0,
+                          collate_fn=collate_clips,
                           pin_memory=self.dist.device.type == "cuda",
                           generator=torch.Generator(),  # leaves the global RNG alone
                           worker_init_fn=_quiet_worker)
@@ -249,7 +249,8 @@ class Trainer:
         elapsed_before = self.elapsed
         while self.step < self.max_steps:
             self.sampler.set_epoch(self.epoch, self.batch)
-            for clips, targets, _ in self.loader:
+            batches = iter(self.loader)
+            for clips, targets, _ in batches:
                 parts = self._train_step(clips, targets)
                 for k, v in parts.items():
                     self.pending[k] = self.pending.get(k, 0.0) + float(v)
@@ -274,6 +275,7 @@ class Trainer:
                     break
                 if self.step >= self.max_steps or self.batch == 0:
                     break
+            del batches  # ends this epoch's workers now, not at garbage collection
             if stopped_by != "max_steps":
                 break
         bar.close()
@@ -340,7 +342,7 @@ class Trainer:
         """Validation loss over the val split (frame-mAP joins when the evaluator is present)."""
         if self.val_set is None:
             return {}
-        sampler = D.ShardedBatchSampler(len(self.val_set), self.cfg.data.batch_size,
+        sampler = D.ShardedBatchSampler(len(self.val_set), self.cfg.train.batch_size,
                                         self.dist.rank, self.dist.world, shuffle=False,
                                         seed=self.cfg.train.seed)
         loader = DataLoader(self.val_set, batch_sampler=sampler, num_workers=0,
@@ -350,7 +352,7 @@ class Trainer:
         for clips, targets, _ in loader:
             clips, targets = self._to_device(clips, targets)
             with autocast(self.dist.device, self.amp):
-                losses = self.model(clips, targets)
+                losses = self.model.losses(clips, targets)  # the loss under eval()
             total += torch.tensor([float(losses["loss"]) * len(targets), len(targets)],
                                   dtype=torch.float64)
         total = D.all_sum(total)
