@@ -43,7 +43,7 @@ class VideoAnnotation:
     height: int
     annotated: np.ndarray  # (numf,) bool: frame n is labelled when annotated[n - 1]
     frames: np.ndarray  # (N,) int32
-    boxes: np.ndarray  # (N, 4) float32 x1 y1 x2 y2 normalised to [0, 1]
+    boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
     track_ids: np.ndarray  # (N,) int32 index into uids
     uids: list[str]
     labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
@@ -203,7 +203,7 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
         name=name, split_ids=split_ids, numf=numf, width=width, height=height,
         annotated=annotated,
         frames=np.asarray(frames, dtype=np.int32)[order],
-        boxes=np.clip(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), 0.0, 1.0)[order],
+        boxes=np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), 0.0, 1.0)[order],
         track_ids=track_ids.astype(np.int32).reshape(-1)[order],
         uids=[str(u) for u in uids],
         labels={t: _multi_hot(ids[t], mappings[t], labels.num_classes(t), f"{where}: {t}_ids",

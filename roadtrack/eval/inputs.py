@@ -1,0 +1,180 @@
+"""What the ROAD evaluators read: frame-level detections and tubes, from files or a run folder.
+
+Frame-level detections (the official baseline's pickle)::
+
+    dets[level][video + '%05d' % frame][class_id] = array (k, 5): x1 y1 x2 y2 score, 840x600 px
+
+``level`` is ``agent_ness`` (one class) or a label type; a frame's value may be a list of
+per-class arrays or one (C, k, 5) array. Detections of frames that are not annotated are ignored.
+
+From a run folder, ``detections/<video>.npz`` gives every detection a score for every class:
+``agent_ness`` = ``scores`` (agentness); ``agent``/``action``/``loc`` = agentness x class
+probability; ``duplex`` = agentness x agent x action probability of its children; ``triplet`` =
+agentness x agent x action x loc probability. Boxes are scaled from source pixels to 840x600.
+
+Event artifacts (``events/<video>.json``, written by the event stage) hold the video's tubes::
+
+    {"width": W, "height": H,
+     "tubes": {label_type: [{"label_id": int, "score": float,
+                             "frames": [1-based ints], "boxes": [[x1, y1, x2, y2] source px]}]}}
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..boxes import scale_boxes
+from ..errors import UserError
+from ..io.artifacts import artifact_path, load_events, load_stage
+from ..labels import LABEL_TYPES, LabelSpace
+from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
+from .video_map import TubeSet
+
+
+def _level_classes(labels: LabelSpace, level: str) -> int:
+    return 1 if level == "agent_ness" else labels.num_classes(level)
+
+
+def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
+                           path: str | Path) -> dict[str, FrameDetections]:
+    """Convert the baseline's nested dict into pooled arrays per level (official order)."""
+    if not isinstance(dets, dict):
+        raise UserError("frame detections: top level is not a dict of levels", path)
+    unknown = [k for k in dets if k not in FRAME_LEVELS]
+    if unknown:
+        raise UserError(f"frame detections: unknown levels {unknown} (expected "
+                        f"{', '.join(FRAME_LEVELS)})", path)
+    out = {}
+    for level, per_frame in dets.items():
+        if not isinstance(per_frame, dict):
+            raise UserError(f"frame detections: {level} is not a dict of frames", path)
+        num_classes = _level_classes(labels, level)
+        frames, counts, blocks = [], [], []  # per kept frame; counts: rows per class
+        for key, value in per_frame.items():
+            fi = truth.index.get(key)
+            if fi is None:
+                continue
+            try:
+                if isinstance(value, np.ndarray) and value.ndim == 3:
+                    if value.shape[0] != num_classes or value.shape[2] != 5:
+                        raise ValueError
+                    blocks.append(value.reshape(-1, 5))  # (C, k, 5) -> class-major rows
+                    counts.extend([value.shape[1]] * num_classes)
+                else:
+                    if len(value) != num_classes:
+                        raise ValueError
+                    arrays = [np.asarray(a, dtype=np.float64).reshape(-1, 5) for a in value]
+                    blocks.extend(arrays)
+                    counts.extend(len(a) for a in arrays)
+            except (ValueError, TypeError):
+                raise UserError(f"frame detections: {level}[{key!r}] is not {num_classes} "
+                                "(k, 5) arrays of x1 y1 x2 y2 score", path) from None
+            frames.append(fi)
+        counts = np.asarray(counts, dtype=np.int64)
+        table = np.concatenate(blocks).astype(np.float64) if blocks else np.zeros((0, 5))
+        if not np.isfinite(table).all():
+            raise UserError(f"frame detections: {level} holds NaN or infinite values", path)
+        per_frame_rows = counts.reshape(-1, num_classes).sum(axis=1)
+        out[level] = FrameDetections(
+            frame=np.repeat(np.asarray(frames, dtype=np.int64), per_frame_rows),
+            label=np.repeat(np.tile(np.arange(num_classes), len(frames)), counts),
+            boxes=table[:, :4], scores=table[:, 4].copy())
+    return out
+
+
+def level_scores(det: dict[str, np.ndarray], labels: LabelSpace) -> dict[str, np.ndarray]:
+    """Per-level (N, C) scores of detection rows (see the module docstring)."""
+    agentness = det["scores"].astype(np.float64)[:, None]
+    probs = {t: det[t].astype(np.float64) for t in ("agent", "action", "loc")}
+    for t in probs:
+        if probs[t].shape[1] != labels.num_classes(t):
+            raise UserError(f"detections have {probs[t].shape[1]} {t} classes, the annotation "
+                            f"has {labels.num_classes(t)}")
+    duplex = labels.duplex_children()
+    triplet = labels.triplet_children()
+    return {
+        "agent_ness": agentness,
+        "agent": agentness * probs["agent"],
+        "action": agentness * probs["action"],
+        "loc": agentness * probs["loc"],
+        "duplex": agentness * probs["agent"][:, duplex[:, 0]] * probs["action"][:, duplex[:, 1]],
+        "triplet": agentness * probs["agent"][:, triplet[:, 0]]
+        * probs["action"][:, triplet[:, 1]] * probs["loc"][:, triplet[:, 2]],
+    }
+
+
+def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
+                        labels: LabelSpace) -> dict[str, FrameDetections]:
+    """Every detection row with a score for every class, videos in order, frames ascending."""
+    width_eval, height_eval = labels.eval_size
+    parts = {level: [] for level in FRAME_LEVELS}
+    for video in videos:
+        det = load_stage(run, "detections", video)
+        order = np.argsort(det["frames"], kind="stable")
+        frames = det["frames"][order].astype(np.int64)
+        try:
+            scores = level_scores({k: det[k][order] for k in ("scores", "agent", "action", "loc")},
+                                  labels)
+        except UserError as err:
+            raise UserError(str(err), artifact_path(run, "detections", video)) from None
+        boxes = scale_boxes(det["boxes"][order], width_eval / float(det["width"]),
+                            height_eval / float(det["height"]))
+        fi = np.array([truth.index.get(frame_key(video, int(n)), -1) for n in frames],
+                      dtype=np.int64)
+        keep = fi >= 0
+        for level, s in scores.items():  # s: (N, C); rows by frame, then class inside a row
+            n, c = s[keep].shape
+            parts[level].append((np.repeat(fi[keep], c), np.tile(np.arange(c), n),
+                                 np.repeat(boxes[keep], c, axis=0), s[keep].reshape(-1)))
+    out = {}
+    for level, chunks in parts.items():
+        if chunks:
+            f, l, b, s = (np.concatenate(x) for x in zip(*chunks))
+            out[level] = FrameDetections(frame=f, label=l, boxes=b.reshape(-1, 4), scores=s)
+    return out
+
+
+def tubes_from_submission(submission: dict, videos: list[str]) -> dict[str, TubeSet]:
+    """Pooled tubes per label type (videos in the given order, tubes in list order)."""
+    out = {}
+    for label_type in LABEL_TYPES:
+        if label_type not in submission:
+            continue
+        tubes = TubeSet()
+        for vi, video in enumerate(videos):
+            for tube in submission[label_type].get(video, []):
+                tubes.add(vi, tube["label_id"], tube["score"], tube["frames"], tube["boxes"])
+        out[label_type] = tubes
+    return out
+
+
+def events_to_submission(events: dict, eval_size: tuple[int, int], path) -> dict[str, list]:
+    """One events artifact -> ``{label_type: [tube]}`` in the submission's layout (840x600)."""
+    try:
+        sx = eval_size[0] / float(events["width"])
+        sy = eval_size[1] / float(events["height"])
+        tubes = events["tubes"]
+        out = {}
+        for label_type, items in tubes.items():
+            out[label_type] = [{"label_id": t["label_id"], "score": t["score"],
+                                "frames": np.asarray(t["frames"], dtype=np.int64),
+                                "boxes": scale_boxes(np.asarray(t["boxes"], dtype=np.float64)
+                                                     .reshape(-1, 4), sx, sy)}
+                               for t in items]
+        return out
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as err:
+        raise UserError(f"events artifact lacks or has a bad {err}", path) from None
+
+
+def submission_from_run(run: str | Path, videos: list[str], eval_size) -> dict | None:
+    """The run's event artifacts as a submission dict, or None when it has none."""
+    if not any(artifact_path(run, "events", v).is_file() for v in videos):
+        return None
+    submission: dict[str, dict[str, list]] = {t: {} for t in LABEL_TYPES}
+    for video in videos:
+        path = artifact_path(run, "events", video)
+        per_type = events_to_submission(load_events(run, video), eval_size, path)
+        for label_type in LABEL_TYPES:
+            submission[label_type][video] = per_type.get(label_type, [])
+    return submission

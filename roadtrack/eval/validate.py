@@ -1,0 +1,44 @@
+"""``roadtrack validate``: a submission pickle against the videos of an annotation or a list."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..labels import roadpp
+from .submission import check_submission, load_pickle
+
+
+def read_video_list(path: str | Path) -> list[str]:
+    """One video name per line; blank lines and ``#`` comments are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read video list: {getattr(err, 'strerror', None) or err}",
+                        path) from None
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not names:
+        raise UserError("video list is empty", path)
+    return names
+
+
+def validate_file(submission: str | Path, anno: str | Path | None = None,
+                  videos_file: str | Path | None = None, subset: str | None = None
+                  ) -> tuple[list[str], list[str], str]:
+    """(problems, warnings, one-line summary) of a submission file."""
+    if anno is not None:
+        from ..io.annotations import load_annotation
+
+        annotation = load_annotation(anno, keep_tubes=False)
+        labels, videos = annotation.labels, annotation.split(subset)
+        if not videos:
+            raise UserError(f"no videos of split {subset!r}", anno)
+    else:
+        labels, videos = roadpp(), read_video_list(videos_file)
+    data = load_pickle(submission)
+    problems, warnings = check_submission(data, videos, labels)
+    tubes = sum(len(v) for per in data.values() if isinstance(per, dict)
+                for v in per.values() if isinstance(v, (list, tuple))) if not problems else 0
+    summary = (f"{submission}: valid: {', '.join(t for t in data)} for {len(videos)} videos, "
+               f"{tubes} tubes")
+    return problems, warnings, summary
