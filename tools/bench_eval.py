@@ -361,7 +361,7 @@ def reference_evaluate(anno_path, sub_path=None, dets_path=None, subset=None,
             db = data["db"][v]
             for fid, frame in db["frames"].items():
                 if frame["annotated"] > 0:
-                    key = v + "%05d" % int(fid)
+                    key = f"{v}{int(fid):05d}"
                     frame_ids.append(key)
                     gt_frames[key] = list((frame.get("annos") or {}).values())
         for level in LEVELS:

@@ -168,13 +168,13 @@ def events_to_submission(events: dict, eval_size: tuple[int, int], path) -> dict
 
 
 def submission_from_run(run: str | Path, videos: list[str], eval_size) -> dict | None:
-    """The run's event artifacts as a submission dict, or None when it has none."""
+    """The run's event artifacts as a submission dict (the label types any of them holds), or
+    None when it has none; a video without an events file raises."""
     if not any(artifact_path(run, "events", v).is_file() for v in videos):
         return None
-    submission: dict[str, dict[str, list]] = {t: {} for t in LABEL_TYPES}
+    per_video = {}
     for video in videos:
         path = artifact_path(run, "events", video)
-        per_type = events_to_submission(load_events(run, video), eval_size, path)
-        for label_type in LABEL_TYPES:
-            submission[label_type][video] = per_type.get(label_type, [])
-    return submission
+        per_video[video] = events_to_submission(load_events(run, video), eval_size, path)
+    present = [t for t in LABEL_TYPES if any(t in tubes for tubes in per_video.values())]
+    return {t: {video: per_video[video].get(t, []) for video in videos} for t in present}

@@ -12,8 +12,12 @@ from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
 from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
-from .inputs import (frame_dets_from_pickle, frame_dets_from_run, submission_from_run,
-                     tubes_from_submission)
+from .inputs import (
+    frame_dets_from_pickle,
+    frame_dets_from_run,
+    submission_from_run,
+    tubes_from_submission,
+)
 from .submission import load_pickle, require_valid
 from .video_map import PROTOCOLS, truth_tubes, video_ap
 

@@ -50,7 +50,8 @@ def load_pickle(path: str | Path) -> object:
             data = archive.read(members[0])
     try:
         return _SafeUnpickler(io.BytesIO(data)).load()
-    except Exception as err:  # any unpickling failure is the file's fault
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            TypeError, ValueError, KeyError) as err:  # what a corrupt pickle raises
         raise UserError(f"not a readable pickle ({type(err).__name__}: {err})", path) from None
 
 
@@ -148,7 +149,8 @@ def screen_tubes(tubes, num_classes: int, size: tuple[int, int],
                   and isinstance(score, (numbers.Real, np.floating, np.integer))
                   and np.isfinite(float(score)) and f.ndim == 1 and 0 < len(f) == len(b)
                   and b.ndim == 2 and b.shape[1] == 4 and p.shape == f.shape)
-        except Exception:  # any type or shape problem: let check_tube word it
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
+            # a type or shape problem: check_tube words it
             ok = False
         if not ok:
             suspect.append(i)

@@ -37,8 +37,9 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
         labels, videos = roadpp(), read_video_list(videos_file)
     data = load_pickle(submission)
     problems, warnings = check_submission(data, videos, labels)
-    tubes = sum(len(v) for per in data.values() if isinstance(per, dict)
-                for v in per.values() if isinstance(v, (list, tuple))) if not problems else 0
-    summary = (f"{submission}: valid: {', '.join(t for t in data)} for {len(videos)} videos, "
+    if problems:
+        return problems, warnings, ""
+    tubes = sum(len(data[t].get(v, [])) for t in data for v in videos)
+    summary = (f"{submission}: valid: {', '.join(data)} for {len(videos)} videos, "
                f"{tubes} tubes")
     return problems, warnings, summary
