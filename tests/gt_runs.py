@@ -19,3 +19,17 @@ def gt_tracks(video, rng, noise=0.15, drop=0.1):
                 action=probs("action"), loc=probs("loc"),
                 embeddings=np.zeros((n, 0), np.float16), width=w, height=h, fps=10.0,
                 track_ids=video.track_ids[keep], det_index=np.arange(n))
+
+
+def make_gt_run(run, anno, seed, with_events=False):
+    """Write tracks (and optionally events) made from ``anno``'s ground truth into ``run``."""
+    from roadtrack.events.stage import run_events
+    from roadtrack.events.train import EventsConfig
+    from roadtrack.io.artifacts import save_stage
+
+    rng = np.random.default_rng(seed)
+    for name, video in anno.videos.items():
+        save_stage(run, "tracks", name, **gt_tracks(video, rng))
+        if with_events:
+            run_events(run, name, anno.labels, EventsConfig())
+    return run, anno

@@ -7,20 +7,15 @@ from roadtrack.events.stage import TrainedHead, run_events
 from roadtrack.events.train import EventsConfig, fit_event_head
 from roadtrack.events.tubes import TubeConfig, track_tubes
 from roadtrack.io.annotations import load_annotation
-from roadtrack.io.artifacts import load_events, save_stage
+from roadtrack.io.artifacts import load_events
 from roadtrack.labels import roadpp
 
-from .gt_runs import gt_tracks
+from .gt_runs import gt_tracks, make_gt_run
 
 
 @pytest.fixture(scope="module")
 def gt_run(tmp_path_factory, synth_anno_path):
-    run = tmp_path_factory.mktemp("run")
-    anno = load_annotation(synth_anno_path)
-    rng = np.random.default_rng(0)
-    for name, video in anno.videos.items():
-        save_stage(run, "tracks", name, **gt_tracks(video, rng))
-    return run, anno
+    return make_gt_run(tmp_path_factory.mktemp("run"), load_annotation(synth_anno_path), 0)
 
 
 def test_series_interpolates_gaps_and_keeps_detection_rows():

@@ -6,26 +6,18 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
-from roadtrack.events.stage import run_events
 from roadtrack.events.submit import build_submission, write_submission
-from roadtrack.events.train import EventsConfig
 from roadtrack.io.annotations import load_annotation
-from roadtrack.io.artifacts import save_stage
 from roadtrack.io.video import FrameFolder, VideoFile
 from roadtrack.viz import render_run_video
 
-from .gt_runs import gt_tracks
+from .gt_runs import make_gt_run
 
 
 @pytest.fixture(scope="module")
 def events_run(tmp_path_factory, synth_anno_path):
-    run = tmp_path_factory.mktemp("events_run")
-    anno = load_annotation(synth_anno_path)
-    rng = np.random.default_rng(3)
-    for name, video in anno.videos.items():
-        save_stage(run, "tracks", name, **gt_tracks(video, rng))
-        run_events(run, name, anno.labels, EventsConfig())
-    return run, anno
+    return make_gt_run(tmp_path_factory.mktemp("events_run"), load_annotation(synth_anno_path),
+                       3, with_events=True)
 
 
 def test_submission_layout_and_pixels(events_run, tmp_path):
