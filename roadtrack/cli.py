@@ -83,6 +83,63 @@ def info(annotation, split):
     click.echo(annotation_summary(load_annotation(annotation), split))
 
 
+@main.command("train-events")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Dataset root (or annotation file) with the ground truth.")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="Run folder with tracks/ of the training videos.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the event head (event_head.pt).")
+def train_events(config, data, run_dir, out_dir):
+    """Train the event head on tracked detections matched to the ground truth."""
+    from .events.train import fit_event_head
+    from .events.config import events_config
+
+    summary = fit_event_head(data, run_dir, out_dir, events_config(config))
+    click.echo(f"event head: {summary['tracks']} tracks, {summary['frames']} matched frames, "
+               f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f} in "
+               f"{summary['seconds']:.0f} s; wrote {out_dir / 'event_head.pt'}")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Submission pickle to write.")
+@click.option("--videos", default=None,
+              help="Videos to include: a file with one name per line, or names joined by commas.")
+@click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
+def submit(run_dir, out, videos, zipped):
+    """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
+    from .events.submit import build_submission, read_video_list, write_submission
+
+    names = read_video_list(videos) if videos else None
+    submission = build_submission(run_dir, names)
+    path = write_submission(submission, out, zipped)
+    counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
+    click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
+               ", ".join(f"{n} {t} tubes" for t, n in counts.items()))
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--video", "name", required=True, help="Video name.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="mp4 file to write.")
+@click.option("--videos", "videos_dir", default=None, type=click.Path(path_type=Path),
+              help="Where the video is (default: the folder the run was made from).")
+def viz(run_dir, name, out, videos_dir):
+    """Draw a run's tracks, ids and agent/action/location labels on a video."""
+    from .io.video import discover_videos
+    from .pipeline import recorded_videos_dir
+    from .viz import render_run_video
+
+    folder = videos_dir or recorded_videos_dir(run_dir)
+    (source,) = discover_videos(folder, names=[name])
+    frames = render_run_video(run_dir, source, out)
+    click.echo(f"wrote {out}: {frames} frames")
+
+
 @main.group("eval", cls=_Group)
 def eval_group():
     """Score tracks (MOT metrics) and ROAD++ submissions or runs (frame-/video-mAP)."""

@@ -1,0 +1,30 @@
+"""Shared fixtures: a small synthetic ROAD++ dataset made once per test session."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from roadtrack.synth.dataset import ANNOTATION_NAME, write_dataset
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """3 videos x 30 frames at 210x150: annotation, videos/ and rgb-images/."""
+    root = tmp_path_factory.mktemp("synth") / "data"
+    write_dataset(root, num_videos=3, num_frames=30, width=210, height=150, seed=7)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_anno_path(synth_root) -> Path:
+    return synth_root / ANNOTATION_NAME
+
+
+@pytest.fixture
+def anno_dict(synth_anno_path) -> dict:
+    """A fresh, editable copy of the synthetic annotation."""
+    return json.loads(synth_anno_path.read_text())
