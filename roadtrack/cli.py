@@ -93,8 +93,8 @@ def info(annotation, split):
               help="Folder for the event head (event_head.pt).")
 def train_events(config, data, run_dir, out_dir):
     """Train the event head on tracked detections matched to the ground truth."""
-    from .events.train import fit_event_head
     from .events.config import events_config
+    from .events.train import fit_event_head
 
     summary = fit_event_head(data, run_dir, out_dir, events_config(config))
     click.echo(f"event head: {summary['tracks']} tracks, {summary['frames']} matched frames, "
@@ -247,8 +247,9 @@ def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, jso
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--anno", type=click.Path(path_type=Path),
               help="Annotation file whose videos (and label space) the submission must cover.")
-@click.option("--videos", "videos_file", type=click.Path(path_type=Path),
-              help="Text file with one video name per line (ROAD++ label space).")
+@click.option("--videos", "videos_file", default=None,
+              help="Videos the submission must cover (ROAD++ label space): a file with one "
+                   "name per line, or names joined by commas.")
 @click.option("--subset", default=None, help="With --anno: only videos of this split.")
 def validate(submission, anno, videos_file, subset):
     """Check a ROAD++ submission pickle against every rule the scorer relies on; lists all

@@ -7,12 +7,13 @@ import motmetrics
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from road_helpers import annotation, moving_object, write_json
 
 from roadtrack.cli import main
 from roadtrack.eval.mot import Sequence, evaluate_sequences
 from roadtrack.io.annotations import load_annotation
 from roadtrack.io.artifacts import save_stage
+
+from .road_helpers import annotation, moving_object, write_json
 
 DATA = Path(motmetrics.__file__).parent / "data"
 METRICS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_objects", "mostly_tracked",

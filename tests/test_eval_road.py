@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from road_helpers import annotation, bench, moving_object, write_json, write_pickle
 
 from roadtrack.cli import main
 from roadtrack.eval.road import evaluate_road, to_json
@@ -13,6 +12,8 @@ from roadtrack.eval.video_map import TubeSet, st_iou
 from roadtrack.io.annotations import load_annotation
 from roadtrack.io.artifacts import save_events, save_stage
 from roadtrack.labels import roadpp
+
+from .road_helpers import annotation, bench, moving_object, write_json, write_pickle
 
 B = bench()
 
@@ -132,6 +133,7 @@ def _run_folder(tmp_path, anno_path):
                 full = np.arange(frames[0], frames[-1] + 1)  # interpolate the gaps
                 b = np.stack([np.interp(full, frames, b[:, k]) for k in range(4)], 1)
                 tubes[t].append({"label_id": tube.label, "score": 0.8, "frames": full.tolist(),
+                                 "scores": [0.8] * len(full),
                                  "boxes": (b * [1920, 1280, 1920, 1280]).tolist()})
         save_events(run, name, {"width": 1920, "height": 1280, "tubes": tubes})
     return run, space
@@ -155,14 +157,15 @@ def test_run_folder_scores_ground_truth_as_perfect(tmp_path, small_gt):
         assert any(r.num_positives for r in classes)
         for r in classes:
             assert r.ap == (pytest.approx(100.0) if r.num_positives else 0.0)
-    for per in result.video.values():
-        for r in per[0.5]:
+    for label_type in ("agent", "triplet"):  # the types the events hold
+        for r in result.video[label_type][0.5]:
             assert r.ap == (pytest.approx(100.0) if r.num_positives else 0.0)
     out = to_json(result)
     car = space.index("agent", "Car")
     assert out["frame_map"]["agent"]["ap"][car] == pytest.approx(100.0)
     assert out["video_map"]["agent"]["0.5"]["ap"][car] == pytest.approx(100.0)
-    assert set(out["video_map"]) == {"agent", "triplet"}
+    assert set(out["video_map"]) == {"agent", "action", "loc", "duplex", "triplet"}
+    assert out["video_map"]["loc"]["0.5"]["mAP"] == 0.0  # the events hold no loc tubes
     # a detect-only run gets frame-mAP alone
     for p in (run / "events").iterdir():
         p.unlink()
@@ -193,11 +196,15 @@ def test_cli_plots(tmp_path, small_gt):
     for p in (run / "detections").iterdir():
         p.unlink()
     plots = tmp_path / "plots"
+    (run / "events" / "v1.json").rename(tmp_path / "v1.json")
     result = CliRunner().invoke(main, ["eval", "road", "--anno", str(small_gt), "--run",
                                        str(run), "--iou", "0.5", "--plots", str(plots)])
-    assert result.exit_code == 2 and "no such artifact" in result.output  # detections gone
-    for video in ("v1", "v2"):
-        (run / "events" / f"{video}.json").rename(tmp_path / f"{video}.json")
+    assert result.exit_code == 2 and "no events for 1 video(s), e.g. v1" in result.output
+    (run / "events" / "v2.json").rename(tmp_path / "v2.json")
+    result = CliRunner().invoke(main, ["eval", "road", "--anno", str(small_gt), "--run",
+                                       str(run), "--iou", "0.5", "--plots", str(plots)])
+    assert result.exit_code == 2 and "neither detections/ nor events/" in result.output
+    assert not plots.exists()
     sub = {"agent": {}}
     for video in ("v1", "v2"):
         events = json.loads((tmp_path / f"{video}.json").read_text())
@@ -276,3 +283,46 @@ def test_cli_bad_frame_dets_and_options(tmp_path, synthetic):
     result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]),
                                   "--subset", "test", "--pred", str(synthetic["pred"])])
     assert result.exit_code == 2 and "no videos of split 'test'" in result.output
+
+
+def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
+    """Synthetic dataset -> tracks and events from ground truth -> submit -> validate -> eval."""
+    from roadtrack.events.stage import run_events
+    from roadtrack.events.train import EventsConfig
+
+    anno = load_annotation(synth_anno_path)
+    run = tmp_path / "run"
+    rng = np.random.default_rng(3)
+    for name, video in anno.videos.items():
+        keep = rng.random(video.num_boxes) > 0.1  # tracks with gaps, exact boxes
+        n = int(keep.sum())
+        w, h = video.width, video.height
+        save_stage(run, "tracks", name, frames=video.frames[keep],
+                   boxes=(video.boxes[keep] * [w, h, w, h]).astype(np.float32),
+                   scores=np.full(n, 0.9, np.float32),
+                   **{t: video.labels[t][keep].astype(np.float32) * 0.9 + 0.05
+                      for t in ("agent", "action", "loc")},
+                   embeddings=np.zeros((n, 0), np.float16), width=w, height=h, fps=10.0,
+                   track_ids=video.track_ids[keep], det_index=np.arange(n))
+        run_events(run, name, anno.labels, EventsConfig())
+    runner = CliRunner()
+    mot_json, road_json, sub = tmp_path / "mot.json", tmp_path / "road.json", tmp_path / "s.pkl"
+    result = runner.invoke(main, ["eval", "mot", "--anno", str(synth_anno_path), "--run",
+                                  str(run), "--json", str(mot_json)])
+    assert result.exit_code == 0, result.output
+    mot = json.loads(mot_json.read_text())
+    assert set(mot["sequences"]) == set(anno.videos)
+    assert mot["overall"]["mota"] > 0.5 and mot["overall"]["idf1"] > 0.5
+    assert runner.invoke(main, ["submit", str(run), "--out", str(sub)]).exit_code == 0
+    result = runner.invoke(main, ["validate", str(sub), "--anno", str(synth_anno_path)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synth_anno_path), "--run",
+                                  str(run), "--json", str(road_json)])
+    assert result.exit_code == 0, result.output
+    from_run = json.loads(road_json.read_text())
+    assert from_run["frame_map"] == {}  # tracks and events, but no detections
+    assert from_run["challenge"]["agent"] > 10
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synth_anno_path), "--pred",
+                                  str(sub), "--json", str(road_json)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(road_json.read_text())["video_map"] == from_run["video_map"]

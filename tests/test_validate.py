@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from road_helpers import annotation, moving_object, write_json, write_pickle
 
 from roadtrack.cli import main
 from roadtrack.eval.submission import check_submission, check_tube, screen_tubes
 from roadtrack.labels import roadpp
+
+from .road_helpers import annotation, moving_object, write_json, write_pickle
 
 
 def good_tube(label=1, first=3, n=5):
@@ -35,7 +36,7 @@ def test_valid_submission_with_lists_or_arrays(tmp_path, anno):
     assert result.exit_code == 0, result.output
     assert "valid" in result.output and "2 tubes" in result.output
     videos = tmp_path / "videos.txt"
-    videos.write_text("v1\n\n# comment\n")
+    videos.write_text("v1\n\n")
     result = run(tmp_path / "s.pkl", "--videos", videos)
     assert result.exit_code == 0, result.output
     assert "not evaluated" in result.output  # v2 is not in the list: a warning only
@@ -106,6 +107,8 @@ def test_bad_files_and_options(tmp_path, anno):
     empty.write_text("\n")
     result = run(sub, "--videos", empty)
     assert result.exit_code == 2 and "video list is empty" in result.output
+    result = run(sub, "--videos", "v1,v3")  # names joined by commas
+    assert result.exit_code == 1 and "agent: 1 videos missing: v3" in result.output
 
 
 def test_annotation_of_another_dataset_lists_its_videos_missing(tmp_path):

@@ -12,11 +12,8 @@ From a run folder, ``detections/<video>.npz`` gives every detection a score for 
 probability; ``duplex`` = agentness x agent x action probability of its children; ``triplet`` =
 agentness x agent x action x loc probability. Boxes are scaled from source pixels to 840x600.
 
-Event artifacts (``events/<video>.json``, written by the event stage) hold the video's tubes::
-
-    {"width": W, "height": H,
-     "tubes": {label_type: [{"label_id": int, "score": float,
-                             "frames": [1-based ints], "boxes": [[x1, y1, x2, y2] source px]}]}}
+Event artifacts (``events/<video>.json``, written by the event stage, see ``roadtrack.events``)
+become tubes exactly as ``roadtrack submit`` converts them (boxes scaled to 840x600).
 """
 from __future__ import annotations
 
@@ -26,7 +23,7 @@ import numpy as np
 
 from ..boxes import scale_boxes
 from ..errors import UserError
-from ..io.artifacts import artifact_path, load_events, load_stage
+from ..io.artifacts import artifact_path, finished_videos, load_stage
 from ..labels import LABEL_TYPES, LabelSpace
 from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
 from .video_map import TubeSet
@@ -149,32 +146,15 @@ def tubes_from_submission(submission: dict, videos: list[str]) -> dict[str, Tube
     return out
 
 
-def events_to_submission(events: dict, eval_size: tuple[int, int], path) -> dict[str, list]:
-    """One events artifact -> ``{label_type: [tube]}`` in the submission's layout (840x600)."""
-    try:
-        sx = eval_size[0] / float(events["width"])
-        sy = eval_size[1] / float(events["height"])
-        tubes = events["tubes"]
-        out = {}
-        for label_type, items in tubes.items():
-            out[label_type] = [{"label_id": t["label_id"], "score": t["score"],
-                                "frames": np.asarray(t["frames"], dtype=np.int64),
-                                "boxes": scale_boxes(np.asarray(t["boxes"], dtype=np.float64)
-                                                     .reshape(-1, 4), sx, sy)}
-                               for t in items]
-        return out
-    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as err:
-        raise UserError(f"events artifact lacks or has a bad {err}", path) from None
+def submission_from_run(run: str | Path, videos: list[str]) -> dict | None:
+    """The run's event artifacts as a submission (``roadtrack submit``'s conversion), or None
+    when the run has no events at all (a detect-only run)."""
+    from ..events.submit import build_submission
 
-
-def submission_from_run(run: str | Path, videos: list[str], eval_size) -> dict | None:
-    """The run's event artifacts as a submission dict (the label types any of them holds), or
-    None when it has none; a video without an events file raises."""
-    if not any(artifact_path(run, "events", v).is_file() for v in videos):
+    if not finished_videos(run, "events"):
         return None
-    per_video = {}
-    for video in videos:
-        path = artifact_path(run, "events", video)
-        per_video[video] = events_to_submission(load_events(run, video), eval_size, path)
-    present = [t for t in LABEL_TYPES if any(t in tubes for tubes in per_video.values())]
-    return {t: {video: per_video[video].get(t, []) for video in videos} for t in present}
+    try:
+        return build_submission(run, videos)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as err:
+        raise UserError(f"events artifacts lack or have a bad {err}", Path(run) / "events") \
+            from None

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
+from ..io.artifacts import finished_videos
 from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
@@ -45,7 +46,11 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
                   run: str | Path | None = None, frame_dets: str | Path | None = None,
                   subset: str | None = None, thresholds=(0.1, 0.2, 0.5),
                   protocol: str = "official", frame_threshold: float = 0.5) -> RoadResult:
-    """Score a submission pickle (``pred``) or a run folder against an annotation file."""
+    """Score a submission pickle (``pred``) or a run folder against an annotation file.
+
+    A run gives video-mAP when it has event artifacts and frame-mAP when it has detection
+    artifacts (each then needed for every evaluated video); ``frame_dets`` goes with ``pred``.
+    """
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
     if (pred is None) == (run is None):
@@ -63,7 +68,7 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
     elif run is not None:
         if not Path(run).is_dir():
             raise UserError("no such run folder", run)
-        submission, sub_path = submission_from_run(run, videos, labels.eval_size), run
+        submission, sub_path = submission_from_run(run, videos), run
     tubes = {}
     if submission is not None:
         require_valid(submission, videos, labels, sub_path,
@@ -74,8 +79,11 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
         video_results[label_type] = video_ap(dets, truth_tubes(anno, videos, label_type),
                                              labels.num_classes(label_type), len(videos),
                                              thresholds, protocol)
+    has_detections = run is not None and bool(finished_videos(run, "detections"))
+    if run is not None and submission is None and not has_detections:
+        raise UserError("run has neither detections/ nor events/ artifacts", run)
     frame_results = {}
-    if frame_dets is not None or run is not None:
+    if frame_dets is not None or has_detections:
         truth = build_frame_truth(anno, videos)
         if frame_dets is not None:
             dets = frame_dets_from_pickle(load_pickle(frame_dets), truth, labels, frame_dets)

@@ -8,20 +8,6 @@ from ..labels import roadpp
 from .submission import check_submission, load_pickle
 
 
-def read_video_list(path: str | Path) -> list[str]:
-    """One video name per line; blank lines and ``#`` comments are skipped."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read video list: {getattr(err, 'strerror', None) or err}",
-                        path) from None
-    names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
-    if not names:
-        raise UserError("video list is empty", path)
-    return names
-
-
 def validate_file(submission: str | Path, anno: str | Path | None = None,
                   videos_file: str | Path | None = None, subset: str | None = None
                   ) -> tuple[list[str], list[str], str]:
@@ -34,6 +20,8 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
         if not videos:
             raise UserError(f"no videos of split {subset!r}", anno)
     else:
+        from ..events.submit import read_video_list
+
         labels, videos = roadpp(), read_video_list(videos_file)
     data = load_pickle(submission)
     problems, warnings = check_submission(data, videos, labels)
