@@ -33,6 +33,58 @@ def _level_classes(labels: LabelSpace, level: str) -> int:
     return 1 if level == "agent_ness" else labels.num_classes(level)
 
 
+def _frame_arrays(value, num_classes: int) -> list[np.ndarray]:
+    """One frame's value (C per-class arrays, or one (C, k, 5) array) -> C (k, 5) arrays."""
+    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != num_classes:
+        raise ValueError
+    return [np.asarray(a, dtype=np.float64).reshape(-1, 5) for a in value]
+
+
+def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
+    """(kept frame indices, rows per class (F*C,), (R, 5) table) in the dict's order.
+
+    The fast path concatenates everything at once; any shape surprise falls back to checking
+    frame by frame (which names the frame when it is really broken).
+    """
+    frames, counts, blocks = [], [], []
+    for key, value in per_frame.items():
+        fi = truth.index.get(key)
+        if fi is None:
+            continue
+        frames.append(fi)
+        if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[0] == num_classes:
+            blocks.append(value.reshape(-1, value.shape[2]))  # (C, k, 5) -> class-major rows
+            counts.extend([value.shape[1]] * num_classes)
+        elif isinstance(value, (list, tuple)) and len(value) == num_classes:
+            blocks.extend(value)
+            counts.extend(map(len, value))
+        else:
+            raise ValueError(key)
+    table = np.concatenate(blocks).astype(np.float64) if blocks else np.zeros((0, 5))
+    if table.ndim != 2 or table.shape[1] != 5 or len(table) != sum(counts):
+        raise ValueError
+    return frames, counts, table
+
+
+def _pool_level_checked(per_frame: dict, truth: FrameTruth, num_classes: int, level: str,
+                        path):
+    frames, counts, blocks = [], [], []
+    for key, value in per_frame.items():
+        fi = truth.index.get(key)
+        if fi is None:
+            continue
+        try:
+            arrays = _frame_arrays(value, num_classes)
+        except (ValueError, TypeError):
+            raise UserError(f"frame detections: {level}[{key!r}] is not {num_classes} "
+                            "(k, 5) arrays of x1 y1 x2 y2 score", path) from None
+        frames.append(fi)
+        blocks.extend(arrays)
+        counts.extend(len(a) for a in arrays)
+    table = np.concatenate(blocks) if blocks else np.zeros((0, 5))
+    return frames, counts, table
+
+
 def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
                            path: str | Path) -> dict[str, FrameDetections]:
     """Convert the baseline's nested dict into pooled arrays per level (official order)."""
@@ -47,31 +99,14 @@ def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
         if not isinstance(per_frame, dict):
             raise UserError(f"frame detections: {level} is not a dict of frames", path)
         num_classes = _level_classes(labels, level)
-        frames, counts, blocks = [], [], []  # per kept frame; counts: rows per class
-        for key, value in per_frame.items():
-            fi = truth.index.get(key)
-            if fi is None:
-                continue
-            try:
-                if isinstance(value, np.ndarray) and value.ndim == 3:
-                    if value.shape[0] != num_classes or value.shape[2] != 5:
-                        raise ValueError
-                    blocks.append(value.reshape(-1, 5))  # (C, k, 5) -> class-major rows
-                    counts.extend([value.shape[1]] * num_classes)
-                else:
-                    if len(value) != num_classes:
-                        raise ValueError
-                    arrays = [np.asarray(a, dtype=np.float64).reshape(-1, 5) for a in value]
-                    blocks.extend(arrays)
-                    counts.extend(len(a) for a in arrays)
-            except (ValueError, TypeError):
-                raise UserError(f"frame detections: {level}[{key!r}] is not {num_classes} "
-                                "(k, 5) arrays of x1 y1 x2 y2 score", path) from None
-            frames.append(fi)
-        counts = np.asarray(counts, dtype=np.int64)
-        table = np.concatenate(blocks).astype(np.float64) if blocks else np.zeros((0, 5))
+        try:
+            frames, counts, table = _pool_level(per_frame, truth, num_classes)
+        except (ValueError, TypeError):
+            frames, counts, table = _pool_level_checked(per_frame, truth, num_classes, level,
+                                                        path)
         if not np.isfinite(table).all():
             raise UserError(f"frame detections: {level} holds NaN or infinite values", path)
+        counts = np.asarray(counts, dtype=np.int64)
         per_frame_rows = counts.reshape(-1, num_classes).sum(axis=1)
         out[level] = FrameDetections(
             frame=np.repeat(np.asarray(frames, dtype=np.int64), per_frame_rows),

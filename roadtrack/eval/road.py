@@ -131,7 +131,7 @@ def format_report(result: RoadResult) -> str:
         if level not in result.frame and not in_video:
             continue
         names = ["agent_ness"] if level == "agent_ness" else list(result.labels.names(level))
-        header = ["class", "positives"]
+        header = ["class", "gt boxes" if level in result.frame else "gt tubes"]
         columns = []
         if level in result.frame:
             header.append("frame@0.5")
