@@ -208,11 +208,12 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
 @eval_group.command("road")
 @click.option("--anno", required=True, type=click.Path(path_type=Path),
               help="ROAD/ROAD++ annotation JSON.")
-@click.option("--pred", type=click.Path(path_type=Path), help="Submission pickle (or zip).")
+@click.option("--pred", type=click.Path(path_type=Path),
+              help="Submission pickle (or zip): video-mAP.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path),
               help="Run folder: detections/ for frame-mAP, events/ for video-mAP.")
 @click.option("--frame-dets", type=click.Path(path_type=Path),
-              help="Frame-level detections pickle in the official baseline's layout.")
+              help="Frame-level detections pickle in the official baseline's layout: frame-mAP.")
 @click.option("--subset", default=None, help="Only videos of this split (e.g. val).")
 @click.option("--iou", "thresholds", default="0.1,0.2,0.5", show_default=True,
               help="ST-IoU thresholds of video-mAP.")
@@ -229,8 +230,6 @@ def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, jso
     from .eval.road import evaluate_road, format_report, to_json
     from .io.atomic import write_json_atomic
 
-    if run_dir is not None and frame_dets is not None:
-        raise UserError("--frame-dets comes with --pred; a run brings its own detections")
     result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=subset,
                            thresholds=_thresholds(thresholds), protocol=protocol)
     click.echo(format_report(result))

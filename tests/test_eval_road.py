@@ -1,6 +1,9 @@
 """`roadtrack eval road`: parity with a literal transcription of the official protocol, the
 official ST-IoU quirks against the strict variant, run folders, JSON/plots and bad input."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -326,3 +329,25 @@ def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
                                   str(sub), "--json", str(road_json)])
     assert result.exit_code == 0, result.output
     assert json.loads(road_json.read_text())["video_map"] == from_run["video_map"]
+
+
+def test_eval_road_process_never_imports_torch(tmp_path, small_gt):
+    run, _ = _run_folder(tmp_path, small_gt)
+    code = ("import sys; from roadtrack.cli import main; "
+            f"main(['eval', 'road', '--anno', {str(small_gt)!r}, '--run', {str(run)!r}], "
+            "standalone_mode=False); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.strip().endswith("False")
+
+
+def test_frame_detections_alone_and_conflicting_inputs(synthetic, tmp_path):
+    out = to_json(evaluate_road(synthetic["anno"], frame_dets=synthetic["stacked"]))
+    assert out["video_map"] == {} and out["challenge"] == {"agent": None, "triplet": None}
+    assert len(out["frame_map"]["duplex"]["ap"]) == 49
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]), "--run",
+                                  str(tmp_path), "--frame-dets", str(synthetic["stacked"])])
+    assert result.exit_code == 2 and "--run brings its own" in result.output
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"])])
+    assert result.exit_code == 2 and "give --pred" in result.output

@@ -23,7 +23,6 @@ CLEAR_METRICS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_object
                  "num_transfer", "num_ascend", "num_migrate"]
 """motmetrics' ``motchallenge_metrics``, in its order."""
 
-HOTA_METRICS = ["hota", "deta", "assa"]
 COUNT_METRICS = {m for m in CLEAR_METRICS if m.startswith("num_") or m.endswith("_tracked")
                  or m == "mostly_lost"}
 

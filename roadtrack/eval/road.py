@@ -46,15 +46,20 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
                   run: str | Path | None = None, frame_dets: str | Path | None = None,
                   subset: str | None = None, thresholds=(0.1, 0.2, 0.5),
                   protocol: str = "official", frame_threshold: float = 0.5) -> RoadResult:
-    """Score a submission pickle (``pred``) or a run folder against an annotation file.
+    """Score a submission pickle (``pred``, video-mAP) and/or frame detections (``frame_dets``,
+    frame-mAP), or a run folder, against an annotation file.
 
     A run gives video-mAP when it has event artifacts and frame-mAP when it has detection
-    artifacts (each then needed for every evaluated video); ``frame_dets`` goes with ``pred``.
+    artifacts (each then needed for every evaluated video).
     """
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
-    if (pred is None) == (run is None):
-        raise UserError("give exactly one of --pred SUBMISSION.pkl and --run RUN")
+    if run is not None and (pred is not None or frame_dets is not None):
+        raise UserError("--run brings its own tubes and detections: no --pred/--frame-dets")
+    if pred is None and run is None and frame_dets is None:
+        raise UserError("give --pred SUBMISSION.pkl and/or --frame-dets DETS.pkl, or --run RUN")
+    if run is not None and not Path(run).is_dir():
+        raise UserError("no such run folder", run)
     anno = anno if isinstance(anno, Annotation) else load_annotation(anno)
     videos = anno.split(subset)
     if not videos:
@@ -66,9 +71,9 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
     if pred is not None:
         submission, sub_path = load_pickle(pred), pred
     elif run is not None:
-        if not Path(run).is_dir():
-            raise UserError("no such run folder", run)
         submission, sub_path = submission_from_run(run, videos), run
+        if submission is None and not finished_videos(run, "detections"):
+            raise UserError("run has neither detections/ nor events/ artifacts", run)
     tubes = {}
     if submission is not None:
         require_valid(submission, videos, labels, sub_path,
@@ -79,11 +84,8 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
         video_results[label_type] = video_ap(dets, truth_tubes(anno, videos, label_type),
                                              labels.num_classes(label_type), len(videos),
                                              thresholds, protocol)
-    has_detections = run is not None and bool(finished_videos(run, "detections"))
-    if run is not None and submission is None and not has_detections:
-        raise UserError("run has neither detections/ nor events/ artifacts", run)
     frame_results = {}
-    if frame_dets is not None or has_detections:
+    if frame_dets is not None or (run is not None and finished_videos(run, "detections")):
         truth = build_frame_truth(anno, videos)
         if frame_dets is not None:
             dets = frame_dets_from_pickle(load_pickle(frame_dets), truth, labels, frame_dets)
