@@ -219,19 +219,24 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
               help="ST-IoU thresholds of video-mAP.")
 @click.option("--protocol", type=click.Choice(["official", "strict"]), default="official",
               show_default=True, help="official: the leaderboard's numbers, quirks included.")
+@click.option("--frame-top-k", default=10, show_default=True, type=click.IntRange(0),
+              help="With --run: detections kept per frame and class (0: all).")
+@click.option("--frame-min-score", default=0.01, show_default=True,
+              type=click.FloatRange(0, 1), help="With --run: lowest class score kept.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as JSON here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write precision-recall curves and per-class AP charts (PNG) here.")
-def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, json_path,
-              plots_dir):
+def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, frame_top_k,
+              frame_min_score, json_path, plots_dir):
     """Video-mAP (agent, action, loc, duplex, triplet) and frame-mAP@0.5 as the ROAD++
     challenge scores them, per class and overall, plus the challenge score."""
     from .eval.road import evaluate_road, format_report, to_json
     from .io.atomic import write_json_atomic
 
     result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=subset,
-                           thresholds=_thresholds(thresholds), protocol=protocol)
+                           thresholds=_thresholds(thresholds), protocol=protocol,
+                           frame_top_k=frame_top_k, frame_min_score=frame_min_score)
     click.echo(format_report(result))
     if json_path is not None:
         write_json_atomic(json_path, to_json(result), indent=1)

@@ -316,7 +316,9 @@ def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
     mot = json.loads(mot_json.read_text())
     assert set(mot["sequences"]) == set(anno.videos)
     assert mot["overall"]["mota"] > 0.5 and mot["overall"]["idf1"] > 0.5
-    assert runner.invoke(main, ["submit", str(run), "--out", str(sub)]).exit_code == 0
+    assert runner.invoke(main, ["submit", str(run), "--out", str(sub), "--zip"]).exit_code == 0
+    result = runner.invoke(main, ["validate", str(sub) + ".zip", "--anno", str(synth_anno_path)])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["validate", str(sub), "--anno", str(synth_anno_path)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["eval", "road", "--anno", str(synth_anno_path), "--run",
@@ -351,3 +353,15 @@ def test_frame_detections_alone_and_conflicting_inputs(synthetic, tmp_path):
     assert result.exit_code == 2 and "--run brings its own" in result.output
     result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"])])
     assert result.exit_code == 2 and "give --pred" in result.output
+
+
+def test_top_per_frame_keeps_the_best_of_each_frame_and_class():
+    from roadtrack.eval.inputs import top_per_frame
+
+    frame = np.array([0, 0, 0, 1, 1])
+    scores = np.array([[0.9, 0.1], [0.5, 0.8], [0.7, 0.005], [0.2, 0.3], [0.6, 0.3]])
+    keep = top_per_frame(frame, scores, top_k=2, min_score=0.01)
+    assert keep.tolist() == [[True, True], [False, True], [True, False], [True, True],
+                             [True, True]]
+    assert top_per_frame(frame, scores, 1, 0.0)[:, 0].tolist() == [True, False, False, False, True]
+    assert top_per_frame(frame, scores, 0, 0.25).sum() == 7

@@ -11,6 +11,7 @@ From a run folder, ``detections/<video>.npz`` gives every detection a score for 
 ``agent_ness`` = ``scores`` (agentness); ``agent``/``action``/``loc`` = agentness x class
 probability; ``duplex`` = agentness x agent x action probability of its children; ``triplet`` =
 agentness x agent x action x loc probability. Boxes are scaled from source pixels to 840x600.
+Per frame and class the best ``top_k`` entries reaching ``min_score`` are kept.
 
 Event artifacts (``events/<video>.json``, written by the event stage, see ``roadtrack.events``)
 become tubes exactly as ``roadtrack submit`` converts them (boxes scaled to 840x600).
@@ -136,9 +137,32 @@ def level_scores(det: dict[str, np.ndarray], labels: LabelSpace) -> dict[str, np
     }
 
 
+def top_per_frame(frame: np.ndarray, scores: np.ndarray, top_k: int,
+                  min_score: float) -> np.ndarray:
+    """(N, C) mask of the entries kept: per frame and class the ``top_k`` best scores that reach
+    ``min_score`` (``top_k`` 0 keeps every entry above the floor). ``frame`` (N,) is sorted."""
+    keep = scores >= min_score
+    if top_k <= 0:
+        return keep
+    rows, cls = np.nonzero(keep)  # row-major
+    group = cls * (int(frame.max(initial=0)) + 1) + frame[rows]
+    order = np.lexsort((-scores[rows, cls], group))  # by group, best score first
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_group)) + 1]
+    lengths = np.diff(np.r_[starts, len(order)])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(starts, lengths)
+    drop = rank >= top_k
+    keep[rows[drop], cls[drop]] = False
+    return keep
+
+
 def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
-                        labels: LabelSpace) -> dict[str, FrameDetections]:
-    """Every detection row with a score for every class, videos in order, frames ascending."""
+                        labels: LabelSpace, top_k: int = 10,
+                        min_score: float = 0.01) -> dict[str, FrameDetections]:
+    """Every detection row scores every class; per frame and class the ``top_k`` best with
+    score >= ``min_score`` are kept (bounds memory on full-size runs). Videos in order, frames
+    ascending, rows in artifact order."""
     width_eval, height_eval = labels.eval_size
     parts = {level: [] for level in FRAME_LEVELS}
     for video in videos:
@@ -154,11 +178,11 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
                             height_eval / float(det["height"]))
         fi = np.array([truth.index.get(frame_key(video, int(n)), -1) for n in frames],
                       dtype=np.int64)
-        keep = fi >= 0
-        for level, s in scores.items():  # s: (N, C); rows by frame, then class inside a row
-            n, c = s[keep].shape
-            parts[level].append((np.repeat(fi[keep], c), np.tile(np.arange(c), n),
-                                 np.repeat(boxes[keep], c, axis=0), s[keep].reshape(-1)))
+        inside = fi >= 0
+        for level, s in scores.items():  # s: (N, C)
+            rows, cls = np.nonzero(top_per_frame(fi[inside], s[inside], top_k, min_score))
+            parts[level].append((fi[inside][rows], cls, boxes[inside][rows],
+                                 s[inside][rows, cls]))
     out = {}
     for level, chunks in parts.items():
         if chunks:

@@ -45,12 +45,14 @@ def mean_ap(results: list[ClassResult]) -> float:
 def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
                   run: str | Path | None = None, frame_dets: str | Path | None = None,
                   subset: str | None = None, thresholds=(0.1, 0.2, 0.5),
-                  protocol: str = "official", frame_threshold: float = 0.5) -> RoadResult:
+                  protocol: str = "official", frame_threshold: float = 0.5,
+                  frame_top_k: int = 10, frame_min_score: float = 0.01) -> RoadResult:
     """Score a submission pickle (``pred``, video-mAP) and/or frame detections (``frame_dets``,
     frame-mAP), or a run folder, against an annotation file.
 
     A run gives video-mAP when it has event artifacts and frame-mAP when it has detection
-    artifacts (each then needed for every evaluated video).
+    artifacts (each then needed for every evaluated video); of a run's detections, per frame and
+    class the ``frame_top_k`` best reaching ``frame_min_score`` are scored.
     """
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
@@ -90,7 +92,7 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
         if frame_dets is not None:
             dets = frame_dets_from_pickle(load_pickle(frame_dets), truth, labels, frame_dets)
         else:
-            dets = frame_dets_from_run(run, videos, truth, labels)
+            dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
         frame_results = frame_map(truth, dets, frame_threshold)
     return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results)
 
