@@ -153,5 +153,196 @@ def detect_command(run_dir, weights, config_path, videos, out, names, which, dev
         click.echo(summary.table())
 
 
+@main.command("train-events")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Dataset root (or annotation file) with the ground truth.")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="Run folder with tracks/ of the training videos.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the event head (event_head.pt).")
+def train_events(config, data, run_dir, out_dir):
+    """Train the event head on tracked detections matched to the ground truth."""
+    from .events.config import events_config
+    from .events.train import fit_event_head
+
+    summary = fit_event_head(data, run_dir, out_dir, events_config(config))
+    click.echo(f"event head: {summary['tracks']} tracks, {summary['frames']} matched frames, "
+               f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f} in "
+               f"{summary['seconds']:.0f} s; wrote {out_dir / 'event_head.pt'}")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Submission pickle to write.")
+@click.option("--videos", default=None,
+              help="Videos to include: a file with one name per line, or names joined by commas.")
+@click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
+def submit(run_dir, out, videos, zipped):
+    """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
+    from .events.submit import build_submission, read_video_list, write_submission
+
+    names = read_video_list(videos) if videos else None
+    submission = build_submission(run_dir, names)
+    path = write_submission(submission, out, zipped)
+    counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
+    click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
+               ", ".join(f"{n} {t} tubes" for t, n in counts.items()))
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--video", "name", required=True, help="Video name.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="mp4 file to write.")
+@click.option("--videos", "videos_dir", default=None, type=click.Path(path_type=Path),
+              help="Where the video is (default: the folder the run was made from).")
+def viz(run_dir, name, out, videos_dir):
+    """Draw a run's tracks, ids and agent/action/location labels on a video."""
+    from .io.video import discover_videos
+    from .pipeline import recorded_videos_dir
+    from .viz import render_run_video
+
+    folder = videos_dir or recorded_videos_dir(run_dir)
+    (source,) = discover_videos(folder, names=[name])
+    frames = render_run_video(run_dir, source, out)
+    click.echo(f"wrote {out}: {frames} frames")
+
+
+@main.group("eval", cls=_Group)
+def eval_group():
+    """Score tracks (MOT metrics) and ROAD++ submissions or runs (frame-/video-mAP)."""
+
+
+def _csv(value: str | None, name: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise click.BadParameter(f"{name} is empty")
+    return items
+
+
+def _thresholds(value: str) -> list[float]:
+    try:
+        out = [float(v) for v in _csv(value, "--iou")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+    if not all(0 < t <= 1 for t in out):
+        raise click.BadParameter(f"{value!r}: thresholds must lie in (0, 1]")
+    return out
+
+
+@eval_group.command("mot")
+@click.option("--gt", "gt_root", type=click.Path(path_type=Path),
+              help="MOTChallenge folder: <seq>/gt.txt or <seq>/gt/gt.txt.")
+@click.option("--pred", "pred_root", type=click.Path(path_type=Path),
+              help="Tracker output folder: <seq>.txt, or <seq>/<NAME> with --pred-name.")
+@click.option("--seqs", default=None, help="Comma-separated sequences (default: all in --gt).")
+@click.option("--pred-name", default=None, help="File name of the predictions inside <seq>/.")
+@click.option("--anno", type=click.Path(path_type=Path),
+              help="ROAD/ROAD++ annotation file (with --run).")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path),
+              help="Run folder whose tracks/<video>.npz are scored (with --anno).")
+@click.option("--subset", default=None, help="Only videos of this split (with --anno).")
+@click.option("--iou", "iou_threshold", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True), help="IoU needed for a match.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the metrics as JSON here.")
+def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_threshold,
+             json_path):
+    """CLEAR/identity metrics (motmetrics) and HOTA/DetA/AssA (trackeval), per sequence and
+    overall: MOTChallenge folders (--gt/--pred) or a ROAD++ run (--anno/--run)."""
+    from .eval import mot
+    from .io.atomic import write_json_atomic
+
+    if (gt_root is None) != (pred_root is None) or (anno is None) != (run_dir is None) \
+            or (gt_root is None) == (anno is None):
+        raise UserError("give either --gt and --pred, or --anno and --run")
+    if anno is not None:
+        from .io.annotations import load_annotation
+
+        if not run_dir.is_dir():
+            raise UserError("no such run folder", run_dir)
+        result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset, iou_threshold)
+    else:
+        sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
+                                               pred_name)
+        result = mot.evaluate_sequences(sequences, iou_threshold)
+    click.echo(mot.format_mot_report(result))
+    if json_path is not None:
+        write_json_atomic(json_path, result, indent=1)
+
+
+@eval_group.command("road")
+@click.option("--anno", required=True, type=click.Path(path_type=Path),
+              help="ROAD/ROAD++ annotation JSON.")
+@click.option("--pred", type=click.Path(path_type=Path),
+              help="Submission pickle (or zip): video-mAP.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path),
+              help="Run folder: detections/ for frame-mAP, events/ for video-mAP.")
+@click.option("--frame-dets", type=click.Path(path_type=Path),
+              help="Frame-level detections pickle in the official baseline's layout: frame-mAP.")
+@click.option("--subset", default=None, help="Only videos of this split (e.g. val).")
+@click.option("--iou", "thresholds", default="0.1,0.2,0.5", show_default=True,
+              help="ST-IoU thresholds of video-mAP.")
+@click.option("--protocol", type=click.Choice(["official", "strict"]), default="official",
+              show_default=True, help="official: the leaderboard's numbers, quirks included.")
+@click.option("--frame-top-k", default=10, show_default=True, type=click.IntRange(0),
+              help="With --run: detections kept per frame and class (0: all).")
+@click.option("--frame-min-score", default=0.01, show_default=True,
+              type=click.FloatRange(0, 1), help="With --run: lowest class score kept.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results as JSON here.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write precision-recall curves and per-class AP charts (PNG) here.")
+def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, frame_top_k,
+              frame_min_score, json_path, plots_dir):
+    """Video-mAP (agent, action, loc, duplex, triplet) and frame-mAP@0.5 as the ROAD++
+    challenge scores them, per class and overall, plus the challenge score."""
+    from .eval.road import evaluate_road, format_report, to_json
+    from .io.atomic import write_json_atomic
+
+    result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=subset,
+                           thresholds=_thresholds(thresholds), protocol=protocol,
+                           frame_top_k=frame_top_k, frame_min_score=frame_min_score)
+    click.echo(format_report(result))
+    if json_path is not None:
+        write_json_atomic(json_path, to_json(result), indent=1)
+    if plots_dir is not None:
+        from .eval.plots import write_plots
+
+        written = write_plots(result, plots_dir)
+        click.echo(f"{len(written)} plots in {plots_dir}")
+
+
+@main.command()
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--anno", type=click.Path(path_type=Path),
+              help="Annotation file whose videos (and label space) the submission must cover.")
+@click.option("--videos", "videos_file", default=None,
+              help="Videos the submission must cover (ROAD++ label space): a file with one "
+                   "name per line, or names joined by commas.")
+@click.option("--subset", default=None, help="With --anno: only videos of this split.")
+def validate(submission, anno, videos_file, subset):
+    """Check a ROAD++ submission pickle against every rule the scorer relies on; lists all
+    problems and exits non-zero when there is any."""
+    from .eval.validate import validate_file
+
+    if (anno is None) == (videos_file is None):
+        raise UserError("give exactly one of --anno and --videos")
+    problems, warnings, summary = validate_file(submission, anno=anno, videos_file=videos_file,
+                                                subset=subset)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    for line in problems:
+        click.echo(f"{submission}: {line}", err=True)
+    if problems:
+        click.echo(f"{submission}: {len(problems)} problems", err=True)
+        sys.exit(1)
+    click.echo(summary)
+
+
 def run() -> None:  # pragma: no cover - console entry for ``python -m roadtrack``
     sys.exit(main())

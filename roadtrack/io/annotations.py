@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class VideoAnnotation:
     height: int
     annotated: np.ndarray  # (numf,) bool: frame n is labelled when annotated[n - 1]
     frames: np.ndarray  # (N,) int32
-    boxes: np.ndarray  # (N, 4) float32 x1 y1 x2 y2 normalised to [0, 1]
+    boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
     track_ids: np.ndarray  # (N,) int32 index into uids
     uids: list[str]
     labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
@@ -166,63 +167,77 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{where}: missing or bad key {err}", path) from None
     annotated = np.zeros(numf, dtype=bool)
-    frames, boxes, uids_of_box = [], [], []
+    frames, keys, coords, uids_of_box = [], [], [], []
     ids = {t: [] for t in LABEL_TYPES}
-    row_of = {}
+    id_fields = [(ids[t].append, f"{t}_ids") for t in LABEL_TYPES]
     width = height = 0
     for frame_key, frame in frames_raw.items():
         try:
             n = int(frame_key)
-        except ValueError:
-            raise UserError(f"{where}: frame key {frame_key!r} is not a number", path) from None
-        if not 1 <= n <= numf:
+            annotated[n - 1] = frame.get("annotated", 0) > 0
+            if not width:
+                width, height = int(frame.get("width", 0)), int(frame.get("height", 0))
+        except (ValueError, IndexError, AttributeError, TypeError):
+            raise UserError(f"{where}: bad frame {frame_key!r} (frames are 1..numf={numf})",
+                            path) from None
+        if n < 1:
             raise UserError(f"{where}: frame {n} outside 1..numf={numf}", path)
-        if not isinstance(frame, dict):
-            raise UserError(f"{where} frame {n}: not an object", path)
-        width, height = width or int(frame.get("width", 0)), height or int(frame.get("height", 0))
-        annotated[n - 1] = frame.get("annotated", 0) > 0
         for box_key, box in (frame.get("annos") or {}).items():
-            at = f"{where} frame {n} box {box_key}"
             try:
-                coords = box["box"]
-                uid = box["tube_uid"]
-                box_ids = [box[f"{t}_ids"] for t in LABEL_TYPES]
+                coords.append(box["box"])
+                uids_of_box.append(box["tube_uid"])
+                for append, field_name in id_fields:
+                    append(box[field_name])
             except (KeyError, TypeError) as err:
-                raise UserError(f"{at}: missing key {err}", path) from None
-            if len(coords) != 4 or not all(-0.01 <= float(c) <= BOX_TOLERANCE for c in coords):
-                raise UserError(f"{at}: box {coords} outside [0, {BOX_TOLERANCE}]", path)
-            row_of[(n, box_key)] = len(frames)
+                raise UserError(f"{where} frame {n} box {box_key}: missing key {err}",
+                                path) from None
             frames.append(n)
-            boxes.append(coords)
-            uids_of_box.append(str(uid))
-            for t, id_list in zip(LABEL_TYPES, box_ids):
-                ids[t].append(id_list)
-    order = np.argsort(np.asarray(frames, dtype=np.int64), kind="stable")
-    uids, track_ids = np.unique(np.asarray(uids_of_box, dtype=object).astype(str), return_inverse=True)
+            keys.append((frame_key, box_key))
+    boxes = _checked_boxes(coords, keys, where, path)
+    frames = np.asarray(frames, dtype=np.int32)
+    order = np.argsort(frames, kind="stable")
+    uids, track_ids = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
     video = VideoAnnotation(
         name=name, split_ids=split_ids, numf=numf, width=width, height=height,
-        annotated=annotated,
-        frames=np.asarray(frames, dtype=np.int32)[order],
-        boxes=np.clip(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), 0.0, 1.0)[order],
+        annotated=annotated, frames=frames[order], boxes=boxes[order],
         track_ids=track_ids.astype(np.int32).reshape(-1)[order],
         uids=[str(u) for u in uids],
         labels={t: _multi_hot(ids[t], mappings[t], labels.num_classes(t), f"{where}: {t}_ids",
-                              path)[order]
-                for t in LABEL_TYPES},
+                              path)[order] for t in LABEL_TYPES},
     )
     if keep_tubes:
         new_row = np.empty(len(order), dtype=np.int64)
         new_row[order] = np.arange(len(order))
-        video.tubes = {t: _parse_tubes(raw.get(f"{t}_tubes", {}), mappings[t], row_of, new_row,
+        row_of = {key: new_row[i] for i, key in enumerate(keys)}
+        video.tubes = {t: _parse_tubes(raw.get(f"{t}_tubes", {}), mappings[t], row_of,
                                        f"{where}: {t}_tubes", path) for t in LABEL_TYPES}
     return video
+
+
+def _checked_boxes(coords: list, keys: list, where: str, path: Path) -> np.ndarray:
+    """(N, 4) float64 boxes (the file's precision, as the official scorer reads them) clipped
+    to [0, 1]; raises for ragged lists or values out of range."""
+    try:
+        boxes = np.asarray(coords, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) != len(coords):
+            raise ValueError
+    except (ValueError, TypeError):
+        bad = next(i for i, c in enumerate(coords) if not isinstance(c, list) or len(c) != 4)
+        raise UserError(f"{where} frame {keys[bad][0]} box {keys[bad][1]}: box is not 4 numbers",
+                        path) from None
+    outside = ~((boxes >= -0.01) & (boxes <= BOX_TOLERANCE)).all(axis=1)
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
+        raise UserError(f"{where} frame {keys[bad][0]} box {keys[bad][1]}: box {coords[bad]} "
+                        f"outside [0, {BOX_TOLERANCE}]", path)
+    return np.clip(boxes, 0.0, 1.0)
 
 
 def _multi_hot(id_lists: list, mapping: np.ndarray, num_used: int, where: str,
                path: Path) -> np.ndarray:
     """Ragged lists of ``all_*`` ids -> (N, num_used) bool, dropping unused classes."""
-    counts = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
-    flat = np.fromiter((i for x in id_lists for i in x), dtype=np.int64, count=int(counts.sum()))
+    counts = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+    flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(counts.sum()))
     if flat.size and (flat.min() < 0 or flat.max() >= len(mapping)):
         bad = flat[(flat < 0) | (flat >= len(mapping))][0]
         raise UserError(f"{where}: id {bad} out of range 0..{len(mapping) - 1}", path)
@@ -234,8 +249,8 @@ def _multi_hot(id_lists: list, mapping: np.ndarray, num_used: int, where: str,
     return out
 
 
-def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, new_row: np.ndarray,
-                 where: str, path: Path) -> list[Tube]:
+def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, where: str,
+                 path: Path) -> list[Tube]:
     tubes = []
     for tube_key, tube in raw_tubes.items():
         try:
@@ -248,9 +263,9 @@ def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, new_row: np
         if mapping[label] < 0:
             continue
         try:
-            rows = sorted((int(f), row_of[(int(f), k)]) for f, k in annos.items())
+            rows = np.fromiter((row_of[item] for item in annos.items()), dtype=np.int64,
+                               count=len(annos))
         except KeyError as err:
             raise UserError(f"{where} {tube_key}: refers to a missing box {err}", path) from None
-        tubes.append(Tube(label=int(mapping[label]),
-                          rows=new_row[np.array([r for _, r in rows], dtype=np.int64)]))
+        tubes.append(Tube(label=int(mapping[label]), rows=np.sort(rows)))
     return tubes

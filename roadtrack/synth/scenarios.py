@@ -131,16 +131,25 @@ def stop_at_line(rng, kind):
 
 
 def oncoming_stop(rng, kind):
-    """Come towards, stop in the incoming lane (hazard lights on a car), drive on."""
+    """Come towards, stop in the incoming lane (hazard lights or an indicator on), drive on."""
     u, speed = _lane_u(rng, "IncomLane"), _vehicle_speed(rng, kind)
     s = Script(u, L.HORIZON - 0.02, math.pi)
     stop_v = float(rng.uniform(0.55, 0.8))
     s.drive(u, stop_v - 0.12, speed, "MovTow")
     s.brake(u, stop_v, speed, action="Stop")
-    hazard = kind in ("Car", "MedVeh", "Bus") and rng.random() < 0.5
-    s.wait(int(rng.integers(15, 40)), "HazLit" if hazard else "Stop",
-           ("left", "right") if hazard else ("brake",))
+    signal = str(rng.choice(["Stop", "HazLit", "IncatLft", "IncatRht"])) \
+        if kind in ("Car", "MedVeh") else "Stop"
+    lights = {"Stop": ("brake",), "HazLit": ("left", "right"), "IncatLft": ("left",),
+              "IncatRht": ("right",)}[signal]
+    s.wait(int(rng.integers(15, 40)), signal, lights)
     return s.drive(u, 1.15, speed, "MovTow", ease_in=8)
+
+
+def hazard_stop(rng, kind):
+    """Stand in the outgoing lane with hazard lights on, then drive away."""
+    u, v = _lane_u(rng, "OutgoLane"), float(rng.uniform(0.55, 0.95))
+    s = Script(u, v, 0.0).wait(int(rng.integers(20, 60)), "HazLit", ("left", "right"))
+    return s.drive(u, L.HORIZON - 0.02, _vehicle_speed(rng, kind), "MovAway", ease_in=8)
 
 
 def cross_junction(rng, kind):
@@ -158,13 +167,14 @@ def turn_at_junction(rng, kind):
     u, speed = _lane_u(rng, "VehLane", 0.006), _vehicle_speed(rng, kind)
     left = rng.random() < 0.5
     s = Script(u, float(rng.uniform(0.95, 1.12)), 0.0)
+    signal, lights = ("IncatLft", ("left",)) if left else ("IncatRht", ("right",))
     s.drive(u, 0.62, speed, "MovAway")
-    s.drive(u, L.JUNCTION[1] + 0.01, speed * 0.8, "IncatLft" if left else "IncatRht",
-            ("left",) if left else ("right",))
-    if left:
-        s.turn("left", abs(L.JUNCTION[1] + 0.01 - L.CROSS_ROW["from_right"]), speed, "TurLft")
+    s.drive(u, L.JUNCTION[1] - 0.005, speed * 0.8, signal, lights)  # into the junction
+    if left:  # left turners wait for a gap in the oncoming traffic
+        s.wait(int(rng.integers(0, 25)), "Stop", ("left", "brake"))
+        s.turn("left", abs(s.v - L.CROSS_ROW["from_right"]), speed, "TurLft")
         return s.drive(-0.12, s.v, speed, "XingFmRht")
-    s.turn("right", abs(L.JUNCTION[1] + 0.01 - L.CROSS_ROW["from_left"]), speed, "TurRht")
+    s.turn("right", abs(s.v - L.CROSS_ROW["from_left"]), speed, "TurRht")
     return s.drive(1.12, s.v, speed, "XingFmLft")
 
 
@@ -218,22 +228,56 @@ def cross_zebra(rng, kind):
 
 
 def stand(rng, kind):
-    """Stand on a pavement or at the bus stop, then walk off."""
-    if rng.random() < 0.5:
+    """Stand at the bus stop, on a pavement, at the corner or beside a car, then walk off."""
+    spot = int(rng.integers(4))
+    if spot == 0:  # the bus stop
         s = Script(float(rng.uniform(0.19, 0.28)), float(rng.uniform(0.53, 0.59)), 0.0)
-    else:
+    elif spot == 1:
         s = Script(_lane_u(rng, str(rng.choice(["LftPav", "RhtPav"])), 0.03),
                    float(rng.uniform(0.65, 0.95)), 0.0)
+    elif spot == 2:  # the pavement along the crossing road
+        s = Script(float(rng.choice([rng.uniform(0.02, 0.14), rng.uniform(0.86, 0.98)])),
+                   float(rng.uniform(*L.JUNCTION_PAV[1])), 0.0)
+    else:  # in the outgoing lane, beside a stopped car
+        s = Script(_lane_u(rng, "OutgoLane", 0.01), float(rng.uniform(0.6, 0.9)), 0.0)
     s.wait(int(rng.integers(30, 90)), "Stop")
     return s.drive(s.u, 1.08, 0.004, "MovTow")
 
 
+def walk_across(rng, kind):
+    """Walk sideways along the pavement of the crossing road, over the main road."""
+    v = float(rng.uniform(*L.JUNCTION_PAV[1]))
+    speed = 0.004 * float(rng.uniform(0.8, 1.2))
+    if rng.random() < 0.5:
+        return Script(-0.03, v, math.pi / 2).drive(1.03, v, speed, "Mov")
+    return Script(1.03, v, -math.pi / 2).drive(-0.03, v, speed, "Mov")
+
+
+def cross_at_junction(rng, kind):
+    """Cross the main road inside the junction, or wait at its edge and cross the side road."""
+    speed = 0.005 * float(rng.uniform(0.8, 1.2))
+    if rng.random() < 0.5:
+        v = float(rng.uniform(L.JUNCTION[1] - 0.03, L.JUNCTION[1] - 0.005))
+        if rng.random() < 0.5:
+            return Script(L.LANE_CENTRE["LftPav"], v, math.pi / 2).drive(
+                L.LANE_CENTRE["RhtPav"], v, speed, "XingFmLft")
+        return Script(L.LANE_CENTRE["RhtPav"], v, -math.pi / 2).drive(
+            L.LANE_CENTRE["LftPav"], v, speed, "XingFmRht")
+    u = _lane_u(rng, str(rng.choice(["LftPav", "RhtPav"])), 0.02)
+    s = Script(u, float(rng.uniform(0.85, 1.05)), 0.0)
+    s.drive(u, L.JUNCTION[1] - 0.005, speed * 0.8, "MovAway")
+    s.wait(int(rng.integers(8, 25)), "Wait2X")
+    s.drive(u, L.JUNCTION[0], speed, "Xing")
+    return s.drive(u, L.HORIZON - 0.02, speed * 0.8, "MovAway")
+
+
 def ride(rng, kind):
     speed = 0.007 * float(rng.uniform(0.85, 1.2))
-    if rng.random() < 0.6:
+    choice = rng.random()
+    if choice < 0.5:
         u = _lane_u(rng, "OutgoCycLane", 0.004)
         return Script(u, 1.08, 0.0).drive(u, L.HORIZON - 0.02, speed, "MovAway")
-    u = _lane_u(rng, "RhtPav", 0.02)
+    u = _lane_u(rng, "RhtPav" if choice < 0.8 else "IncomLane", 0.02)
     return Script(u, L.HORIZON - 0.02, math.pi).drive(u, 1.08, speed, "MovTow")
 
 
@@ -247,11 +291,13 @@ SCENARIOS = {
             (cross_junction, 2), (turn_at_junction, 2), (change_lane, 2)],
     "SmalVeh": [(drive_away, 1), (drive_towards, 1)],
     "MedVeh": [(drive_away, 2), (drive_towards, 2), (stop_at_line, 1), (cross_junction, 1),
-               (oncoming_stop, 1)],
+               (oncoming_stop, 1), (turn_at_junction, 1)],
     "LarVeh": [(drive_away, 1), (drive_towards, 1), (stop_at_line, 1)],
-    "Bus": [(drive_away, 1), (drive_towards, 1), (stop_at_line, 1), (oncoming_stop, 1)],
+    "Bus": [(drive_away, 1), (drive_towards, 1), (stop_at_line, 1), (oncoming_stop, 1),
+            (hazard_stop, 1)],
     "EmVeh": [(emergency_stop, 1)],
-    "Ped": [(walk_pavement, 3), (cross_zebra, 3), (stand, 2)],
+    "Ped": [(walk_pavement, 3), (cross_zebra, 2), (stand, 2), (walk_across, 1),
+            (cross_at_junction, 2)],
     "Cyc": [(ride, 1)],
     "Mobike": [(motorbike_parked, 1)],
 }

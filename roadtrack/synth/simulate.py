@@ -19,7 +19,7 @@ MIN_VISIBLE = 0.4
 """A box is annotated while at least this share of it is inside the frame..."""
 MAX_OCCLUDED = 0.7
 """...and nearer agents cover less than this share of it."""
-WARM_UP = 80
+WARM_UP = 250
 """Frames simulated before the first, so a video opens on a busy road."""
 
 

@@ -1,0 +1,165 @@
+"""``roadtrack eval road``: video-mAP and frame-mAP of a submission or a run (ROADPP.md §5)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io.annotations import Annotation, load_annotation
+from ..io.artifacts import finished_videos
+from ..labels import LabelSpace
+from ..report import table
+from .ap import ClassResult
+from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
+from .inputs import (
+    frame_dets_from_pickle,
+    frame_dets_from_run,
+    submission_from_run,
+    tubes_from_submission,
+)
+from .submission import load_pickle, require_valid
+from .video_map import PROTOCOLS, truth_tubes, video_ap
+
+CHALLENGE_TYPES = ("agent", "triplet")
+CHALLENGE_THRESHOLDS = (0.1, 0.2, 0.5)
+
+
+@dataclass
+class RoadResult:
+    labels: LabelSpace
+    videos: list[str]
+    protocol: str
+    subset: str | None
+    thresholds: list[float]
+    video: dict[str, dict[float, list[ClassResult]]]  # type -> threshold -> per class
+    frame: dict[str, list[ClassResult]]  # level -> per class
+
+
+def mean_ap(results: list[ClassResult]) -> float:
+    """Plain mean over all classes of the level (classes without ground truth count as 0)."""
+    return float(np.mean([r.ap for r in results])) if results else 0.0
+
+
+def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
+                  run: str | Path | None = None, frame_dets: str | Path | None = None,
+                  subset: str | None = None, thresholds=(0.1, 0.2, 0.5),
+                  protocol: str = "official", frame_threshold: float = 0.5,
+                  frame_top_k: int = 10, frame_min_score: float = 0.01) -> RoadResult:
+    """Score a submission pickle (``pred``, video-mAP) and/or frame detections (``frame_dets``,
+    frame-mAP), or a run folder, against an annotation file.
+
+    A run gives video-mAP when it has event artifacts and frame-mAP when it has detection
+    artifacts (each then needed for every evaluated video); of a run's detections, per frame and
+    class the ``frame_top_k`` best reaching ``frame_min_score`` are scored.
+    """
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
+    if run is not None and (pred is not None or frame_dets is not None):
+        raise UserError("--run brings its own tubes and detections: no --pred/--frame-dets")
+    if pred is None and run is None and frame_dets is None:
+        raise UserError("give --pred SUBMISSION.pkl and/or --frame-dets DETS.pkl, or --run RUN")
+    if run is not None and not Path(run).is_dir():
+        raise UserError("no such run folder", run)
+    anno = anno if isinstance(anno, Annotation) else load_annotation(anno)
+    videos = anno.split(subset)
+    if not videos:
+        raise UserError(f"no videos of split {subset!r} (splits: {', '.join(anno.splits())})",
+                        anno.path)
+    labels = anno.labels
+    thresholds = sorted({float(t) for t in thresholds})
+    submission, sub_path = None, None
+    if pred is not None:
+        submission, sub_path = load_pickle(pred), pred
+    elif run is not None:
+        submission, sub_path = submission_from_run(run, videos), run
+        if submission is None and not finished_videos(run, "detections"):
+            raise UserError("run has neither detections/ nor events/ artifacts", run)
+    tubes = {}
+    if submission is not None:
+        require_valid(submission, videos, labels, sub_path,
+                      require_contiguous=protocol == "official")
+        tubes = tubes_from_submission(submission, videos)
+    video_results = {}
+    for label_type, dets in tubes.items():
+        video_results[label_type] = video_ap(dets, truth_tubes(anno, videos, label_type),
+                                             labels.num_classes(label_type), len(videos),
+                                             thresholds, protocol)
+    frame_results = {}
+    if frame_dets is not None or (run is not None and finished_videos(run, "detections")):
+        truth = build_frame_truth(anno, videos)
+        if frame_dets is not None:
+            dets = frame_dets_from_pickle(load_pickle(frame_dets), truth, labels, frame_dets)
+        else:
+            dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
+        frame_results = frame_map(truth, dets, frame_threshold)
+    return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results)
+
+
+def _key(threshold: float) -> str:
+    return f"{threshold:g}"
+
+
+def challenge_scores(result: RoadResult) -> dict[str, float | None]:
+    """Mean video-mAP over ST-IoU 0.1, 0.2, 0.5 for agents (Track 1) and triplets (Track 2)."""
+    out = {}
+    for label_type in CHALLENGE_TYPES:
+        per = result.video.get(label_type, {})
+        if all(t in per for t in CHALLENGE_THRESHOLDS):
+            out[label_type] = float(np.mean([mean_ap(per[t]) for t in CHALLENGE_THRESHOLDS]))
+        else:
+            out[label_type] = None
+    return out
+
+
+def to_json(result: RoadResult) -> dict:
+    """The documented JSON: video_map, frame_map, challenge, and what was evaluated."""
+    return {
+        "protocol": result.protocol,
+        "subset": result.subset,
+        "num_videos": len(result.videos),
+        "video_map": {t: {_key(th): {"mAP": mean_ap(r), "ap": [c.ap for c in r]}
+                          for th, r in per.items()} for t, per in result.video.items()},
+        "frame_map": {lv: {"mAP": mean_ap(r), "ap": [c.ap for c in r]}
+                      for lv, r in result.frame.items()},
+        "challenge": challenge_scores(result),
+    }
+
+
+def format_report(result: RoadResult) -> str:
+    """Per-class tables (frame AP and video AP at each threshold), then the summary."""
+    parts = []
+    for level in FRAME_LEVELS:
+        in_video = level in result.video
+        if level not in result.frame and not in_video:
+            continue
+        names = ["agent_ness"] if level == "agent_ness" else list(result.labels.names(level))
+        header = ["class", "gt boxes" if level in result.frame else "gt tubes"]
+        columns = []
+        if level in result.frame:
+            header.append("frame@0.5")
+            columns.append(result.frame[level])
+        for th in result.thresholds if in_video else []:
+            header.append(f"video@{_key(th)}")
+            columns.append(result.video[level][th])
+        rows = []
+        for c, name in enumerate(names):
+            positives = columns[0][c].num_positives
+            rows.append([name, positives] + [col[c].ap for col in columns])
+        rows.append(["mAP", sum(r[1] for r in rows)] + [mean_ap(col) for col in columns])
+        parts.append(f"{level} ({len(names)} classes)\n" + table(rows, header))
+    summary = []
+    for level in FRAME_LEVELS:
+        row = [level, mean_ap(result.frame[level]) if level in result.frame else "-"]
+        row += [mean_ap(result.video[level][th]) if level in result.video else "-"
+                for th in result.thresholds]
+        summary.append(row)
+    parts.append("summary (mAP, protocol " + result.protocol + f", {len(result.videos)} videos)\n"
+                 + table(summary, ["level", "frame@0.5"]
+                         + [f"video@{_key(t)}" for t in result.thresholds]))
+    scores = challenge_scores(result)
+    parts.append("challenge score (mean video-mAP at 0.1/0.2/0.5): " + ", ".join(
+        f"{t} {'-' if s is None else f'{s:.2f}'}" for t, s in scores.items()))
+    return "\n\n".join(parts)
+

@@ -1,0 +1,1 @@
+"""Events: per-track agent, action and location labels turned into tubes per label type."""

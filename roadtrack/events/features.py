@@ -1,0 +1,45 @@
+"""Per-frame inputs of the event head, built from a track series (numpy only).
+
+For each frame: box position and size (normalised by the frame), their rates of change (the
+motion that tells moving away from moving towards, stopping from driving, left from right), the
+detector's agentness and class probabilities, whether the frame was observed or interpolated, and
+the RoI features of the detection when the detect stage saved them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .series import TrackSeries
+
+MOTION_SPAN = 2
+"""Rates of change are taken over frames t - 2 .. t + 2."""
+
+
+def rate(values: np.ndarray, span: int = MOTION_SPAN) -> np.ndarray:
+    """(n, k) -> (n, k) central difference per frame over +-``span`` frames, clamped at the ends."""
+    n = len(values)
+    idx = np.arange(n)
+    hi, lo = np.minimum(idx + span, n - 1), np.maximum(idx - span, 0)
+    steps = np.maximum(hi - lo, 1)[:, None]
+    return (values[hi] - values[lo]) / steps
+
+
+def geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(n, 4) pixel boxes -> (n, 5): centre x, centre y, width, height (normalised), log w/h."""
+    w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-3)
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,
+                     w / width, h / height, np.log(w / h)], axis=1)
+
+
+def series_features(series: TrackSeries, width: int, height: int,
+                    use_roi: bool = True) -> np.ndarray:
+    """(n, F) float32 event-head inputs of one track."""
+    geo = geometry(series.boxes, width, height)
+    log_size = np.log(np.maximum(geo[:, 2:4], 1e-4))
+    motion = np.concatenate([rate(geo[:, :2]) * 10, rate(log_size) * 10], axis=1)
+    parts = [geo, motion, series.scores[:, None], series.probs["agent"], series.probs["action"],
+             series.probs["loc"], series.observed[:, None].astype(np.float64)]
+    if use_roi and "roi_features" in series.extra:
+        parts.append(series.extra["roi_features"])
+    return np.concatenate(parts, axis=1).astype(np.float32)

@@ -1,0 +1,203 @@
+"""``roadtrack train-events``: fit the event head on tracked detections matched to ground truth.
+
+Each track of the training videos (from a run folder's ``tracks/``) becomes a per-frame feature
+series; frames whose box overlaps a ground-truth box (IoU >= 0.5, one-to-one per frame) take that
+box's agent, action and location labels as targets, the others are masked out. The head trains on
+random windows of the series with a masked binary cross-entropy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lap
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..boxes import iou_matrix, scale_boxes
+from ..errors import UserError
+from ..io.annotations import VideoAnnotation, load_annotation
+from ..io.artifacts import artifact_path, load_stage
+from ..io.atomic import atomic_path
+from .features import series_features
+from .head import EventHead
+from .series import TrackSeries, track_series
+from .tubes import TubeConfig
+
+HEAD_FILE = "event_head.pt"
+PROB_TYPES = ("agent", "action", "loc")
+
+
+@dataclass
+class HeadConfig:
+    hidden: int = 96
+    layers: int = 3
+    kernel: int = 5
+    dropout: float = 0.1
+    use_roi: bool = True
+
+
+@dataclass
+class FitConfig:
+    split: str = "train"
+    steps: int = 600
+    batch_size: int = 32
+    window: int = 48
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    match_iou: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class EventsConfig:
+    head: HeadConfig = field(default_factory=HeadConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    tubes: TubeConfig = field(default_factory=TubeConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict | None, where: str = "events") -> "EventsConfig":
+        data = dict(data or {})
+        parts = {"head": HeadConfig, "fit": FitConfig, "tubes": TubeConfig}
+        unknown = set(data) - set(parts)
+        if unknown:
+            raise UserError(f"unknown config key '{where}.{sorted(unknown)[0]}'")
+        built = {}
+        for name, kind in parts.items():
+            values = dict(data.get(name) or {})
+            allowed = set(kind.__dataclass_fields__)
+            bad = set(values) - allowed
+            if bad:
+                raise UserError(f"unknown config key '{where}.{name}.{sorted(bad)[0]}'")
+            built[name] = kind(**values)
+        return cls(**built)
+
+
+def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: int,
+                  min_iou: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-frame multi-hot targets of a track from the ground-truth box it overlaps most.
+
+    Returns ({type: (n, C) float32}, mask (n,) bool: frames with a match).
+    """
+    n = len(series)
+    targets = {t: np.zeros((n, gt.labels[t].shape[1]), np.float32) for t in PROB_TYPES}
+    mask = np.zeros(n, dtype=bool)
+    gt_boxes = scale_boxes(gt.boxes, width, height)
+    starts = np.searchsorted(gt.frames, series.frames, side="left")
+    stops = np.searchsorted(gt.frames, series.frames, side="right")
+    for i, (a, b) in enumerate(zip(starts, stops)):
+        if a == b:
+            continue
+        iou = iou_matrix(series.boxes[i:i + 1], gt_boxes[a:b])[0]
+        best = int(iou.argmax())
+        if iou[best] >= min_iou:
+            mask[i] = True
+            for t in PROB_TYPES:
+                targets[t][i] = gt.labels[t][a + best]
+    return targets, mask
+
+
+def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, height, min_iou):
+    """Targets for all tracks of a video, one track per ground-truth box in each frame."""
+    results = [match_targets(s, gt, width, height, min_iou) for s in series_list]
+    by_frame: dict[int, list[tuple[int, int]]] = {}
+    for k, (series, (_, mask)) in enumerate(zip(series_list, results)):
+        for i in np.flatnonzero(mask):
+            by_frame.setdefault(int(series.frames[i]), []).append((k, int(i)))
+    for frame, entries in by_frame.items():
+        if len(entries) < 2:
+            continue
+        boxes = np.stack([series_list[k].boxes[i] for k, i in entries])
+        a, b = np.searchsorted(gt.frames, frame), np.searchsorted(gt.frames, frame, "right")
+        cost = 1 - iou_matrix(boxes, scale_boxes(gt.boxes[a:b], width, height))
+        _, rows, _ = lap.lapjv(cost, extend_cost=True, cost_limit=1 - min_iou)
+        for (k, i), col in zip(entries, rows):
+            if col < 0:
+                results[k][1][i] = False
+    return results
+
+
+def load_training_series(data: Path, run: Path, config: EventsConfig):
+    """Features, targets and masks of every track in the training videos."""
+    from ..synth.dataset import ANNOTATION_NAME
+
+    anno_path = data / ANNOTATION_NAME if data.is_dir() else data
+    anno = load_annotation(anno_path)
+    videos = anno.split(config.fit.split)
+    if not videos:
+        raise UserError(f"no videos in split {config.fit.split!r}", anno_path)
+    samples = []
+    for video in videos:
+        if not artifact_path(run, "tracks", video).is_file():
+            raise UserError(f"no tracks for {video}: run the pipeline on the "
+                            f"{config.fit.split} videos first (roadtrack run ... --out {run})", run)
+        tracks = load_stage(run, "tracks", video)
+        width, height = int(tracks["width"]), int(tracks["height"])
+        series_list = track_series(tracks, ("roi_features",))
+        matched = _exclusive(series_list, anno.videos[video], width, height,
+                             config.fit.match_iou)
+        for series, (targets, mask) in zip(series_list, matched):
+            if mask.any():
+                feats = series_features(series, width, height, config.head.use_roi)
+                samples.append((feats, targets, mask))
+    if not samples:
+        raise UserError("no track matches the ground truth: nothing to learn from", run)
+    return anno.labels, samples
+
+
+def _batch(samples, rng, batch_size, window):
+    """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W)."""
+    dim = samples[0][0].shape[1]
+    feats = np.zeros((batch_size, window, dim), np.float32)
+    targets = {t: np.zeros((batch_size, window, samples[0][1][t].shape[1]), np.float32)
+               for t in PROB_TYPES}
+    mask = np.zeros((batch_size, window), bool)
+    for b, k in enumerate(rng.integers(len(samples), size=batch_size)):
+        f, tg, m = samples[k]
+        start = int(rng.integers(max(1, len(f) - window + 1)))
+        stop = min(len(f), start + window)
+        feats[b, : stop - start] = f[start:stop]
+        mask[b, : stop - start] = m[start:stop]
+        for t in PROB_TYPES:
+            targets[t][b, : stop - start] = tg[t][start:stop]
+    return (torch.from_numpy(feats), {t: torch.from_numpy(v) for t, v in targets.items()},
+            torch.from_numpy(mask))
+
+
+def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
+                   progress: bool = True) -> dict:
+    """Train the head and write ``out/event_head.pt``; returns a summary dict."""
+    started = time.perf_counter()
+    labels, samples = load_training_series(Path(data), Path(run), config)
+    torch.manual_seed(config.fit.seed)
+    rng = np.random.default_rng(config.fit.seed)
+    all_feats = np.concatenate([f for f, _, _ in samples])
+    mean, std = all_feats.mean(axis=0), all_feats.std(axis=0) + 1e-3
+    normed = [((f - mean) / std, t, m) for f, t, m in samples]
+    sizes = tuple(labels.num_classes(t) for t in PROB_TYPES)
+    head = EventHead(all_feats.shape[1], *sizes, hidden=config.head.hidden,
+                     layers=config.head.layers, kernel=config.head.kernel,
+                     dropout=config.head.dropout)
+    optim = torch.optim.AdamW(head.parameters(), lr=config.fit.lr,
+                              weight_decay=config.fit.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, config.fit.lr, total_steps=config.fit.steps)
+    losses = []
+    for _ in tqdm(range(config.fit.steps), desc="train-events", disable=not progress):
+        feats, targets, mask = _batch(normed, rng, config.fit.batch_size, config.fit.window)
+        logits = head(feats)
+        loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[t][mask], targets[t][mask]) for t in PROB_TYPES)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        sched.step()
+        losses.append(loss.item())
+    checkpoint = {"state": head.state_dict(), "in_dim": int(all_feats.shape[1]), "sizes": sizes,
+                  "mean": mean, "std": std, "labels": labels.to_dict(), "config": asdict(config)}
+    with atomic_path(Path(out) / HEAD_FILE, suffix=".pt") as tmp:
+        torch.save(checkpoint, tmp)
+    return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m in samples)),
+            "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
+            "seconds": time.perf_counter() - started}

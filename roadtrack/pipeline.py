@@ -1,0 +1,161 @@
+"""``roadtrack run``: detect, then track, then events for every video of a folder.
+
+Each stage writes one artifact per video into the run folder (``detections/``, ``tracks/``,
+``events/``) and skips videos whose artifact already exists, so a killed run resumes where it
+stopped and gives the same files as an uninterrupted one. ``from_stage`` reruns a stage and the
+ones after it for every video (with other settings, say) and keeps what comes before.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+from .io.artifacts import artifact_path
+from .io.atomic import write_text_atomic
+
+RUN_FILE = "run.yaml"
+STAGES = ("detect", "track", "events")
+STAGE_DIRS = {"detect": "detections", "track": "tracks", "events": "events"}
+
+
+@dataclass
+class StageReport:
+    stage: str
+    done: int
+    skipped: int
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def read_run_file(run: str | Path) -> dict:
+    path = Path(run) / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise UserError("run.yaml is not valid YAML", path) from None
+    if not isinstance(data, dict):
+        raise UserError("run.yaml is not a mapping", path)
+    return data
+
+
+def recorded_videos_dir(run: str | Path) -> Path:
+    """The videos folder a run folder was made from (its ``run.yaml``)."""
+    data = read_run_file(run)
+    for section in ("pipeline", "detect"):
+        videos = (data.get(section) or {}).get("videos")
+        if videos:
+            return Path(videos)
+    raise UserError("run.yaml does not say where the videos are; give --videos", run)
+
+
+def tracker_config(section: dict | None):
+    """``track:`` of a run config: ``preset`` (a name or YAML file) plus keys that override it."""
+    from .tracking.config import load_config
+
+    section = dict(section or {})
+    preset = section.pop("preset", None)
+    return load_config(preset, **section)
+
+
+def _stale(run: Path, stage: str, videos: list[str]) -> None:
+    """Remove ``stage``'s artifacts of ``videos`` so that the stage runs again."""
+    for video in videos:
+        artifact_path(run, STAGE_DIRS[stage], video).unlink(missing_ok=True)
+
+
+def _check_same_detector(run: Path, detector) -> None:
+    """A run folder's detections must come from one detector: refuse another config's run."""
+    recorded = (read_run_file(run).get("detect") or {})
+    weights = recorded.get("weights")
+    if weights and Path(weights) != Path(detector.weights).resolve():
+        raise UserError(f"run folder was made with other weights ({weights}); use a new --out "
+                        "or --from detect to redo every stage", run)
+    settings = recorded.get("settings")
+    if settings and settings != detector.config.to_dict()["detect"]:
+        raise UserError("run folder was made with other detect settings; use a new --out or "
+                        "--from detect to redo every stage", run)
+
+
+def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict,
+                 event_head: str | Path | None = None, from_stage: str | None = None,
+                 names: list[str] | None = None, progress: bool = True,
+                 device: str = "auto") -> list[StageReport]:
+    """Run the three stages over ``videos`` into ``out``; returns a report per stage.
+
+    ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); ``run_config``
+    the whole parsed config (its ``track`` and ``events`` sections are used here).
+    """
+    from .engine.detect import detect_videos
+    from .events.stage import TrainedHead, run_events
+    from .events.train import EventsConfig
+    from .io.video import discover_videos
+    from .labels import LabelSpace
+    from .tracking.run import read_detection_artifact, track_detections, write_tracks
+
+    out = Path(out)
+    if from_stage is not None and from_stage not in STAGES:
+        raise UserError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
+    sources = discover_videos(videos, names)
+    video_names = [s.name for s in sources]
+    tracker = tracker_config(run_config.get("track"))
+    events_cfg = EventsConfig.from_dict(run_config.get("events"))
+    head = TrainedHead(Path(event_head) / "event_head.pt" if Path(event_head).is_dir()
+                       else event_head) if event_head else None
+    labels = LabelSpace.from_dict(detector.labels)
+    if from_stage != "detect" and (out / RUN_FILE).is_file():
+        _check_same_detector(out, detector)
+    if from_stage is not None:
+        for stage in STAGES[STAGES.index(from_stage):]:
+            _stale(out, stage, video_names)
+    reports = []
+
+    started = time.perf_counter()
+    summary = detect_videos(detector, videos, out, names=video_names, progress=progress,
+                            device=device)
+    reports.append(StageReport("detect", summary.videos, summary.skipped, summary.frames,
+                               time.perf_counter() - started))
+    for stage in ("track", "events"):
+        started, done, frames = time.perf_counter(), 0, 0
+        for source in sources:
+            if artifact_path(out, STAGE_DIRS[stage], source.name).is_file():
+                continue
+            if stage == "track":
+                det = read_detection_artifact(out, source.name)
+                write_tracks(det, track_detections(det, tracker), out / "mot")
+            else:
+                run_events(out, source.name, labels, events_cfg, head)
+            done += 1
+            frames += source.info.num_frames
+        reports.append(StageReport(stage, done, len(sources) - done, frames,
+                                   time.perf_counter() - started))
+    _record(out, videos, tracker, events_cfg, event_head)
+    return reports
+
+
+def _record(out: Path, videos, tracker, events_cfg, event_head) -> None:
+    """Note the track and event settings in ``run.yaml`` (the detect stage notes its own)."""
+    from dataclasses import asdict
+
+    content = read_run_file(out)
+    content["pipeline"] = {"videos": str(Path(videos).resolve()), "track": tracker.to_dict(),
+                           "events": asdict(events_cfg),
+                           "event_head": str(Path(event_head).resolve()) if event_head else None}
+    write_text_atomic(out / RUN_FILE, yaml.safe_dump(content, sort_keys=False))
+
+
+def report_table(reports: list[StageReport]) -> str:
+    from .report import table
+
+    rows = [[r.stage, r.done, r.skipped, r.frames, round(r.seconds, 1), round(r.fps, 1)]
+            for r in reports]
+    return table(rows, ["stage", "videos", "skipped", "frames", "seconds", "frames/s"])

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from roadtrack.errors import UserError
+from roadtrack.events.series import absorb_short_runs, runs, smooth, track_series
+from roadtrack.events.stage import TrainedHead, run_events
+from roadtrack.events.train import EventsConfig, fit_event_head
+from roadtrack.events.tubes import TubeConfig, track_tubes
+from roadtrack.io.annotations import load_annotation
+from roadtrack.io.artifacts import load_events
+from roadtrack.labels import roadpp
+
+from .gt_runs import gt_tracks, make_gt_run
+
+
+@pytest.fixture(scope="module")
+def gt_run(tmp_path_factory, synth_anno_path):
+    return make_gt_run(tmp_path_factory.mktemp("run"), load_annotation(synth_anno_path), 0)
+
+
+def test_series_interpolates_gaps_and_keeps_detection_rows():
+    tracks = dict(frames=np.array([3, 1, 5]), boxes=np.array([[2, 2, 12, 12], [0, 0, 10, 10],
+                                                              [4, 4, 14, 14]], float),
+                  scores=np.ones(3), agent=np.eye(3)[:, :2], action=np.ones((3, 1)),
+                  loc=np.ones((3, 1)), track_ids=np.array([7, 7, 7]),
+                  det_index=np.array([10, 11, 12]))
+    (s,) = track_series(tracks)
+    assert s.frames.tolist() == [1, 2, 3, 4, 5]
+    assert s.observed.tolist() == [True, False, True, False, True]
+    assert s.det_index.tolist() == [11, -1, 10, -1, 12]
+    assert np.allclose(s.boxes[1], [1, 1, 11, 11])
+
+
+def test_runs_smoothing_and_short_runs():
+    labels = np.array([0, 0, 0, 0, 1, 0, 0, 2, 2, 2, 2, 2])
+    assert runs(labels)[:2] == [(0, 4, 0), (4, 5, 1)]
+    assert runs(absorb_short_runs(labels, 3)) == [(0, 7, 0), (7, 12, 2)]
+    assert np.allclose(smooth(np.array([[0.0], [3.0], [0.0]]), 3)[:, 0], [1.5, 1.0, 1.5])
+
+
+def test_tubes_of_a_track_follow_its_labels(gt_run):
+    run, anno = gt_run
+    labels = anno.labels
+    name = anno.split(None)[0]
+    video = anno.videos[name]
+    tracks = gt_tracks(video, np.random.default_rng(1), noise=0.05, drop=0.0)
+    for series in track_series(tracks):
+        rows = video.track_ids == series.track_id
+        tubes = track_tubes(series, labels, TubeConfig(min_track_length=1))
+        true_agent = int(np.flatnonzero(video.labels["agent"][rows][0])[0])
+        assert tubes["agent"][0]["label_id"] == true_agent
+        assert tubes["agent"][0]["frames"] == list(range(series.frames[0], series.frames[-1] + 1))
+        for tube in tubes["triplet"]:
+            assert labels.triplet[tube["label_id"]].startswith(labels.agent[true_agent] + "-")
+            assert len(tube["frames"]) == len(tube["boxes"]) == len(tube["scores"])
+        covered = sum(len(t["frames"]) for t in tubes["action"])
+        assert covered == len(series)  # action tubes tile the track
+
+
+def test_event_stage_writes_documents(gt_run):
+    run, anno = gt_run
+    name = anno.split(None)[0]
+    events = run_events(run, name, anno.labels, EventsConfig())
+    assert load_events(run, name) == events
+    assert events["tubes"]["agent"] and events["tubes"]["triplet"]
+    assert {t["track_id"] for t in events["tracks"]} <= set(
+        int(i) for i in np.unique(anno.videos[name].track_ids))
+
+
+def test_event_head_learns_and_applies(gt_run, tmp_path, synth_root):
+    run, anno = gt_run
+    config = EventsConfig.from_dict({"fit": {"steps": 60, "batch_size": 8, "window": 16},
+                                     "head": {"hidden": 32, "layers": 2}})
+    summary = fit_event_head(synth_root, run, tmp_path, config, progress=False)
+    assert summary["last_loss"] < summary["first_loss"]
+    head = TrainedHead(tmp_path / "event_head.pt")
+    name = anno.split(None)[0]
+    events = run_events(run, name, anno.labels, config, head)
+    assert events["tubes"]["agent"]
+
+
+def test_bad_event_config_and_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="events.fit.stepz"):
+        EventsConfig.from_dict({"fit": {"stepz": 3}})
+    bad = tmp_path / "event_head.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="corrupt event head"):
+        TrainedHead(bad)
+    assert roadpp().num_classes("triplet") == 86
