@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train_helpers import toy_builder  # noqa: E402
+from tests.train_helpers import toy_builder  # noqa: E402
 
 from roadtrack.engine import distributed as D  # noqa: E402
 from roadtrack.engine.detect import detect_videos, load_detector  # noqa: E402

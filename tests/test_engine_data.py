@@ -1,7 +1,7 @@
 """Clip dataset over a ROAD++ layout and the sharded batch sampler."""
 import numpy as np
 import pytest
-from train_helpers import copy_dataset
+from .train_helpers import copy_dataset
 
 from roadtrack.engine.dataset import ClipDataset, collate_clips
 from roadtrack.engine.distributed import ShardedBatchSampler

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from train_helpers import copy_dataset, toy_builder
+from .train_helpers import copy_dataset, toy_builder
 
 from roadtrack.engine.detect import detect_videos, load_detector, postprocess
 from roadtrack.engine.settings import DetectConfig, resolve_config

@@ -3,7 +3,7 @@ import csv
 
 import pytest
 import torch
-from train_helpers import copy_dataset, edit_annotation, toy_builder
+from .train_helpers import copy_dataset, edit_annotation, toy_builder
 
 from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.engine.settings import resolve_config
@@ -35,7 +35,11 @@ def test_loss_falls_and_the_run_folder_is_complete(data, tmp_path):
     rows = [r for r in _rows(tmp_path / "run") if r["split"] == "train"]
     assert float(rows[-1]["loss"]) < 0.8 * float(rows[0]["loss"])
     assert summary.steps == 24 and summary.stopped_by == "max_steps"
-    assert "val_loss" in summary.val
+    assert "val_loss" in summary.val and 0 <= summary.val["frame_map_agent"] <= 100
+    val_rows = [r for r in _rows(tmp_path / "run") if r["split"] == "val"]
+    assert float(val_rows[-1]["frame_map_agent"]) == pytest.approx(summary.val["frame_map_agent"],
+                                                                    abs=1e-3)
+    assert list((tmp_path / "run" / "val" / "detections").glob("*.npz"))
     for name in ("run.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (tmp_path / "run" / name).is_file()
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")

@@ -26,9 +26,11 @@ from . import distributed as D
 from .checkpoint import (check_labels, load_checkpoint, load_model_state, rng_state,
                          save_checkpoint, set_rng_state)
 from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
+from .detect import postprocess
 from .runlog import MetricsLog, fingerprint, write_run_yaml
 from .settings import RunConfig, check_input_size
 from .transforms import ClipTransform, flip_permutation
+from .validation import score_frame_map, write_detections
 
 
 @dataclass
@@ -339,7 +341,7 @@ class Trainer:
     # ----------------------------------------------------------------------------- validation
     @torch.no_grad()
     def _validate(self, log: MetricsLog | None) -> dict:
-        """Validation loss over the val split (frame-mAP joins when the evaluator is present)."""
+        """Validation loss and (``train.val_map``) agent frame-mAP over the val split."""
         if self.val_set is None:
             return {}
         sampler = D.ShardedBatchSampler(len(self.val_set), self.cfg.train.batch_size,
@@ -349,19 +351,45 @@ class Trainer:
                             collate_fn=collate_clips, generator=torch.Generator())
         self.model.eval()
         total = torch.zeros(2, dtype=torch.float64)
-        for clips, targets, _ in loader:
+        found = []  # (video, key frame, detections)
+        for clips, targets, keys in loader:
             clips, targets = self._to_device(clips, targets)
             with autocast(self.dist.device, self.amp):
                 losses = self.model.losses(clips, targets)  # the loss under eval()
+                out = self.model(clips) if self.cfg.train.val_map else None
             total += torch.tensor([float(losses["loss"]) * len(targets), len(targets)],
                                   dtype=torch.float64)
+            if out is not None:
+                sizes = [(self.annotation.videos[v].width, self.annotation.videos[v].height)
+                         for v, _ in keys]
+                found += [(v, f, d) for (v, f), d in
+                          zip(keys, postprocess(out, sizes, self.cfg.detect))]
         total = D.all_sum(total)
         val = {"loss": float(total[0] / max(total[1], 1))}
+        if self.cfg.train.val_map:
+            val.update(self._frame_map(found))
         if log is not None:
             log.write({"step": self.step, "epoch": self.epoch, "split": "val",
                        "elapsed_s": round(self.elapsed, 2), **val})
         self._keep_best(val)
         return {f"val_{k}" if k == "loss" else k: v for k, v in val.items()}
+
+    def _frame_map(self, found: list) -> dict:
+        """Rank 0 gathers every rank's detections, writes RUN/val/ and scores it."""
+        if self.dist.world > 1:
+            everything = [None] * self.dist.world
+            torch.distributed.all_gather_object(everything, found)
+            found = [item for part in everything for item in part]
+        scores = {}
+        if self.dist.main:
+            folder = self.run / "val"
+            write_detections(folder, self.annotation, self.val_videos, found)
+            scores = score_frame_map(folder, self.annotation, self.val_videos)
+        if self.dist.world > 1:
+            shared = [scores]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            scores = shared[0]
+        return scores
 
     def _keep_best(self, val: dict) -> None:
         """best.pt follows the highest agent frame-mAP, or the lowest loss without one."""
