@@ -11,6 +11,8 @@ from torchvision.ops import generalized_box_iou_loss
 
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
+ROOT = Path(__file__).resolve().parents[1]
+
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
 

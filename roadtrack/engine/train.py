@@ -352,7 +352,9 @@ class Trainer:
         self.model.eval()
         total = torch.zeros(2, dtype=torch.float64)
         found = []  # (video, key frame, detections)
-        for clips, targets, keys in loader:
+        for clips, targets, keys in tqdm(loader, desc="val", unit="batch", leave=False,
+                                         disable=not (self.progress and self.dist.main),
+                                         dynamic_ncols=True):
             clips, targets = self._to_device(clips, targets)
             with autocast(self.dist.device, self.amp):
                 losses = self.model.losses(clips, targets)  # the loss under eval()
