@@ -111,11 +111,10 @@ def train_events(config, data, run_dir, out_dir):
 @click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
 def submit(run_dir, out, videos, zipped):
     """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
-    from .events.submit import build_submission, read_video_list, write_submission
+    from .events.submit import read_video_list, submit_run
 
     names = read_video_list(videos) if videos else None
-    submission = build_submission(run_dir, names)
-    path = write_submission(submission, out, zipped)
+    path, submission = submit_run(run_dir, out, names, zipped)
     counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
     click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
                ", ".join(f"{n} {t} tubes" for t, n in counts.items()))
