@@ -1,0 +1,98 @@
+"""A SORT-style reference tracker for benchmarks: one filterpy KalmanFilter per object plus lap.
+
+Follows Bewley et al. 2016 ("Simple Online and Realtime Tracking") as in their public code: state
+(cx, cy, area, ratio, vx, vy, va), IoU association with the Hungarian method (threshold 0.3),
+tracks reported once matched 3 frames in a row after birth (or in the first 3 frames) and dropped after 1 miss.
+Used by ``tools/bench_tracker.py`` (speed) and ``tools/eval_tracker.py`` (accuracy) as the
+baseline measured in the same process; not part of the package.
+"""
+from __future__ import annotations
+
+import lap
+import numpy as np
+from filterpy.kalman import KalmanFilter
+
+from roadtrack.boxes import iou_matrix
+
+
+def _to_z(box: np.ndarray) -> np.ndarray:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return np.array([[box[0] + w / 2], [box[1] + h / 2], [w * h], [w / h]])
+
+
+def _to_box(x: np.ndarray) -> np.ndarray:
+    w = np.sqrt(max(x[2, 0] * x[3, 0], 0.0))
+    h = x[2, 0] / w if w > 0 else 0.0
+    return np.array([x[0, 0] - w / 2, x[1, 0] - h / 2, x[0, 0] + w / 2, x[1, 0] + h / 2])
+
+
+class _Object:
+    """One tracked object with its own filterpy filter (constant velocity, no ratio velocity)."""
+
+    def __init__(self, box: np.ndarray, track_id: int):
+        kf = KalmanFilter(dim_x=7, dim_z=4)
+        kf.F = np.eye(7)
+        kf.F[0, 4] = kf.F[1, 5] = kf.F[2, 6] = 1
+        kf.H = np.eye(4, 7)
+        kf.R[2:, 2:] *= 10.0
+        kf.P[4:, 4:] *= 1000.0  # velocities unknown at birth
+        kf.P *= 10.0
+        kf.Q[-1, -1] *= 0.01
+        kf.Q[4:, 4:] *= 0.01
+        kf.x[:4] = _to_z(box)
+        self.kf, self.id = kf, track_id
+        self.time_since_update = 0
+        self.hit_streak = 0
+
+    def predict(self) -> np.ndarray:
+        if self.kf.x[6, 0] + self.kf.x[2, 0] <= 0:
+            self.kf.x[6, 0] = 0.0
+        self.kf.predict()
+        if self.time_since_update > 0:
+            self.hit_streak = 0
+        self.time_since_update += 1
+        return _to_box(self.kf.x)
+
+    def update(self, box: np.ndarray) -> None:
+        self.time_since_update = 0
+        self.hit_streak += 1
+        self.kf.update(_to_z(box))
+
+
+class SortReference:
+    """``update(boxes (M, 4) xyxy) -> track_ids (M,)``, -1 for detections not reported."""
+
+    def __init__(self, max_age: int = 1, min_hits: int = 3, iou_threshold: float = 0.3):
+        self.max_age, self.min_hits, self.iou_threshold = max_age, min_hits, iou_threshold
+        self.objects: list[_Object] = []
+        self.frame_count = 0
+        self.next_id = 1
+
+    def update(self, boxes: np.ndarray) -> np.ndarray:
+        self.frame_count += 1
+        predicted = np.array([o.predict() for o in self.objects]).reshape(-1, 4)
+        alive = np.isfinite(predicted).all(axis=1)
+        self.objects = [o for o, a in zip(self.objects, alive) if a]
+        predicted = predicted[alive]
+        out = np.full(len(boxes), -1, dtype=np.int64)
+        matched_det = np.zeros(len(boxes), dtype=bool)
+        if len(self.objects) and len(boxes):
+            iou = iou_matrix(boxes, predicted)  # (M, T)
+            _, x, _ = lap.lapjv(1.0 - iou, extend_cost=True, cost_limit=1.0 - self.iou_threshold)
+            for d, t in enumerate(x):
+                if t >= 0 and iou[d, t] >= self.iou_threshold:
+                    self.objects[t].update(boxes[d])
+                    matched_det[d] = True
+                    if self._reported(self.objects[t]):
+                        out[d] = self.objects[t].id
+        for d in np.flatnonzero(~matched_det):
+            obj = _Object(boxes[d], self.next_id)
+            self.next_id += 1
+            self.objects.append(obj)
+            if self._reported(obj):
+                out[d] = obj.id
+        self.objects = [o for o in self.objects if o.time_since_update <= self.max_age]
+        return out
+
+    def _reported(self, obj: _Object) -> bool:
+        return obj.hit_streak >= self.min_hits or self.frame_count <= self.min_hits
