@@ -90,7 +90,7 @@ def info(annotation, split):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for <seq>.txt in MOTChallenge format.")
 @click.option("--config", "config", default=None,
-              help="Tracker preset (deepsort, sort, bytetrack) or a YAML file. [default: deepsort]")
+              help="Tracker preset (bytetrack, deepsort, sort) or a YAML file. [default: bytetrack]")
 @click.option("--per-class/--any-class", "per_class", default=None,
               help="Keep each track to one agent class (config key per_class).")
 @click.option("--progress/--no-progress", default=True, show_default=True,

@@ -8,24 +8,27 @@ from pathlib import Path
 from ..errors import UserError
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "tracker"
-DEFAULT_PRESET = "deepsort"
+DEFAULT_PRESET = "bytetrack"
 
 
 @dataclass
 class TrackerConfig:
-    """All tracker knobs. Distances are costs: 1 - IoU, cosine distance (0..2)."""
+    """All tracker knobs; the defaults are the ``bytetrack`` preset's.
 
-    name: str = "custom"
+    Distances are costs: 1 - IoU, cosine distance (0..2).
+    """
+
+    name: str = "bytetrack"
     # track life
-    n_init: int = 3  # consecutive hits before a track is confirmed
-    max_age: int = 70  # misses before a confirmed track is deleted
+    n_init: int = 2  # hits before a track is confirmed (a tentative track dies at its 1st miss)
+    max_age: int = 30  # misses before a confirmed track is deleted
     backfill: bool = True  # also output a track's tentative rows once it is confirmed
     per_class: bool = False  # a track keeps its birth class and only takes detections of it
     # detections
-    min_score: float = 0.0  # detections below are ignored entirely
-    high_score: float = 0.0  # detections at or above go to the first rounds
-    low_score: float | None = None  # [low, high) go to a second IoU round (ByteTrack); None: off
-    new_track_score: float = 0.0  # unmatched detections start tracks only at or above this
+    min_score: float = 0.1  # detections below are ignored entirely
+    high_score: float = 0.5  # detections at or above go to the first rounds
+    low_score: float | None = 0.1  # [low, high) go to a second IoU round (ByteTrack); None: off
+    new_track_score: float = 0.6  # unmatched detections start tracks only at or above this
     # association
     appearance: bool = True  # use embeddings when the detections carry them
     max_cosine_distance: float = 0.2
@@ -34,7 +37,8 @@ class TrackerConfig:
     ema_alpha: float = 0.9
     gating: bool = True  # chi-square 95% Mahalanobis gate on appearance matches
     gate_threshold: float = 9.4877
-    max_iou_distance: float = 0.7  # IoU round: match only when 1 - IoU <= this
+    max_iou_distance: float = 0.8  # IoU round: match only when 1 - IoU <= this
+    iou_max_misses: int = 30  # with embeddings, tracks missed longer match on appearance only
     low_max_iou_distance: float = 0.5  # second (low-score) round
     # motion model
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object
@@ -78,6 +82,8 @@ def load_config(source: str | Path | None = None, **overrides) -> TrackerConfig:
     """
     import yaml
 
+    if source is None and not (PRESET_DIR / f"{DEFAULT_PRESET}.yaml").is_file():
+        return TrackerConfig(**overrides)  # installed without configs/: the built-in defaults
     source = DEFAULT_PRESET if source is None else source
     path = Path(source)
     if not path.suffix and not path.exists():

@@ -5,8 +5,8 @@ Per frame (DeepSORT's order, ByteTrack's optional second round):
 1. predict every track one frame ahead (Kalman, batched);
 2. with embeddings: a matching cascade over confirmed tracks, most recently seen first, on cosine
    distance to each track's gallery, gated by squared Mahalanobis distance (chi-square 95%);
-3. IoU matching of the high-score detections left to tentative tracks and tracks missed for just
-   one frame (all tracks when there are no embeddings);
+3. IoU matching of the high-score detections left to tentative tracks and to tracks missed for
+   at most ``iou_max_misses`` frames (DeepSORT: 1; all tracks when there are no embeddings);
 4. optionally (``low_score`` set) IoU matching of low-score detections to tracks seen last frame;
 5. Kalman update of matched tracks, deletion of lost ones, new tracks from unmatched detections.
 
@@ -99,7 +99,8 @@ class Tracker:
         free = np.ones(len(tracks), dtype=bool)  # tracks still unmatched this frame
         if self.use_appearance and len(tracks):
             high = self._cascade(high, xyah, features, classes, det_track, free)
-            candidates = (free & (~tracks.confirmed | (tracks.since_update == 1))).nonzero()[0]
+            candidates = (free & (~tracks.confirmed
+                                  | (tracks.since_update <= c.iou_max_misses))).nonzero()[0]
         else:
             candidates = np.arange(len(tracks))
         high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
