@@ -12,7 +12,7 @@ import lap
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from roadtrack.boxes import iou_matrix
+from roadtrack.boxes import iou_matrix  # noqa: E402
 
 
 def _to_z(box: np.ndarray) -> np.ndarray:
@@ -96,3 +96,29 @@ class SortReference:
 
     def _reported(self, obj: _Object) -> bool:
         return obj.hit_streak >= self.min_hits or self.frame_count <= self.min_hits
+
+
+def main(argv=None) -> None:
+    """Whole-process baseline: ``python tools/sort_reference.py DETS_DIR OUT_DIR`` tracks every
+    ``<seq>/det/det.txt`` and writes ``OUT_DIR/<seq>.txt``, as SORT's own script does."""
+    import sys
+    from pathlib import Path
+
+    dets_dir, out_dir = (Path(a) for a in (argv or sys.argv[1:]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for det_file in sorted(dets_dir.glob("*/det/det.txt")):
+        rows = np.loadtxt(det_file, delimiter=",", ndmin=2)
+        tracker = SortReference()
+        lines = []
+        for frame in range(1, int(rows[:, 0].max()) + 1):
+            dets = rows[rows[:, 0] == frame, 2:6].copy()
+            dets[:, 2:4] += dets[:, 0:2]
+            for box, tid in zip(dets, tracker.update(dets)):
+                if tid >= 0:
+                    lines.append(f"{frame},{tid},{box[0]:.2f},{box[1]:.2f},{box[2] - box[0]:.2f},"
+                                 f"{box[3] - box[1]:.2f},1,-1,-1,-1\n")
+        (out_dir / f"{det_file.parent.parent.name}.txt").write_text("".join(lines))
+
+
+if __name__ == "__main__":
+    main()

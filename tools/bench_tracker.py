@@ -1,0 +1,155 @@
+"""Tracker speed on the public MOT15 detections (../shared/data/mot15-det, 5,250 frames).
+
+Prints frames per second of
+
+1. the update step alone, IoU-only: our presets (and the per-object filterpy Kalman path) against
+   a SORT-style reference (one filterpy KalmanFilter per object plus lap, tools/sort_reference.py)
+   run in the same process, interleaved, best of ``--repeats``;
+2. the update step with 128-D embeddings on a synthetic scene of 20 objects per frame;
+3. the whole ``roadtrack track`` command (subprocess: start-up, reading, writing) against the
+   reference's whole script.
+
+    python tools/bench_tracker.py [--repeats 3] [--data ../shared/data/mot15-det]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+from roadtrack.io.mot import read_mot  # noqa: E402
+from roadtrack.report import table  # noqa: E402
+from roadtrack.tracking.config import load_config  # noqa: E402
+from roadtrack.tracking.sequence import track_sequence  # noqa: E402
+from sort_reference import SortReference  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "mot15-det"
+
+
+def ours_fps(sequences, config, features=None) -> float:
+    """Frames per second inside Tracker.update over all sequences."""
+    frames = seconds = 0.0
+    for k, t in enumerate(sequences):
+        r = track_sequence(t.frames, t.boxes_xyxy, t.scores,
+                           None if features is None else features[k], config=config)
+        frames += r.num_frames
+        seconds += r.seconds
+    return frames / seconds
+
+
+def reference_fps(sequences) -> float:
+    frames, start = 0, time.perf_counter()
+    for t in sequences:
+        ref = SortReference()
+        bounds = np.searchsorted(t.frames, np.arange(1, t.frames.max() + 2))
+        for k in range(len(bounds) - 1):
+            ref.update(t.boxes_xyxy[bounds[k]:bounds[k + 1]])
+            frames += 1
+    return frames / (time.perf_counter() - start)
+
+
+class _Table:
+    """A MotTable-like record for the synthetic scene."""
+
+    def __init__(self, frames, boxes_xyxy, scores):
+        self.frames, self.boxes_xyxy, self.scores = frames, boxes_xyxy, scores
+
+
+def synthetic_scene(num_frames=1000, objects=20, dim=128, seed=0):
+    """``objects`` boxes per frame moving at constant speed, jittered, with identity embeddings
+    (one random unit direction per object plus noise). Returns a table and features (N, dim)."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform([0, 0], [1800, 900], (objects, 2))
+    speed = rng.normal(0, 2, (objects, 2))
+    size = rng.uniform([30, 60], [80, 200], (objects, 2))
+    f = np.repeat(np.arange(1, num_frames + 1), objects)
+    obj = np.tile(np.arange(objects), num_frames)
+    xy = start[obj] + speed[obj] * f[:, None] + rng.normal(0, 1.5, (len(f), 2))
+    boxes = np.concatenate([xy, xy + size[obj]], axis=1)
+    identity = rng.normal(size=(objects, dim))
+    identity /= np.linalg.norm(identity, axis=1, keepdims=True)
+    feats = (identity[obj] + rng.normal(0, 0.03, (len(f), dim))).astype(np.float16)
+    return _Table(f, boxes, rng.uniform(0.6, 1.0, len(f))), feats
+
+
+def command_seconds(args: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    subprocess.run(args, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="Folder of <seq>/det/det.txt.")
+    ap.add_argument("--repeats", type=int, default=3, help="Best of this many runs.")
+    args = ap.parse_args(argv)
+    files = sorted(args.data.glob("*/det/det.txt"))
+    if not files:
+        sys.exit(f"bench_tracker: no <seq>/det/det.txt under {args.data}")
+    seqs = [read_mot(f) for f in files]
+    n_frames = sum(int(t.frames.max()) for t in seqs)
+    n_dets = sum(len(t) for t in seqs)
+    print(f"{len(seqs)} sequences, {n_frames} frames, {n_dets} detections "
+          f"({n_dets / n_frames:.1f} per frame); best of {args.repeats}")
+
+    sort_cfg = load_config("sort")
+    runs = {
+        "SORT reference (filterpy per object + lap)": lambda: reference_fps(seqs),
+        "roadtrack sort preset (IoU only)": lambda: ours_fps(seqs, sort_cfg),
+        "roadtrack bytetrack preset (default, no embeddings)":
+            lambda: ours_fps(seqs, load_config("bytetrack")),
+        "roadtrack deepsort preset (no embeddings)": lambda: ours_fps(seqs, load_config("deepsort")),
+        "roadtrack sort preset, filterpy Kalman per object":
+            lambda: ours_fps(seqs, sort_cfg.replace(kalman="filterpy")),
+    }
+    best = {name: 0.0 for name in runs}
+    for _ in range(args.repeats):  # interleaved so load changes hit every run alike
+        for name, run in runs.items():
+            best[name] = max(best[name], run())
+    ref = best["SORT reference (filterpy per object + lap)"]
+    rows = [["update only, MOT15", name, round(fps), f"{fps / ref:.2f}x"]
+            for name, fps in best.items()]
+
+    scene, feats = synthetic_scene()
+    for preset in ("bytetrack", "deepsort"):
+        cfg = load_config(preset)
+        fps = max(ours_fps([scene], cfg, [feats]) for _ in range(args.repeats))
+        rows.append(["update only, 20 objects, 128-D", f"roadtrack {preset} preset (appearance)",
+                     round(fps), ""])
+    cfg = load_config("bytetrack", gallery="ema")
+    fps = max(ours_fps([scene], cfg, [feats]) for _ in range(args.repeats))
+    rows.append(["update only, 20 objects, 128-D", "roadtrack bytetrack, EMA gallery", round(fps),
+                 ""])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_cmd = [sys.executable, str(ROOT / "tools" / "sort_reference.py"), str(args.data),
+                   f"{tmp}/ref"]
+        ours_cmd = [sys.executable, "-m", "roadtrack", "track", "--dets", str(args.data),
+                    "--out", f"{tmp}/ours", "--no-progress"]
+        whole = {"SORT reference script": ref_cmd,
+                 "roadtrack track --config sort": ours_cmd + ["--config", "sort"],
+                 "roadtrack track (default preset)": ours_cmd}
+        secs = {name: float("inf") for name in whole}
+        for _ in range(args.repeats):
+            for name, cmd in whole.items():
+                secs[name] = min(secs[name], command_seconds(cmd))
+        for name, s in secs.items():
+            rows.append(["whole process, MOT15", name, round(n_frames / s),
+                         f"{secs['SORT reference script'] / s:.2f}x"])
+    print(table(rows, ["measure", "tracker", "frames/s", "vs reference"]))
+
+
+if __name__ == "__main__":
+    main()
