@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
-from roadtrack.io.mot import read_mot  # noqa: E402
-from roadtrack.report import table  # noqa: E402
-from roadtrack.tracking.config import load_config  # noqa: E402
-from roadtrack.tracking.sequence import track_sequence  # noqa: E402
-from sort_reference import SortReference  # noqa: E402
+from sort_reference import SortReference
+
+from roadtrack.io.mot import read_mot
+from roadtrack.report import table
+from roadtrack.tracking.config import load_config
+from roadtrack.tracking.sequence import track_sequence
 
 DATA = ROOT.parent / "shared" / "data" / "mot15-det"
 

@@ -27,14 +27,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import motmetrics as mm  # noqa: E402
+import motmetrics as mm
+from sort_reference import SortReference
 
-from roadtrack.boxes import iou_matrix  # noqa: E402
-from roadtrack.io.mot import read_mot  # noqa: E402
-from roadtrack.report import table  # noqa: E402
-from roadtrack.tracking.config import load_config  # noqa: E402
-from roadtrack.tracking.sequence import track_sequence  # noqa: E402
-from sort_reference import SortReference  # noqa: E402
+from roadtrack.boxes import iou_matrix
+from roadtrack.io.mot import read_mot
+from roadtrack.report import table
+from roadtrack.tracking.config import load_config
+from roadtrack.tracking.sequence import track_sequence
 
 DATA = Path(mm.__file__).parent / "data"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")

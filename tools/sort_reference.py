@@ -12,7 +12,7 @@ import lap
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from roadtrack.boxes import iou_matrix  # noqa: E402
+from roadtrack.boxes import iou_matrix
 
 
 def _to_z(box: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ class TrackerConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def replace(self, **changes) -> "TrackerConfig":
+    def replace(self, **changes) -> TrackerConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -13,9 +13,9 @@ All inputs are read and checked before anything is written; every file is writte
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from ..errors import UserError
 from ..boxes import xyxy_to_xyah
+from ..errors import UserError
 from .appearance import normalize
 from .config import TrackerConfig
 from .tracker import Tracker

@@ -66,7 +66,10 @@ class Tracker:
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
         keep = usable_rows(boxes, scores, self.config.min_score).nonzero()[0]
         if self.use_appearance:
-            features = normalize(np.asarray(features).reshape(m, -1)[keep])
+            if features is None:
+                raise ValueError("this tracker associates on appearance: pass features (M, D)")
+            dim = self.tracks.gallery.dim
+            features = normalize(np.asarray(features, dtype=np.float32).reshape(m, dim)[keep])
         if classes is not None:
             classes = np.asarray(classes, dtype=np.int64).reshape(m)[keep]
         ids, confirmed = self.step(boxes[keep], xyxy_to_xyah(boxes[keep]), scores[keep],
@@ -204,4 +207,4 @@ class Tracker:
         return ids
 
 
-__all__ = ["Tracker", "usable_rows", "normalize"]
+__all__ = ["Tracker", "normalize", "usable_rows"]
