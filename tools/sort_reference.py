@@ -2,7 +2,10 @@
 
 Follows Bewley et al. 2016 ("Simple Online and Realtime Tracking") as in their public code: state
 (cx, cy, area, ratio, vx, vy, va), IoU association with the Hungarian method (threshold 0.3),
-tracks reported once matched 3 frames in a row after birth (or in the first 3 frames) and dropped after 1 miss.
+tracks reported once matched 3 frames in a row after birth (or in the first 3 frames) and
+dropped after 1 miss. Each frame takes the steps of SORT's ``Sort.update`` (NaN predictions
+dropped through a masked array, the one-to-one shortcut before the Hungarian method, every
+track's box read back for output).
 Used by ``tools/bench_tracker.py`` (speed) and ``tools/eval_tracker.py`` (accuracy) as the
 baseline measured in the same process; not part of the package.
 """
@@ -69,30 +72,49 @@ class SortReference:
         self.next_id = 1
 
     def update(self, boxes: np.ndarray) -> np.ndarray:
+        """One frame, in the steps of SORT's ``Sort.update``."""
         self.frame_count += 1
-        predicted = np.array([o.predict() for o in self.objects]).reshape(-1, 4)
-        alive = np.isfinite(predicted).all(axis=1)
-        self.objects = [o for o, a in zip(self.objects, alive) if a]
-        predicted = predicted[alive]
+        predicted = np.zeros((len(self.objects), 4))
+        for t, obj in enumerate(self.objects):
+            predicted[t] = obj.predict()
+        bad = np.isnan(predicted).any(axis=1)
+        predicted = np.ma.compress_rows(np.ma.masked_invalid(predicted))
+        self.objects = [o for o, b in zip(self.objects, bad) if not b]
+        pairs = self._associate(boxes, predicted)
         out = np.full(len(boxes), -1, dtype=np.int64)
         matched_det = np.zeros(len(boxes), dtype=bool)
-        if len(self.objects) and len(boxes):
-            iou = iou_matrix(boxes, predicted)  # (M, T)
-            _, x, _ = lap.lapjv(1.0 - iou, extend_cost=True, cost_limit=1.0 - self.iou_threshold)
-            for d, t in enumerate(x):
-                if t >= 0 and iou[d, t] >= self.iou_threshold:
-                    self.objects[t].update(boxes[d])
-                    matched_det[d] = True
-                    if self._reported(self.objects[t]):
-                        out[d] = self.objects[t].id
+        for d, t in pairs:
+            self.objects[t].update(boxes[d])
+            matched_det[d] = True
+            if self._reported(self.objects[t]):
+                out[d] = self.objects[t].id
         for d in np.flatnonzero(~matched_det):
             obj = _Object(boxes[d], self.next_id)
             self.next_id += 1
             self.objects.append(obj)
             if self._reported(obj):
                 out[d] = obj.id
-        self.objects = [o for o in self.objects if o.time_since_update <= self.max_age]
+        kept = []
+        for obj in self.objects:  # SORT reads every track's state each frame for its output
+            obj.state = _to_box(obj.kf.x)
+            if obj.time_since_update <= self.max_age:
+                kept.append(obj)
+        self.objects = kept
         return out
+
+    def _associate(self, boxes: np.ndarray, predicted: np.ndarray) -> list[tuple[int, int]]:
+        """(detection, track) pairs with IoU >= the threshold; SORT's one-to-one shortcut, else
+        the Hungarian method on -IoU."""
+        if not len(boxes) or not len(predicted):
+            return []
+        iou = iou_matrix(boxes, predicted)  # (M, T)
+        above = (iou > self.iou_threshold).astype(np.int32)
+        if above.sum(1).max() == 1 and above.sum(0).max() == 1:
+            pairs = np.stack(np.where(above), axis=1)
+        else:
+            _, x, _ = lap.lapjv(-iou, extend_cost=True)
+            pairs = np.array([[d, t] for d, t in enumerate(x) if t >= 0]).reshape(-1, 2)
+        return [(int(d), int(t)) for d, t in pairs if iou[d, t] >= self.iou_threshold]
 
     def _reported(self, obj: _Object) -> bool:
         return obj.hit_streak >= self.min_hits or self.frame_count <= self.min_hits

@@ -63,7 +63,8 @@ class Gallery:
         """Smallest cosine distance of each track in ``rows`` (N,) to each embedding (M, D)."""
         if self.slots == 1:
             return cosine_distance(self.feats[rows, 0], features)
-        sims = self.feats[rows] @ features.T  # (N, K, M)
-        empty = np.arange(self.slots)[None, :] >= self.count[rows][:, None]  # (N, K)
+        k = int(self.count.max())  # slots beyond are empty in every gallery
+        sims = self.feats[:, :k] @ features.T  # (T, k, M), all tracks: no copy of the galleries
+        empty = np.arange(k) >= self.count[:, None]  # (T, k)
         sims[empty] = -np.inf
-        return 1.0 - sims.max(axis=1).astype(np.float64)
+        return 1.0 - sims.max(axis=1)[rows].astype(np.float64)

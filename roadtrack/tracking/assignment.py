@@ -12,7 +12,8 @@ def linear_assignment(cost: np.ndarray, cost_limit: float) -> tuple[np.ndarray, 
     """Minimum-cost matching of rows to columns, leaving pairs above ``cost_limit`` unmatched.
 
     ``cost`` (N, M) finite float64 (use :data:`FORBIDDEN` for pairs that must not match).
-    Returns ``rows (K,)`` and ``cols (K,)`` of the matched pairs, all with cost <= ``cost_limit``.
+    Returns ``rows (K,)`` and ``cols (K,)`` of the matched pairs (in no particular order), all
+    with cost <= ``cost_limit``.
 
     Solves the problem ``lap.lapjv(extend_cost=True, cost_limit=...)`` solves: minimise the
     matched costs plus ``cost_limit / 2`` per unmatched row and column. When every row's cheapest
@@ -24,8 +25,7 @@ def linear_assignment(cost: np.ndarray, cost_limit: float) -> tuple[np.ndarray, 
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     if n > m:  # the shortcut below works per row: fewer rows, fewer collisions
         cols, rows = linear_assignment(cost.T, cost_limit)
-        order = np.argsort(rows)
-        return rows[order], cols[order]
+        return rows, cols
     best = cost.argmin(axis=1)  # (N,)
     rows = (cost.min(axis=1) <= cost_limit).nonzero()[0]
     cols = best[rows]

@@ -97,6 +97,7 @@ class Tracker:
             tracks.since_update += 1
         split = c.low_score is not None or c.high_score > c.min_score
         high = (scores >= c.high_score).nonzero()[0] if split else np.arange(m)
+        has_low = len(high) < m
 
         det_track = np.full(m, -1, dtype=np.int64)  # row in tracks per detection
         free = np.ones(len(tracks), dtype=bool)  # tracks still unmatched this frame
@@ -108,10 +109,12 @@ class Tracker:
             candidates = np.arange(len(tracks))
         high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
                                det_track, free)
-        if c.low_score is not None and len(tracks):
+        if c.low_score is not None and has_low and len(tracks):
             low = ((scores < c.high_score) & (scores >= c.low_score)).nonzero()[0]
-            recent = (free & tracks.confirmed & (tracks.since_update == 1)).nonzero()[0]
-            self._match_iou(recent, low, boxes, classes, c.low_max_iou_distance, det_track, free)
+            if len(low):
+                recent = (free & tracks.confirmed & (tracks.since_update == 1)).nonzero()[0]
+                self._match_iou(recent, low, boxes, classes, c.low_max_iou_distance,
+                                det_track, free)
 
         matched = (det_track >= 0).nonzero()[0]
         track_ids = np.full(m, -1, dtype=np.int64)
