@@ -128,6 +128,7 @@ def test_frames_out_of_order_are_fine(tmp_path):
     ("", "MOT file is empty"),
     ("1,-1,10,20,30\n", "fewer than 6 columns"),
     ("1,-1,10,20,30,abc,1\n", "not numeric"),
+    ("0,-1,10,20,30,40,1\n", "frame numbers must be integers >= 1"),
 ])
 def test_broken_det_files_fail_with_one_line_and_write_nothing(tmp_path, content, message):
     det = tmp_path / "s" / "det" / "det.txt"
@@ -208,3 +209,23 @@ def test_real_mot15_sequence(tmp_path):
     for f in np.unique(out.frames):  # one row per track per frame
         ids = out.ids[out.frames == f]
         assert len(ids) == len(set(ids.tolist()))
+
+
+def test_run_folder_with_an_empty_video_and_bad_frames(tmp_path):
+    run = tmp_path / "run"
+    save_stage(run, "detections", "empty", frames=np.zeros(0, np.int32),
+               boxes=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32),
+               agent=np.zeros((0, 4), np.float32), action=np.zeros((0, 5), np.float32),
+               loc=np.zeros((0, 2), np.float32), embeddings=np.zeros((0, 0), np.float16),
+               width=640, height=480, fps=25.0)
+    res = _invoke("--dets", run, "--out", tmp_path / "mot")
+    assert res.exit_code == 0, res.output
+    assert len(load_stage(run, "tracks", "empty")["track_ids"]) == 0
+    assert (tmp_path / "mot" / "empty.txt").read_text() == ""
+    _write_run(run, "zbad")  # sorted after "empty": checked before anything is written
+    data = dict(np.load(run / "detections" / "zbad.npz"))
+    data["frames"] = data["frames"] - 1  # frame 0 appears
+    save_stage(run, "detections", "zbad", **data)
+    res = _invoke("--dets", run, "--out", tmp_path / "mot2")
+    assert res.exit_code == 2 and "zbad.npz: frame numbers must be integers >= 1" in res.output
+    assert not (tmp_path / "mot2").exists()

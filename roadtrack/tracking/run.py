@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..io.artifacts import finished_videos, load_stage, save_stage
 from ..io.mot import read_mot, write_mot
 from .config import TrackerConfig
-from .sequence import SequenceTracks, track_sequence
+from .sequence import SequenceTracks, check_frames, track_sequence
 
 
 @dataclass
@@ -80,6 +80,7 @@ def find_detections(path: str | Path) -> list[Detections]:
 
 def _read_mot_sequence(path: Path) -> Detections:
     table = read_mot(path)
+    check_frames(table.frames, str(path))
     name = path.parent.parent.name if path.parent.name == "det" and path.parent.parent.name \
         else path.stem
     return Detections(name, path, table.frames, table.boxes_xyxy, table.scores)
@@ -91,6 +92,7 @@ def _read_artifact(run: Path, video: str) -> Detections:
     boxes = np.asarray(data["boxes"], dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise UserError(f"field 'boxes' must have shape (N, 4), not {boxes.shape}", source)
+    check_frames(data["frames"], str(source))
     feats = np.asarray(data["embeddings"], dtype=np.float32)
     agent = np.asarray(data["agent"])
     classes = agent.argmax(axis=1) if agent.ndim == 2 and agent.shape[1] > 0 and len(agent) \

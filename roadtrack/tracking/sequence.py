@@ -30,14 +30,19 @@ class SequenceTracks:
         return int(self.track_ids.max()) if len(self.track_ids) else 0
 
 
-def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-               source: str | None = None) -> np.ndarray:
-    """(N,) bool: rows that can be tracked. Warns once with the count of skipped rows; frame
-    numbers that are not positive integers raise UserError (they are no data error to skip)."""
+def check_frames(frames: np.ndarray, source: str | None = None) -> None:
+    """Frame numbers must be integers >= 1 (a file that breaks this is unusable, not noisy)."""
     frames_f = np.asarray(frames, dtype=np.float64)
     if len(frames_f) and not (np.isfinite(frames_f).all() and (frames_f == np.round(frames_f)).all()
                               and frames_f.min() >= 1):
         raise UserError("frame numbers must be integers >= 1", source)
+
+
+def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+               source: str | None = None) -> np.ndarray:
+    """(N,) bool: rows that can be tracked. Warns once with the count of skipped rows; bad frame
+    numbers raise UserError (see :func:`check_frames`)."""
+    check_frames(frames, source)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(boxes).all(axis=1) & np.isfinite(scores) \
             & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
