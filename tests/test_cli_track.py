@@ -53,8 +53,15 @@ def test_track_a_folder_of_sequences_with_a_preset(tmp_path):
     _write_det(tmp_path / "in" / "b" / "det" / "det.txt", _objects(12, 3))
     res = _invoke("--dets", tmp_path / "in", "--out", tmp_path / "out", "--config", "sort")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt",
+                                                                    "tracker.yaml"]
     assert "2 sequence(s): 22 frames, 5 tracks" in res.output and "[sort]" in res.output
+    # the saved settings reproduce the run
+    first = (tmp_path / "out" / "b.txt").read_text()
+    res = _invoke("--dets", tmp_path / "in", "--out", tmp_path / "again", "--config",
+                  tmp_path / "out" / "tracker.yaml")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "again" / "b.txt").read_text() == first
 
 
 def _write_run(run: Path, video="vid1", num_frames=15, classes=None, dim=8):

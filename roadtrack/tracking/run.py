@@ -7,8 +7,9 @@ Inputs (``--dets PATH``):
 - a run folder with ``detections/<video>.npz`` artifacts (``roadtrack.io.artifacts``); the
   per-class option uses the argmax of each row's ``agent`` probabilities.
 
-Outputs: ``DIR/<seq>.txt`` in MOTChallenge format for every sequence, and for a run folder
-``<run>/tracks/<video>.npz`` (the kept detection rows plus ``track_ids`` and ``det_index``).
+Outputs: ``DIR/<seq>.txt`` in MOTChallenge format for every sequence, ``DIR/tracker.yaml`` (the
+resolved settings; ``--config`` takes it back), and for a run folder ``<run>/tracks/<video>.npz``
+(the kept detection rows plus ``track_ids`` and ``det_index``).
 All inputs are read and checked before anything is written; every file is written atomically.
 """
 from __future__ import annotations
@@ -22,9 +23,19 @@ import numpy as np
 from ..boxes import xyxy_to_xywh
 from ..errors import UserError
 from ..io.artifacts import finished_videos, load_stage, save_stage
+from ..io.atomic import write_text_atomic
 from ..io.mot import read_mot, write_mot
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
+
+
+CONFIG_NAME = "tracker.yaml"  # the resolved settings, written beside the MOT files
+
+
+def save_config(path: Path, config: TrackerConfig) -> None:
+    import yaml
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 @dataclass
@@ -138,6 +149,7 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
                    dynamic_ncols=True)
     frames = tracks = rows = 0
     seconds = 0.0
+    save_config(out_dir / CONFIG_NAME, config)
     try:
         for det in sequences:
             result = track_detections(det, config, None if bar is None else bar.update)
