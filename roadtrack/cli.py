@@ -110,6 +110,8 @@ def track(dets, out_dir, config, per_class, progress):
         summary = track_path(dets, out_dir, cfg, progress=progress)
     for w in caught:
         click.echo(f"roadtrack: warning: {w.message}", err=True)
+    if summary.sequences > 1:
+        click.echo(summary.table())
     click.echo(f"{summary.line()} [{cfg.name}] -> {out_dir}")
 
 

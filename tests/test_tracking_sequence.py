@@ -2,6 +2,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roadtrack.errors import UserError
 from roadtrack.tracking.config import load_config
@@ -81,3 +83,24 @@ def test_no_detections():
         warnings.simplefilter("error")
         r = track_sequence(np.zeros(0, int), np.zeros((0, 4)))
     assert r.num_frames == 0 and r.num_tracks == 0 and len(r.det_index) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 60), st.integers(1, 12), st.integers(0, 2**31 - 1),
+       st.sampled_from(["sort", "bytetrack", "deepsort"]))
+def test_random_sequences_give_consistent_rows(n, max_frame, seed, preset):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(1, max_frame + 1, n)
+    xy = rng.uniform(0, 200, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(-5, 60, (n, 2))], axis=1)  # some without area
+    boxes[rng.random(n) < 0.1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = track_sequence(frames, boxes, rng.uniform(0, 1, n), config=load_config(preset))
+    assert len(set(r.det_index.tolist())) == len(r.det_index)  # each detection used once
+    np.testing.assert_array_equal(frames[r.det_index], r.frames)
+    assert np.all(np.isfinite(boxes[r.det_index]))
+    pairs = set(zip(r.frames.tolist(), r.track_ids.tolist()))
+    assert len(pairs) == len(r.det_index)  # one row per track per frame
+    if len(r.track_ids):
+        assert set(r.track_ids.tolist()) == set(range(1, r.num_tracks + 1))

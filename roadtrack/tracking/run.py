@@ -15,7 +15,7 @@ All inputs are read and checked before anything is written; every file is writte
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,13 @@ class TrackSummary:
     tracks: int
     rows: int
     seconds: float  # time inside the tracker
+    per_sequence: list = field(default_factory=list)  # [name, frames, detections, rows, tracks]
+
+    def table(self) -> str:
+        from ..report import table
+
+        return table(self.per_sequence, ["sequence", "frames", "detections", "track rows",
+                                         "tracks"])
 
     def line(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else float("inf")
@@ -149,6 +156,7 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
                    dynamic_ncols=True)
     frames = tracks = rows = 0
     seconds = 0.0
+    per_sequence: list[list] = []
     save_config(out_dir / CONFIG_NAME, config)
     try:
         for det in sequences:
@@ -158,7 +166,9 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
             tracks += result.num_tracks
             rows += len(result.det_index)
             seconds += result.seconds
+            per_sequence.append([det.name, result.num_frames, len(det.frames),
+                                 len(result.det_index), result.num_tracks])
     finally:
         if bar is not None:
             bar.close()
-    return TrackSummary(len(sequences), frames, tracks, rows, seconds)
+    return TrackSummary(len(sequences), frames, tracks, rows, seconds, per_sequence)
