@@ -28,7 +28,6 @@ from ..io.mot import read_mot, write_mot
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
 
-
 CONFIG_NAME = "tracker.yaml"  # the resolved settings, written beside the MOT files
 
 
