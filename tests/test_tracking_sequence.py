@@ -70,6 +70,15 @@ def test_invalid_rows_are_skipped_with_one_warning():
     assert 3 not in r.det_index and 5 not in r.det_index
 
 
+def test_rows_with_broken_embeddings_are_skipped():
+    frames, boxes, _ = _scene(10)
+    feats = np.ones((len(frames), 4), dtype=np.float16)
+    feats[2, 1] = np.inf
+    with pytest.warns(UserWarning, match="skipped 1 rows"):
+        r = track_sequence(frames, boxes, features=feats, config=load_config("deepsort"))
+    assert 2 not in r.det_index
+
+
 def test_bad_frame_numbers_raise_user_error():
     frames, boxes, _ = _scene(5)
     frames = frames.astype(float)

@@ -147,6 +147,8 @@ def test_random_boxes_never_break_the_tracker(frames, preset, with_features):
     for rows in frames:
         boxes, scores = rows[:, :4], np.abs(rows[:, 4]) / 1e4
         feats = rng.normal(size=(len(rows), dim)) if with_features else None
+        if with_features and len(rows):
+            feats[0, 0] = np.nan  # a broken embedding makes its row unusable
         ids, confirmed = t.update(boxes, scores, feats)
         assert ids.shape == (len(rows),) and confirmed.shape == (len(rows),)
         matched = ids[ids >= 0]
@@ -155,6 +157,8 @@ def test_random_boxes_never_break_the_tracker(frames, preset, with_features):
         with np.errstate(invalid="ignore"):
             unusable = ~(np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0])
                          & (boxes[:, 3] > boxes[:, 1]) & (scores >= cfg.min_score))
+        if with_features and len(rows) and cfg.appearance:
+            assert ids[0] == -1
         assert np.all(ids[unusable] == -1)
         assert np.isfinite(t.tracks.mean).all()
 

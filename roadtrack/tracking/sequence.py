@@ -39,13 +39,15 @@ def check_frames(frames: np.ndarray, source: str | None = None) -> None:
 
 
 def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-               source: str | None = None) -> np.ndarray:
+               source: str | None = None, features: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: rows that can be tracked. Warns once with the count of skipped rows; bad frame
     numbers raise UserError (see :func:`check_frames`)."""
     check_frames(frames, source)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(boxes).all(axis=1) & np.isfinite(scores) \
             & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if features is not None:
+            ok &= np.isfinite(features).all(axis=1)
     if not ok.all():
         first = int(np.flatnonzero(~ok)[0])
         warnings.warn(f"{source or 'detections'}: skipped {int((~ok).sum())} rows with non-finite "
@@ -71,7 +73,7 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64)
     if features is not None and features.ndim == 2 and features.shape[1] == 0:
         features = None
-    ok = valid_rows(frames, boxes, scores, source) & (scores >= config.min_score)
+    ok = valid_rows(frames, boxes, scores, source, features) & (scores >= config.min_score)
     rows = ok.nonzero()[0]
     rows = rows[np.argsort(frames[rows], kind="stable")]  # input rows in frame order
     frame_of = frames[rows].astype(np.int64)

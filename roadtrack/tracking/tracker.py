@@ -55,8 +55,8 @@ class Tracker:
         """Advance one frame with its detections.
 
         boxes (M, 4) x1 y1 x2 y2; scores (M,); features (M, D) when the tracker uses appearance;
-        classes (M,) ints for the per-class option. Rows with non-finite values, boxes without
-        area and scores below ``min_score`` are ignored.
+        classes (M,) ints for the per-class option. Rows with non-finite values (embeddings
+        included), boxes without area and scores below ``min_score`` are ignored.
 
         Returns ``track_ids (M,)`` (-1 where a detection joined no track) and ``confirmed (M,)``
         (the track was confirmed when it took the detection).
@@ -64,12 +64,15 @@ class Tracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         m = len(boxes)
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
-        keep = usable_rows(boxes, scores, self.config.min_score).nonzero()[0]
+        usable = usable_rows(boxes, scores, self.config.min_score)
         if self.use_appearance:
             if features is None:
                 raise ValueError("this tracker associates on appearance: pass features (M, D)")
-            dim = self.tracks.gallery.dim
-            features = normalize(np.asarray(features, dtype=np.float32).reshape(m, dim)[keep])
+            features = np.asarray(features, dtype=np.float32).reshape(m, self.tracks.gallery.dim)
+            usable &= np.isfinite(features).all(axis=1)
+        keep = usable.nonzero()[0]
+        if self.use_appearance:
+            features = normalize(features[keep])
         if classes is not None:
             classes = np.asarray(classes, dtype=np.int64).reshape(m)[keep]
         ids, confirmed = self.step(boxes[keep], xyxy_to_xyah(boxes[keep]), scores[keep],
