@@ -12,7 +12,7 @@ from ..boxes import xyxy_to_xyah
 from ..errors import UserError
 from .appearance import normalize
 from .config import TrackerConfig
-from .tracker import Tracker
+from .tracker import Tracker, usable_rows
 
 
 @dataclass
@@ -43,11 +43,9 @@ def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
     """(N,) bool: rows that can be tracked. Warns once with the count of skipped rows; bad frame
     numbers raise UserError (see :func:`check_frames`)."""
     check_frames(frames, source)
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(boxes).all(axis=1) & np.isfinite(scores) \
-            & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        if features is not None:
-            ok &= np.isfinite(features).all(axis=1)
+    ok = usable_rows(boxes, scores, -np.inf) & np.isfinite(scores)
+    if features is not None:
+        ok &= np.isfinite(features).all(axis=1)
     if not ok.all():
         first = int(np.flatnonzero(~ok)[0])
         warnings.warn(f"{source or 'detections'}: skipped {int((~ok).sum())} rows with non-finite "

@@ -212,5 +212,3 @@ class Tracker:
                         features=features)
         return ids
 
-
-__all__ = ["Tracker", "normalize", "usable_rows"]
