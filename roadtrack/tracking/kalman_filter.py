@@ -79,7 +79,7 @@ class BatchKalman(_Noise):
         return mean, cov
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step ahead: mean (N, 8), cov (N, 8, 8) -> same shapes."""
+        """One step ahead: mean (N, 8), cov (N, 8, 8) -> new arrays of the same shapes."""
         q = self.process_var(mean[:, 3])
         cov = F @ cov @ F.T
         cov.reshape(len(cov), -1)[:, _DIAG8] += q

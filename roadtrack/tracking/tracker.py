@@ -70,11 +70,16 @@ class Tracker:
                 raise ValueError("this tracker associates on appearance: pass features (M, D)")
             features = np.asarray(features, dtype=np.float32).reshape(m, self.tracks.gallery.dim)
             usable &= np.isfinite(features).all(axis=1)
+        if classes is not None:
+            classes = np.asarray(classes, dtype=np.int64).reshape(m)
+        if usable.all():  # the common case: no row to leave out
+            return self.step(boxes, xyxy_to_xyah(boxes), scores,
+                             normalize(features) if self.use_appearance else None, classes)
         keep = usable.nonzero()[0]
         if self.use_appearance:
             features = normalize(features[keep])
         if classes is not None:
-            classes = np.asarray(classes, dtype=np.int64).reshape(m)[keep]
+            classes = classes[keep]
         ids, confirmed = self.step(boxes[keep], xyxy_to_xyah(boxes[keep]), scores[keep],
                                    features, classes)
         track_ids = np.full(m, -1, dtype=np.int64)
