@@ -25,10 +25,12 @@ from .track import TrackSet
 
 
 def usable_rows(boxes: np.ndarray, scores: np.ndarray, min_score: float) -> np.ndarray:
-    """(M,) bool: finite boxes with positive width and height and a score >= ``min_score``."""
-    with np.errstate(invalid="ignore"):
-        return (np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0])
-                & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
+    """(M,) bool: finite boxes with positive width and height and a score >= ``min_score``.
+
+    (Comparisons with NaN are simply False in numpy and raise no warning.)
+    """
+    return (np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
 
 
 class Tracker:
