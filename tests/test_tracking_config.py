@@ -16,9 +16,9 @@ def test_presets_load_with_their_published_settings():
 
 def test_yaml_file_and_overrides(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("max_age: 5\ngallery: ema\n")
+    path.write_text("max_age: 5\ngallery: budget\n")
     cfg = load_config(path, per_class=True)
-    assert (cfg.name, cfg.max_age, cfg.gallery, cfg.per_class) == ("mine", 5, "ema", True)
+    assert (cfg.name, cfg.max_age, cfg.gallery, cfg.per_class) == ("mine", 5, "budget", True)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -88,10 +88,11 @@ def _identity(k, dim=16):
     return v
 
 
-def test_appearance_cascade_recovers_a_track_after_misses():
+@pytest.mark.parametrize("gallery", ["budget", "ema"])
+def test_appearance_cascade_recovers_a_track_after_misses(gallery):
     """DeepSORT preset: after 3 missed frames only appearance can re-attach a track."""
     def run(feature_back):
-        t = Tracker(DEEP, embedding_dim=16)
+        t = Tracker(DEEP.replace(gallery=gallery), embedding_dim=16)
         for k in range(6):
             t.update(np.array([_box(10 + 2 * k, 10)]), np.ones(1), _identity(0)[None])
         for _ in range(3):

@@ -153,15 +153,15 @@ def main(argv=None) -> None:
             for name, fps in best.items()]
 
     scene, feats = synthetic_scene()
-    for preset in ("bytetrack", "deepsort"):
-        cfg = load_config(preset)
+    embedding_runs = {
+        "roadtrack bytetrack preset (default: EMA gallery)": load_config("bytetrack"),
+        "roadtrack deepsort preset (gallery of the last 100)": load_config("deepsort"),
+        "roadtrack bytetrack with a gallery of the last 100":
+            load_config("bytetrack", gallery="budget", budget=100),
+    }
+    for name, cfg in embedding_runs.items():
         fps = max(ours_fps([scene], cfg, [feats]) for _ in range(args.repeats))
-        rows.append(["update only, 20 objects, 128-D", f"roadtrack {preset} preset (appearance)",
-                     round(fps), ""])
-    cfg = load_config("bytetrack", gallery="ema")
-    fps = max(ours_fps([scene], cfg, [feats]) for _ in range(args.repeats))
-    rows.append(["update only, 20 objects, 128-D", "roadtrack bytetrack, EMA gallery", round(fps),
-                 ""])
+        rows.append(["update only, 20 objects, 128-D", name, round(fps), ""])
 
     with tempfile.TemporaryDirectory() as tmp:
         ref_cmd = [sys.executable, str(ROOT / "tools" / "sort_reference.py"), str(args.data),

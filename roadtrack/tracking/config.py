@@ -32,13 +32,14 @@ class TrackerConfig:
     # association
     appearance: bool = True  # use embeddings when the detections carry them
     max_cosine_distance: float = 0.2
-    gallery: str = "budget"  # 'budget' (last N embeddings) or 'ema'
+    gallery: str = "ema"  # 'ema' (moving average) or 'budget' (last N embeddings)
     budget: int = 100
     ema_alpha: float = 0.9
     gating: bool = True  # chi-square 95% Mahalanobis gate on appearance matches
     gate_threshold: float = 9.4877
     max_iou_distance: float = 0.8  # IoU round: match only when 1 - IoU <= this
     iou_max_misses: int = 30  # with embeddings, tracks missed longer match on appearance only
+    fuse_score: bool = True  # first IoU round on IoU x detection score (ByteTrack on MOT17)
     low_max_iou_distance: float = 0.5  # second (low-score) round
     # motion model
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object

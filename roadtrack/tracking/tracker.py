@@ -118,7 +118,7 @@ class Tracker:
         else:
             candidates = np.arange(len(tracks))
         high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
-                               det_track, free)
+                               det_track, free, scores if c.fuse_score else None)
         if c.low_score is not None and has_low and len(tracks):
             low = ((scores < c.high_score) & (scores >= c.low_score)).nonzero()[0]
             if len(low):
@@ -172,12 +172,18 @@ class Tracker:
             open_dets[cols[k]] = False
         return dets[open_dets]
 
-    def _match_iou(self, rows, dets, boxes, classes, limit, det_track, free):
-        """IoU matching of tracks ``rows`` to detections ``dets``; returns the detections left."""
+    def _match_iou(self, rows, dets, boxes, classes, limit, det_track, free, scores=None):
+        """IoU matching of tracks ``rows`` to detections ``dets``; returns the detections left.
+
+        With ``scores`` (M,) the similarity is IoU times the detection score (ByteTrack's fusion).
+        """
         if not len(rows) or not len(dets):
             return dets
         predicted = xyah_to_xyxy(self.tracks.mean[rows, :4])
-        cost = 1.0 - iou_matrix(predicted, boxes[dets])
+        similarity = iou_matrix(predicted, boxes[dets])
+        if scores is not None:
+            similarity *= scores[dets]
+        cost = 1.0 - similarity
         if classes is not None:
             cost = forbid_class_changes(cost, self.tracks.classes[rows], classes[dets])
         r, k = linear_assignment(cost, limit)
