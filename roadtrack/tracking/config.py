@@ -39,7 +39,7 @@ class TrackerConfig:
     gate_threshold: float = 9.4877
     max_iou_distance: float = 0.8  # IoU round: match only when 1 - IoU <= this
     iou_max_misses: int = 30  # with embeddings, tracks missed longer match on appearance only
-    fuse_score: bool = True  # first IoU round on IoU x detection score (ByteTrack on MOT17)
+    fuse_score: bool = False  # first IoU round on IoU x detection score (ByteTrack on MOT17)
     low_max_iou_distance: float = 0.5  # second (low-score) round
     # motion model
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object
