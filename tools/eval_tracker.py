@@ -10,6 +10,9 @@ public detections are not shipped there, so two detection sets stand in:
   ``--embeddings`` adds 128-D identity embeddings (one random direction per person plus noise,
   ``--embedding-noise``; FPs get random ones) to test the appearance path.
 
+``--public-dets DIR`` adds the real MOT15 public detections when a folder holds them
+(``DIR/TUD-Campus/det/det.txt``, ``DIR/TUD-Stadtmitte/det/det.txt``).
+
 Scores: MOTA, IDF1, ID switches, with a match at IoU >= 0.5 (distance 1 - IoU computed here,
 vectorised; ``motmetrics.distances.iou_matrix`` fails on NumPy 2).
 
@@ -56,6 +59,11 @@ def mot_scores(gt_frames, gt_ids, gt_xyxy, hyp_frames, hyp_ids, hyp_xyxy, name="
 def tracker_box_detections(seq: str):
     t = read_mot(DATA / seq / "test.txt")
     return t.frames, t.boxes_xyxy, np.ones(len(t)), None
+
+
+def public_detections(folder: Path, seq: str):
+    t = read_mot(folder / seq / "det" / "det.txt")
+    return t.frames, t.boxes_xyxy, t.scores, None
 
 
 def noisy_gt_detections(seq: str, seed: int = 0, embeddings: bool = False,
@@ -109,11 +117,16 @@ def main(argv=None) -> None:
     ap.add_argument("--embeddings", action="store_true", help="Identity embeddings (noisy-gt).")
     ap.add_argument("--embedding-noise", type=float, default=0.03,
                     help="Per-dimension noise of the identity embeddings (0.06: weak embeddings).")
+    ap.add_argument("--public-dets", type=Path, default=None,
+                    help="Folder with TUD-Campus/det/det.txt and TUD-Stadtmitte/det/det.txt "
+                         "(MOT15 public detections) to score as a third set.")
     ap.add_argument("--seeds", type=int, default=3, help="Noise seeds for noisy-gt.")
     args = ap.parse_args(argv)
     sets = {"tracker-boxes": lambda s, seed: tracker_box_detections(s),
             "noisy-gt": lambda s, seed: noisy_gt_detections(s, seed, args.embeddings,
                                                           args.embedding_noise)}
+    if args.public_dets is not None:
+        sets["public"] = lambda s, seed: public_detections(args.public_dets, s)
     rows = []
     for set_name, make in sets.items():
         seeds = range(args.seeds) if set_name == "noisy-gt" else [0]
