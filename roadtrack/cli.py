@@ -83,6 +83,38 @@ def info(annotation, split):
     click.echo(annotation_summary(load_annotation(annotation), split))
 
 
+@main.command()
+@click.option("--dets", "dets", required=True, type=click.Path(path_type=Path),
+              help="MOTChallenge det.txt, a folder of <seq>/det/det.txt, or a run folder with "
+                   "detections/<video>.npz.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for <seq>.txt in MOTChallenge format.")
+@click.option("--config", "config", default=None,
+              help="Tracker preset (bytetrack, deepsort, sort) or a YAML file. [default: bytetrack]")
+@click.option("--per-class/--any-class", "per_class", default=None,
+              help="Keep each track to one agent class (config key per_class).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar.")
+def track(dets, out_dir, config, per_class, progress):
+    """Track detections with a DeepSORT-style tracker; write MOTChallenge text (and
+    tracks/<video>.npz for a run folder)."""
+    import warnings
+
+    from .tracking.config import load_config
+    from .tracking.run import track_path
+
+    overrides = {} if per_class is None else {"per_class": per_class}
+    cfg = load_config(config, **overrides)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = track_path(dets, out_dir, cfg, progress=progress)
+    for w in caught:
+        click.echo(f"roadtrack: warning: {w.message}", err=True)
+    if summary.sequences > 1:
+        click.echo(summary.table())
+    click.echo(f"{summary.line()} [{cfg.name}] -> {out_dir}")
+
+
 @main.command("train-events")
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
