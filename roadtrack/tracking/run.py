@@ -88,7 +88,7 @@ def find_detections(path: str | Path) -> list[Detections]:
         videos = finished_videos(path, "detections")
         if not videos:
             raise UserError("run folder has no detections/<video>.npz artifacts", path)
-        return [_read_artifact(path, v) for v in videos]
+        return [read_detection_artifact(path, v) for v in videos]
     files = sorted(path.glob("*/det/det.txt"))
     if not files:
         raise UserError("found neither <seq>/det/det.txt files nor a detections/ folder", path)
@@ -103,7 +103,7 @@ def _read_mot_sequence(path: Path) -> Detections:
     return Detections(name, path, table.frames, table.boxes_xyxy, table.scores)
 
 
-def _read_artifact(run: Path, video: str) -> Detections:
+def read_detection_artifact(run: Path, video: str) -> Detections:
     data = load_stage(run, "detections", video)
     source = run / "detections" / f"{video}.npz"
     boxes = np.asarray(data["boxes"], dtype=np.float64)
