@@ -6,6 +6,7 @@ and exit code 2.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -81,6 +82,75 @@ def info(annotation, split):
     from .report import annotation_summary
 
     click.echo(annotation_summary(load_annotation(annotation), split))
+
+
+@main.command("train")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Dataset root (annotation JSON with rgb-images/ or videos/); default data.root.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: run.yaml, checkpoints/last.pt and best.pt, metrics.csv.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop (with a checkpoint) after this much training; default train."
+                   "time_budget_minutes.")
+def train_command(config, data_dir, run_dir, resume, max_minutes):
+    """Train the detector of CONFIG; under torchrun, on every process (DDP)."""
+    from .config import load_config
+    from .engine import distributed
+    from .engine.settings import resolve_config
+    from .engine.train import train
+
+    cfg = resolve_config(load_config(config), config)
+    data_dir = data_dir or (Path(cfg.data.root) if cfg.data.root else None)
+    if data_dir is None:
+        raise UserError("no dataset: pass --data DIR or set data.root", config)
+    try:
+        summary = train(cfg, data_dir, run_dir, resume=resume, max_minutes=max_minutes,
+                        config_path=config)
+    finally:
+        distributed.teardown()
+    if int(os.environ.get("RANK", "0")) == 0:
+        val = ", ".join(f"{k} {v:.4g}" for k, v in summary.val.items())
+        click.echo(f"trained {summary.steps} steps ({summary.epochs:.2f} epochs) in "
+                   f"{summary.elapsed_s / 60:.1f} min, stopped by {summary.stopped_by}; "
+                   f"train loss {summary.train_loss:.4g}{'; ' + val if val else ''}; "
+                   f"run in {summary.run}")
+
+
+@main.command("detect")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A training run folder (its run.yaml and checkpoints).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A checkpoint file (with --config).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The config the checkpoint was trained with (with --weights).")
+@click.option("--videos", required=True, type=click.Path(path_type=Path),
+              help="Video files, frame folders, or a dataset root with videos/ or rgb-images/.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder for detections/<video>.npz.")
+@click.option("--video", "names", multiple=True, help="Only this video (repeatable).")
+@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default=None,
+              help="Which checkpoint of --run (default detect.checkpoint).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+def detect_command(run_dir, weights, config_path, videos, out, names, which, device):
+    """Detect agents in every frame of every video; resumes by skipping finished videos."""
+    from .config import load_config
+    from .engine import distributed
+    from .engine.detect import detect_videos, load_detector
+
+    if (run_dir is None) == (weights is None) or (weights is not None) != (config_path is not None):
+        raise UserError("give either --run RUN, or --weights CKPT together with --config CONFIG")
+    config = load_config(config_path) if config_path is not None else None
+    detector = load_detector(run=run_dir, weights=weights, config=config,
+                             config_path=config_path, which=which)
+    try:
+        summary = detect_videos(detector, videos, out, names=list(names) or None, device=device)
+    finally:
+        distributed.teardown()
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(summary.table())
 
 
 @main.command()

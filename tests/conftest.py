@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# Two xdist workers on two cores: one OpenMP thread each, or torch's threads spin against each
+# other and CPU convolutions get tens of times slower (set before torch is first imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

@@ -1,0 +1,240 @@
+"""``roadtrack detect``: every frame of every video through the detector, one artifact per video.
+
+Each frame is the key frame of its own clip (T frames around it, the ends padded), clips go
+through the model in batches, the last stage's queries are filtered by agentness and per-class
+NMS (class = top agent label), and ``detections/<video>.npz`` is written atomically. Videos whose
+artifact exists are skipped, so an interrupted run resumes; under ``torchrun`` each rank takes
+every world-th video.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import batched_nms
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..io.artifacts import artifact_path, save_stage
+from ..io.video import VideoSource, discover_videos, iter_clips
+from ..report import table
+from . import distributed as D
+from .checkpoint import check_labels, load_checkpoint, load_model_state
+from .runlog import read_run_yaml, versions
+from .settings import DetectConfig, RunConfig, check_input_size, resolve_config
+from .transforms import resize_frames
+
+PER_QUERY = ("agent", "action", "loc")
+
+
+@dataclass
+class LoadedDetector:
+    model: nn.Module
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    config: RunConfig
+    labels: dict
+    weights: Path
+
+
+def load_detector(run: str | Path | None = None, weights: str | Path | None = None,
+                  config: dict | None = None, config_path: str | Path | None = None,
+                  which: str | None = None, builder=None) -> LoadedDetector:
+    """The trained detector of a run folder (``run``) or of ``weights`` with a parsed ``config``.
+
+    ``which`` (best | last) overrides ``detect.checkpoint`` for a run; a run without best.pt
+    falls back to last.pt.
+    """
+    if run is not None:
+        saved = read_run_yaml(run)
+        cfg = resolve_config(saved["config"], Path(run) / "run.yaml")
+        which = which or cfg.detect.checkpoint
+        folder = Path(run) / "checkpoints"
+        weights = folder / f"{which}.pt"
+        if not weights.exists() and which == "best":
+            weights = folder / "last.pt"
+    else:
+        if weights is None or config is None:
+            raise UserError("give --run RUN, or --weights CKPT with --config CONFIG")
+        cfg = resolve_config(config, config_path)
+    state = load_checkpoint(weights)
+    if run is not None:
+        check_labels(state["labels"], saved.get("labels", {}), weights, what="the run")
+    if builder is None:
+        from ..models import build_detector, normalize_clip
+        builder = (build_detector, normalize_clip)
+    build_model, normalize = builder
+    model = build_model(cfg.model)
+    labels = state["labels"]
+    want = {t: len(labels.get(f"{t}_labels", [])) for t in PER_QUERY}
+    if dict(getattr(model, "labels_shape", {})) != want:
+        raise UserError(f"label space does not match the checkpoint: the config's model predicts "
+                        f"{dict(model.labels_shape)} classes, the checkpoint was trained on "
+                        f"{want}", config_path or weights)
+    load_model_state(model, state["model"], weights)
+    return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights))
+
+
+class ClipDetector:
+    """Batches of uint8 clips in, per-clip detections (numpy, source pixels) out."""
+
+    def __init__(self, model: nn.Module, normalize, settings: DetectConfig,
+                 device: torch.device, half: bool):
+        self.settings, self.device = settings, device
+        self.half = half and device.type == "cuda"
+        self.model = model.to(device).eval()
+        if self.half:
+            self.model.half()
+        self.normalize = normalize
+
+    @torch.no_grad()
+    def __call__(self, clips: torch.Tensor, sizes: list[tuple[int, int]]) -> list[dict]:
+        """clips (B, T, H, W, 3) uint8; sizes: (width, height) of each clip's source frame."""
+        x = self.normalize(clips.to(self.device, non_blocking=True))  # (B, 3, T, H, W)
+        out = self.model(x.half() if self.half else x)
+        return postprocess(out, sizes, self.settings)
+
+
+def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig) -> list[dict]:
+    """Last-stage queries -> kept detections per clip: agentness threshold, per-class NMS, top-k.
+
+    ``out``: boxes (B, Q, 4) normalised, scores (B, Q), agent/action/loc (B, Q, C),
+    embeddings (B, Q, D). Returns per clip: boxes (n, 4) float32 in source pixels, scores (n,),
+    agent/action/loc (n, C) float32, embeddings (n, D) float16, sorted by score.
+    """
+    scores = out["scores"].float()  # (B, Q)
+    batch, queries = scores.shape
+    scale = torch.tensor([[w, h, w, h] for w, h in sizes], dtype=torch.float32,
+                         device=scores.device)  # (B, 4)
+    boxes = out["boxes"].float().clamp(0, 1) * scale[:, None]  # (B, Q, 4) pixels
+    keep = scores >= settings.score_threshold  # (B, Q)
+    b_idx, q_idx = keep.nonzero(as_tuple=True)
+    classes = out["agent"].float().argmax(-1)[b_idx, q_idx]  # (K,)
+    groups = b_idx * out["agent"].shape[-1] + classes  # NMS never mixes clips or classes
+    flat_boxes, flat_scores = boxes[b_idx, q_idx], scores[b_idx, q_idx]
+    if settings.nms_iou < 1.0:
+        kept = batched_nms(flat_boxes, flat_scores, groups, settings.nms_iou)
+    else:
+        kept = torch.argsort(flat_scores, descending=True)
+    results = []
+    for b in range(batch):
+        rows = kept[b_idx[kept] == b][:settings.max_per_frame]
+        qs = q_idx[rows]
+        results.append({
+            "boxes": flat_boxes[rows].cpu().numpy().astype(np.float32),
+            "scores": flat_scores[rows].cpu().numpy().astype(np.float32),
+            **{k: out[k][b, qs].float().cpu().numpy() for k in PER_QUERY},
+            "embeddings": out["embeddings"][b, qs].float().cpu().numpy().astype(np.float16)})
+    return results
+
+
+@dataclass
+class DetectSummary:
+    videos: int
+    skipped: int
+    frames: int
+    detections: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def table(self) -> str:
+        return table([[self.videos, self.skipped, self.frames, self.detections,
+                       round(self.seconds, 1), round(self.fps, 1)]],
+                     ["videos", "skipped", "frames", "detections", "seconds", "frames/s"])
+
+
+class _Resized(VideoSource):
+    """A video's frames resized once to the model's input size (clips then reuse them)."""
+
+    def __init__(self, source: VideoSource, size: tuple[int, int]):
+        self.source, self.size, self.info = source, size, source.info
+
+    def frames(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        for n, frame in self.source.frames(start, stop):
+            yield n, resize_frames(frame[None], self.size)[0]
+
+
+def detect_videos(detector: LoadedDetector, videos: str | Path, out: str | Path,
+                  names: list[str] | None = None, progress: bool = True,
+                  device: str = "auto") -> DetectSummary:
+    """Write ``detections/<video>.npz`` into ``out`` for each video under ``videos``."""
+    sources = discover_videos(videos, names)
+    cfg = detector.config
+    size = check_input_size(cfg.detect.input_size or cfg.data.input_size, "detect.input_size")
+    dist = D.setup(device)  # the caller ends the process group (D.teardown)
+    if dist.main:
+        _record_stage(Path(out), detector, videos)
+    half = {"auto": True, "on": True, "off": False}.get(cfg.detect.half)
+    if half is None:
+        raise UserError(f"config key 'detect.half' must be auto, on or off, "
+                        f"got {cfg.detect.half!r}")
+    runner = ClipDetector(detector.model, detector.normalize, cfg.detect, dist.device, half)
+    mine = sources[dist.rank::dist.world]
+    todo = [s for s in mine if not artifact_path(out, "detections", s.name).exists()]
+    bar = tqdm(total=sum(s.info.num_frames for s in todo), desc="detect", unit="frame",
+               disable=not (progress and dist.main), dynamic_ncols=True)
+    started = time.perf_counter()
+    frames = detections = 0
+    for source in todo:
+        count = _detect_video(runner, source, size, int(detector.model.num_frames),
+                              cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar)
+        frames += source.info.num_frames
+        detections += count
+    bar.close()
+    totals = D.all_sum(torch.tensor([len(todo), len(mine) - len(todo), frames, detections],
+                                    dtype=torch.float64))
+    D.barrier()
+    return DetectSummary(videos=int(totals[0]), skipped=int(totals[1]), frames=int(totals[2]),
+                         detections=int(totals[3]), seconds=time.perf_counter() - started)
+
+
+def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, int],
+                  num_frames: int, frame_step: int, batch_size: int, out: Path, bar) -> int:
+    info = source.info
+    parts: list[tuple[int, dict]] = []
+    keys: list[int] = []
+    clips: list[np.ndarray] = []
+
+    def flush():
+        results = runner(torch.from_numpy(np.stack(clips)), [(info.width, info.height)] * len(clips))
+        parts.extend(zip(keys, results))
+        bar.update(len(clips))
+        keys.clear()
+        clips.clear()
+
+    for key, clip in iter_clips(_Resized(source, size), num_frames, frame_step):
+        keys.append(key)
+        clips.append(clip)
+        if len(clips) == batch_size:
+            flush()
+    if clips:
+        flush()
+    fields = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
+    frames = np.concatenate([np.full(len(p["scores"]), k, dtype=np.int32) for k, p in parts])
+    save_stage(out, "detections", info.name, frames=frames, **fields, width=info.width,
+               height=info.height, fps=info.fps)
+    return len(frames)
+
+
+def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:
+    """Note the detect stage in ``out/run.yaml`` (created when absent), checking label spaces."""
+    import yaml
+
+    from ..io.atomic import write_text_atomic
+
+    path = out / "run.yaml"
+    content = read_run_yaml(out) if path.exists() else {
+        "config": detector.config.to_dict(), "labels": detector.labels}
+    check_labels(detector.labels, content.get("labels", {}), path, what=f"the run in {out}")
+    content["detect"] = {"weights": str(detector.weights.resolve()),
+                         "videos": str(Path(videos).resolve()),
+                         "settings": detector.config.to_dict()["detect"], "versions": versions()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, yaml.safe_dump(content, sort_keys=False))

@@ -1,0 +1,112 @@
+"""Set-prediction loss: Hungarian matching (``lap``) of queries to ground-truth agents per clip
+and per stage, then agentness, box and multi-label losses over every stage."""
+from __future__ import annotations
+
+import lap
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.ops import generalized_box_iou, generalized_box_iou_loss, sigmoid_focal_loss
+
+LABEL_HEADS = ("agent", "action", "loc")
+
+
+@torch.no_grad()
+def hungarian_match(agentness: torch.Tensor, boxes: torch.Tensor, gt_boxes: torch.Tensor,
+                    cost_agentness: float, cost_l1: float, cost_giou: float):
+    """Match the queries of one clip to its ground truth.
+
+    agentness: (Q,) logits; boxes: (Q, 4) and gt_boxes: (n, 4) normalised x1 y1 x2 y2.
+    Cost = cost_l1 * L1 - cost_agentness * p(agent) - cost_giou * GIoU.
+    Returns (query indices, gt indices), both (m,) int64 with m = min(Q, n).
+    """
+    if len(gt_boxes) == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    cost = (cost_l1 * torch.cdist(boxes.float(), gt_boxes.float(), p=1)
+            - cost_agentness * agentness.float().sigmoid()[:, None]
+            - cost_giou * generalized_box_iou(boxes.float(), gt_boxes.float()))
+    cost = cost.cpu().double().numpy()
+    cost = np.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6)
+    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)
+    rows = np.flatnonzero(row_to_col >= 0)
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(row_to_col[rows],
+                                                                    dtype=torch.long)
+
+
+class SetCriterion(nn.Module):
+    """forward(stage outputs, targets) -> dict of scalar losses summed over stages.
+
+    Each stage output: ``agentness`` (B, Q) logits, ``boxes`` (B, Q, 4) normalised x1 y1 x2 y2,
+    ``agent``/``action``/``loc`` (B, Q, K) logits. Targets: list of B dicts with ``boxes`` (n, 4)
+    normalised and ``agent``/``action``/``loc`` (n, K) multi-hot. The returned parts
+    ``loss_agentness``, ``loss_l1``, ``loss_giou``, ``loss_agent``, ``loss_action``, ``loss_loc``
+    are already weighted; ``loss`` is their sum.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg  # roadtrack.config.LossConfig
+        if cfg.agentness not in ("focal", "ce"):
+            raise ValueError(f"unknown agentness loss {cfg.agentness!r} (focal or ce)")
+
+    def _agentness_loss(self, logits: torch.Tensor, positive: torch.Tensor, num_boxes: float):
+        cfg = self.cfg
+        if cfg.agentness == "focal":
+            return sigmoid_focal_loss(logits, positive, alpha=cfg.focal_alpha,
+                                      gamma=cfg.focal_gamma, reduction="sum") / num_boxes
+        weight = torch.where(positive > 0, 1.0, cfg.no_object_weight)
+        loss = F.binary_cross_entropy_with_logits(logits, positive, weight=weight,
+                                                  reduction="sum")
+        return loss / weight.sum()
+
+    def stage_losses(self, out: dict, targets: list[dict]) -> dict:
+        cfg = self.cfg
+        B, Q = out["agentness"].shape
+        device = out["agentness"].device
+        batch_idx, query_idx, gt_parts = [], [], {k: [] for k in ("boxes", *LABEL_HEADS)}
+        for b, target in enumerate(targets):
+            rows, cols = hungarian_match(out["agentness"][b], out["boxes"][b], target["boxes"],
+                                         cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou)
+            batch_idx.append(torch.full_like(rows, b))
+            query_idx.append(rows)
+            for key in gt_parts:
+                gt_parts[key].append(target[key][cols.to(target[key].device)].to(device))
+        batch_idx = torch.cat(batch_idx).to(device)
+        query_idx = torch.cat(query_idx).to(device)
+        num_boxes = max(float(len(query_idx)), 1.0)
+
+        positive = torch.zeros(B, Q, device=device, dtype=out["agentness"].dtype)
+        positive[batch_idx, query_idx] = 1.0
+        losses = {"loss_agentness": cfg.weight_agentness
+                  * self._agentness_loss(out["agentness"], positive, num_boxes)}
+
+        pred_boxes = out["boxes"][batch_idx, query_idx]  # (m, 4)
+        gt_boxes = torch.cat(gt_parts["boxes"]).to(pred_boxes.dtype)
+        if len(gt_boxes):
+            losses["loss_l1"] = cfg.weight_l1 * F.l1_loss(pred_boxes, gt_boxes,
+                                                          reduction="sum") / num_boxes
+            losses["loss_giou"] = cfg.weight_giou * generalized_box_iou_loss(
+                pred_boxes, gt_boxes, reduction="sum") / num_boxes
+        else:  # keep the graph (and every parameter's gradient slot) without a box loss
+            zero = out["boxes"].sum() * 0.0
+            losses["loss_l1"] = zero
+            losses["loss_giou"] = zero
+        for name in LABEL_HEADS:
+            logits = out[name][batch_idx, query_idx]  # (m, K)
+            weight = getattr(cfg, f"weight_{name}")
+            if len(logits):
+                gt = torch.cat(gt_parts[name]).to(logits.dtype)
+                losses[f"loss_{name}"] = weight * F.binary_cross_entropy_with_logits(logits, gt)
+            else:
+                losses[f"loss_{name}"] = out[name].sum() * 0.0
+        return losses
+
+    def forward(self, stage_outputs: list[dict], targets: list[dict]) -> dict:
+        total: dict[str, torch.Tensor] = {}
+        for out in stage_outputs:
+            for key, value in self.stage_losses(out, targets).items():
+                total[key] = total[key] + value if key in total else value
+        total["loss"] = sum(total.values())
+        return total

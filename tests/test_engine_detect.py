@@ -1,0 +1,83 @@
+"""The detect stage on a toy contract detector: every frame, artifacts, resume, bad input."""
+import numpy as np
+import pytest
+import torch
+from .train_helpers import copy_dataset, toy_builder
+
+from roadtrack.engine.detect import detect_videos, load_detector, postprocess
+from roadtrack.engine.settings import DetectConfig, resolve_config
+from roadtrack.engine.train import train
+from roadtrack.errors import UserError
+from roadtrack.io.artifacts import load_stage
+from roadtrack.io.annotations import load_annotation
+from roadtrack.synth.dataset import ANNOTATION_NAME
+
+
+@pytest.fixture(scope="module")
+def toy_run(synth_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("toy") / "run"
+    cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "workers": 0},
+                          "train": {"max_steps": 3, "warmup_steps": 1, "batch_size": 4},
+                          "detect": {"score_threshold": 0.0, "batch_size": 5}})
+    train(cfg, synth_root, run, builder=toy_builder(), progress=False)
+    return run
+
+
+def test_every_frame_of_every_video_gets_detections(synth_root, toy_run, tmp_path):
+    detector = load_detector(run=toy_run, builder=toy_builder())
+    summary = detect_videos(detector, synth_root, tmp_path / "out", progress=False)
+    ann = load_annotation(synth_root / ANNOTATION_NAME)
+    assert summary.videos == len(ann.videos) and summary.skipped == 0
+    assert summary.frames == sum(v.numf for v in ann.videos.values())
+    total = 0
+    for name, video in ann.videos.items():
+        det = load_stage(tmp_path / "out", "detections", name)
+        assert set(det["frames"].tolist()) == set(range(1, video.numf + 1))
+        assert det["agent"].shape[1] == 10 and det["embeddings"].dtype == np.float16
+        assert int(det["width"]) == video.width and det["boxes"][:, 2].max() <= video.width
+        total += len(det["frames"])
+    assert summary.detections == total
+    assert (tmp_path / "out" / "run.yaml").is_file()
+    # a second run skips what is done
+    again = detect_videos(detector, synth_root, tmp_path / "out", progress=False)
+    assert again.videos == 0 and again.skipped == len(ann.videos)
+
+
+def test_frame_folders_and_video_files_give_the_same_frames(synth_root, toy_run, tmp_path):
+    videos_only = copy_dataset(synth_root, tmp_path / "v", frames=False)
+    detector = load_detector(run=toy_run, builder=toy_builder())
+    name = load_annotation(synth_root / ANNOTATION_NAME).split(None)[0]
+    detect_videos(detector, videos_only / "videos", tmp_path / "a", names=[name], progress=False)
+    detect_videos(detector, synth_root / "rgb-images", tmp_path / "b", names=[name],
+                  progress=False)
+    a, b = (load_stage(tmp_path / x, "detections", name) for x in "ab")
+    assert np.array_equal(a["frames"], b["frames"])
+
+
+def test_postprocess_thresholds_and_suppresses_per_class():
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.5], [0.11, 0.1, 0.5, 0.5], [0.1, 0.1, 0.5, 0.5],
+                           [0.6, 0.6, 0.9, 0.9]]])
+    agent = torch.tensor([[[0.9, 0.1], [0.8, 0.1], [0.1, 0.9], [0.9, 0.1]]])
+    out = {"boxes": boxes, "scores": torch.tensor([[0.9, 0.8, 0.7, 0.01]]), "agent": agent,
+           "action": torch.zeros(1, 4, 3), "loc": torch.zeros(1, 4, 2),
+           "embeddings": torch.zeros(1, 4, 5)}
+    got = postprocess(out, [(100, 200)], DetectConfig(score_threshold=0.05, nms_iou=0.5))[0]
+    # query 1 overlaps query 0 of the same class: gone; query 2 is another class: kept;
+    # query 3 is below the threshold
+    assert got["scores"].tolist() == pytest.approx([0.9, 0.7])
+    assert got["boxes"][0].tolist() == pytest.approx([10, 20, 50, 100])
+    assert got["agent"].shape == (2, 2) and got["embeddings"].shape == (2, 5)
+
+
+def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    cfg = {"model": {}, "data": {"input_size": [64, 64]}}
+    with pytest.raises(UserError, match="corrupt or unreadable checkpoint"):
+        load_detector(weights=bad, config=cfg, builder=toy_builder())
+    weights = toy_run / "checkpoints" / "last.pt"
+    with pytest.raises(UserError, match="label space does not match the checkpoint"):
+        load_detector(weights=weights, config={"model": {"classes": {"agent": 3}}}, builder=toy_builder())
+    with pytest.raises(UserError, match="no videos"):
+        detect_videos(load_detector(weights=weights, config=cfg, builder=toy_builder()),
+                      tmp_path, tmp_path / "out", progress=False)

@@ -1,0 +1,97 @@
+"""Benchmark: detector forward and backward time per clip on the CPU, for both configs.
+
+    PYTHONPATH=. python tools/bench_model.py [--repeats 3] [--threads N]
+
+The tiny config runs at its training size (320x224, batch 4). The full config (SlowFast-R50,
+32 frames, STMixer defaults) is far too slow for a CPU at its real size, so it runs one clip at
+a small input (128x128 by default; its time says nothing about the GPU). Where a CUDA device is
+present the full config also runs at bf16 on it and clips per second are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from roadtrack.config import load_config
+from roadtrack.models import build_detector
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def fake_targets(batch: int, labels_shape: dict, device) -> list[dict]:
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(batch):
+        n = 4
+        xy = torch.rand(n, 2, generator=gen) * 0.7
+        wh = torch.rand(n, 2, generator=gen) * 0.2 + 0.05
+        target = {"boxes": torch.cat([xy, xy + wh], dim=1)}
+        for name, k in labels_shape.items():
+            target[name] = (torch.rand(n, k, generator=gen) < 0.2).float()
+        out.append({key: value.to(device) for key, value in target.items()})
+    return out
+
+
+def time_train_step(model, clips, targets, repeats: int, sync) -> tuple[float, float]:
+    """Median forward and backward seconds of one training step."""
+    model.train()
+    fwd, bwd = [], []
+    for i in range(repeats + 1):
+        sync()
+        start = time.perf_counter()
+        losses = model(clips, targets)
+        sync()
+        mid = time.perf_counter()
+        losses["loss"].backward()
+        sync()
+        end = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        if i:  # the first step warms up
+            fwd.append(mid - start)
+            bwd.append(end - mid)
+    return statistics.median(fwd), statistics.median(bwd)
+
+
+def bench(name: str, batch: int, width: int, height: int, repeats: int, device="cpu",
+          dtype=None) -> None:
+    cfg = load_config(CONFIGS / name)["model"]
+    torch.manual_seed(0)
+    model = build_detector(cfg).to(device)
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    clips = torch.randn(batch, 3, model.num_frames, height, width, device=device)
+    targets = fake_targets(batch, model.labels_shape, device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+        fwd, bwd = time_train_step(model, clips, targets, repeats, sync)
+    kind = "" if dtype is None else f" {str(dtype).replace('torch.', '')}"
+    print(f"{name:36s} {device}{kind}  {n_params:6.1f} M params  clip {model.num_frames}x"
+          f"{width}x{height}  batch {batch}:  forward {fwd / batch * 1e3:8.1f} ms/clip  "
+          f"backward {bwd / batch * 1e3:8.1f} ms/clip  ({batch / (fwd + bwd):.2f} clips/s train)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--full-size", default="128x128",
+                        help="WxH of the full config's CPU input (multiple of 32)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads {torch.get_num_threads()}")
+    bench("synthetic_tiny.yaml", 4, 320, 224, args.repeats)
+    w, h = (int(v) for v in args.full_size.split("x"))
+    bench("roadpp_stmixer_slowfast_r50.yaml", 1, w, h, max(1, args.repeats - 1))
+    if torch.cuda.is_available():
+        bench("roadpp_stmixer_slowfast_r50.yaml", 8, 448, 320, args.repeats, device="cuda",
+              dtype=torch.bfloat16)
+    else:
+        print("no CUDA device: bf16 clips/s of the full config not measured")
+
+
+if __name__ == "__main__":
+    main()

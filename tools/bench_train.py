@@ -1,0 +1,101 @@
+"""Benchmark: training steps per second of ``roadtrack train`` on the CPU (tiny config).
+
+    PYTHONPATH=. python tools/bench_train.py [--config configs/synthetic_tiny.yaml]
+        [--steps 20] [--data DIR]
+
+Trains for --steps steps on a small synthetic dataset (made in a temporary folder unless --data
+is given) and reports the engine's steady steps/s (the first logged window, warm-up, excluded),
+next to a reference measured in the same process: the bare model's training step (forward,
+backward, AdamW) on batches already in memory. The ratio shows what data loading,
+augmentation, logging and checkpoints cost on top of the model.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from roadtrack.config import load_config
+from roadtrack.engine.settings import resolve_config
+from roadtrack.engine.train import Trainer, train
+from roadtrack.engine import distributed as D
+from roadtrack.synth.dataset import write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def engine_rate(cfg, data: Path, run: Path, steps: int) -> float:
+    """Steps per second between the first and the last log row of a short training run."""
+    cfg.train.max_steps, cfg.train.log_every = steps, max(1, steps // 4)
+    cfg.train.val_map, cfg.train.checkpoint_every = False, steps
+    cfg.train.time_budget_minutes = 0.0
+    cfg.data.val_split = "none"  # no validation inside the measurement
+    train(cfg, data, run, progress=False)
+    with open(run / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
+    first, last = rows[0], rows[-1]
+    return (int(last["step"]) - int(first["step"])) / (float(last["elapsed_s"])
+                                                      - float(first["elapsed_s"]))
+
+
+def reference_rate(cfg, data: Path, run: Path, steps: int) -> float:
+    """Steps per second of the bare model on batches read beforehand."""
+    trainer = Trainer(cfg, data, run, False, *_builder(), D.setup(), False, None)
+    batches = []
+    trainer.sampler.set_epoch(0)
+    for clips, targets, _ in trainer.loader:
+        batches.append(trainer._to_device(clips, targets))
+        if len(batches) == 2:
+            break
+    model, opt = trainer.model.train(), trainer.optimizer
+    times = []
+    for i in range(steps):
+        clips, targets = batches[i % len(batches)]
+        start = time.perf_counter()
+        loss = model(clips, targets)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    steady = times[max(1, steps // 4):]
+    return len(steady) / sum(steady)
+
+
+def _builder():
+    from roadtrack.models import build_detector, normalize_clip
+    return build_detector, normalize_clip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic_tiny.yaml"))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = args.data
+        if data is None:
+            data = tmp / "data"
+            write_dataset(data, num_videos=2, num_frames=40, seed=1, val_fraction=0.0)
+        cfg = resolve_config(load_config(args.config), args.config)
+        threads = torch.get_num_threads()
+        engine = engine_rate(cfg, data, tmp / "run", args.steps)
+        cfg = resolve_config(load_config(args.config), args.config)
+        cfg.data.val_split = "none"
+        reference = reference_rate(cfg, data, tmp / "ref", args.steps)
+    batch = cfg.train.batch_size
+    w, h = cfg.data.input_size
+    print(f"config {Path(args.config).name}: batch {batch} clips of "
+          f"{cfg.model['num_frames']} frames at {w}x{h}, {threads} CPU threads")
+    print(f"roadtrack train   {engine:6.3f} steps/s  ({engine * batch:6.2f} clips/s)")
+    print(f"bare model step   {reference:6.3f} steps/s  ({reference * batch:6.2f} clips/s)")
+    print(f"engine / bare model: {engine / reference:.2f}")
+
+
+if __name__ == "__main__":
+    main()
