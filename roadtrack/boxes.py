@@ -27,27 +27,31 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) x1 y1 x2 y2 -> (N, 4) centre x, centre y, w/h, h."""
     boxes = np.asarray(boxes, dtype=np.float64)
-    w = boxes[..., 2] - boxes[..., 0]
-    h = boxes[..., 3] - boxes[..., 1]
-    return np.stack([boxes[..., 0] + w / 2, boxes[..., 1] + h / 2, w / h, h], axis=-1)
+    wh = boxes[..., 2:4] - boxes[..., 0:2]
+    out = np.empty_like(boxes)
+    out[..., 0:2] = boxes[..., 0:2] + wh / 2
+    out[..., 2] = wh[..., 0] / wh[..., 1]
+    out[..., 3] = wh[..., 1]
+    return out
 
 
 def xyah_to_xyxy(state: np.ndarray) -> np.ndarray:
     """(N, >=4) centre x, centre y, w/h, h -> (N, 4) x1 y1 x2 y2."""
     state = np.asarray(state, dtype=np.float64)
-    h = state[..., 3]
-    w = state[..., 2] * h
-    cx, cy = state[..., 0], state[..., 1]
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+    half = state[..., 2:4] / 2
+    half[..., 0] *= state[..., 3]
+    centre = state[..., 0:2]
+    return np.concatenate([centre - half, centre + half], axis=-1)
 
 
 def box_area(boxes: np.ndarray, plus_one: bool = False) -> np.ndarray:
     """(N, 4) xyxy -> (N,) areas; ``plus_one`` uses the old pixel convention w = x2 - x1 + 1."""
     boxes = np.asarray(boxes, dtype=np.float64)
-    pad = 1.0 if plus_one else 0.0
-    w = np.clip(boxes[..., 2] - boxes[..., 0] + pad, 0, None)
-    h = np.clip(boxes[..., 3] - boxes[..., 1] + pad, 0, None)
-    return w * h
+    wh = boxes[..., 2:4] - boxes[..., 0:2]
+    if plus_one:
+        wh += 1.0
+    np.maximum(wh, 0.0, out=wh)
+    return wh[..., 0] * wh[..., 1]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndarray:
@@ -57,16 +61,17 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndarr
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    pad = 1.0 if plus_one else 0.0
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1 + pad, 0, None) * np.clip(iy2 - iy1 + pad, 0, None)
-    union = box_area(a, plus_one)[:, None] + box_area(b, plus_one)[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
+    # few, plain ufunc calls: the tracker calls this every frame
+    lo = np.maximum(a[:, None, 0:2], b[:, 0:2])  # (N, M, 2)
+    wh = np.minimum(a[:, None, 2:4], b[:, 2:4])
+    wh -= lo
+    if plus_one:
+        wh += 1.0
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[..., 0] * wh[..., 1]  # (N, M)
+    union = box_area(a, plus_one)[:, None] + box_area(b, plus_one)
+    union -= inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def iou_pairs(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndarray:

@@ -153,6 +153,78 @@ def detect_command(run_dir, weights, config_path, videos, out, names, which, dev
         click.echo(summary.table())
 
 
+@main.command()
+@click.option("--dets", "dets", required=True, type=click.Path(path_type=Path),
+              help="MOTChallenge det.txt, a folder of <seq>/det/det.txt, or a run folder with "
+                   "detections/<video>.npz.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for <seq>.txt in MOTChallenge format.")
+@click.option("--config", "config", default=None,
+              help="Tracker preset (bytetrack, deepsort, sort) or a YAML file. [default: bytetrack]")
+@click.option("--per-class/--any-class", "per_class", default=None,
+              help="Keep each track to one agent class (config key per_class).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar.")
+def track(dets, out_dir, config, per_class, progress):
+    """Track detections with a DeepSORT-style tracker; write MOTChallenge text (and
+    tracks/<video>.npz for a run folder)."""
+    import warnings
+
+    from .tracking.config import load_config
+    from .tracking.run import track_path
+
+    overrides = {} if per_class is None else {"per_class": per_class}
+    cfg = load_config(config, **overrides)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = track_path(dets, out_dir, cfg, progress=progress)
+    for w in caught:
+        click.echo(f"roadtrack: warning: {w.message}", err=True)
+    if summary.sequences > 1:
+        click.echo(summary.table())
+    click.echo(f"{summary.line()} [{cfg.name}] -> {out_dir}")
+
+
+@main.command("run")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--videos", required=True, type=click.Path(path_type=Path),
+              help="Video files, frame folders, or a dataset root with videos/ or rgb-images/.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: detections/, tracks/, events/, mot/, run.yaml.")
+@click.option("--weights", required=True, type=click.Path(path_type=Path),
+              help="The detector: a training run folder, or a checkpoint trained with CONFIG.")
+@click.option("--events-head", type=click.Path(path_type=Path), default=None,
+              help="An event head (train-events output); without it tubes come from the "
+                   "detector's probabilities.")
+@click.option("--from", "from_stage", type=click.Choice(["detect", "track", "events"]),
+              default=None, help="Redo this stage and the ones after it for every video.")
+@click.option("--video-list", default=None,
+              help="Only these videos: a file with one name per line, or names joined by commas.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+def run_command(config, videos, out_dir, weights, events_head, from_stage, video_list, device):
+    """Detect, track and find events in every video; each stage resumes per video."""
+    from .config import load_config
+    from .engine import distributed
+    from .engine.detect import load_detector
+    from .events.submit import read_video_list
+    from .pipeline import report_table, run_pipeline
+
+    run_config = load_config(config)
+    if weights.is_dir():
+        detector = load_detector(run=weights)
+    else:
+        detector = load_detector(weights=weights, config=run_config, config_path=config)
+    names = read_video_list(video_list) if video_list else None
+    try:
+        reports = run_pipeline(detector, videos, out_dir, run_config, events_head, from_stage,
+                               names, device=device)
+    finally:
+        distributed.teardown()
+    click.echo(report_table(reports))
+    click.echo(f"run folder: {out_dir}")
+
+
 @main.command("train-events")
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
@@ -181,11 +253,10 @@ def train_events(config, data, run_dir, out_dir):
 @click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
 def submit(run_dir, out, videos, zipped):
     """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
-    from .events.submit import build_submission, read_video_list, write_submission
+    from .events.submit import read_video_list, submit_run
 
     names = read_video_list(videos) if videos else None
-    submission = build_submission(run_dir, names)
-    path = write_submission(submission, out, zipped)
+    path, submission = submit_run(run_dir, out, names, zipped)
     counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
     click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
                ", ".join(f"{n} {t} tubes" for t, n in counts.items()))
@@ -342,6 +413,21 @@ def validate(submission, anno, videos_file, subset):
         click.echo(f"{submission}: {len(problems)} problems", err=True)
         sys.exit(1)
     click.echo(summary)
+
+
+@main.command()
+@click.option("--out", "out_dir", default=Path("demo-out"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for everything the demo makes; a rerun skips finished steps.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Run config (default: configs/synthetic_tiny.yaml).")
+def demo(out_dir, config_path):
+    """The whole job on synthetic data: synthesise, train, run, submit, score, draw."""
+    from .demo import run_demo
+
+    if config_path is None:
+        config_path = Path(__file__).resolve().parents[1] / "configs" / "synthetic_tiny.yaml"
+    click.echo(run_demo(out_dir, config_path))
 
 
 def run() -> None:  # pragma: no cover - console entry for ``python -m roadtrack``

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .events.config import EventsConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +162,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    track: dict = field(default_factory=dict)  # tracker preset and overrides, checked by it
+    events: EventsConfig = field(default_factory=EventsConfig)
 
 
 # ---------------------------------------------------------------------------------------------

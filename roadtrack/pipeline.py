@@ -97,7 +97,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     """
     from .engine.detect import detect_videos
     from .events.stage import TrainedHead, run_events
-    from .events.train import EventsConfig
+    from .events.config import EventsConfig
     from .io.video import discover_videos
     from .labels import LabelSpace
     from .tracking.run import read_detection_artifact, track_detections, write_tracks

@@ -131,3 +131,11 @@ def test_info_prints_splits_and_classes(synth_anno_path):
 def test_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["info", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "no such annotation file" in result.output
+
+
+def test_label_lists_after_db_are_found(tmp_path, anno_dict):
+    db = anno_dict.pop("db")
+    reordered = {"db": db, **anno_dict}
+    path = _write(tmp_path, json.dumps(reordered))
+    anno = load_annotation(path)
+    assert anno.labels.num_classes("triplet") == 86 and len(anno.videos) == len(db)

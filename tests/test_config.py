@@ -13,7 +13,7 @@ def write(tmp_path, text, name="run.yaml"):
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
     cfg = load_config(write(tmp_path, "model:\n  decoder:\n    num_queries: 7\ntrain:\n  lr: 1\n"))
-    assert set(cfg) == {"model", "data", "train", "detect"}
+    assert set(cfg) == {"model", "data", "train", "detect", "track", "events"}
     assert cfg["model"]["decoder"]["num_queries"] == 7
     assert cfg["model"]["decoder"]["num_stages"] == 6  # default kept beside the override
     assert cfg["model"]["backbone"]["depths"] == [3, 4, 6, 3]
@@ -65,3 +65,12 @@ def test_model_section_dataclass_and_build_errors():
         build_detector({"num_frames": 6})
     with pytest.raises(UserError, match="unknown config key 'model.backbone.widht'"):
         build_detector({"backbone": {"widht": 3}})
+
+
+def test_events_section_is_checked_like_the_others(tmp_path):
+    from roadtrack.events.config import events_config
+
+    cfg = events_config(write(tmp_path, "events:\n  fit:\n    steps: 7\n"))
+    assert cfg.fit.steps == 7 and cfg.tubes.min_length == 4
+    with pytest.raises(UserError, match="events.tubes.min_lenght"):
+        events_config(write(tmp_path, "events:\n  tubes:\n    min_lenght: 2\n"))

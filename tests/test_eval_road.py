@@ -291,7 +291,7 @@ def test_cli_bad_frame_dets_and_options(tmp_path, synthetic):
 def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
     """Synthetic dataset -> tracks and events from ground truth -> submit -> validate -> eval."""
     from roadtrack.events.stage import run_events
-    from roadtrack.events.train import EventsConfig
+    from roadtrack.events.config import EventsConfig
 
     anno = load_annotation(synth_anno_path)
     run = tmp_path / "run"

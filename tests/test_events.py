@@ -4,7 +4,8 @@ import pytest
 from roadtrack.errors import UserError
 from roadtrack.events.series import absorb_short_runs, runs, smooth, track_series
 from roadtrack.events.stage import TrainedHead, run_events
-from roadtrack.events.train import EventsConfig, fit_event_head
+from roadtrack.events.config import EventsConfig
+from roadtrack.events.train import fit_event_head
 from roadtrack.events.tubes import TubeConfig, track_tubes
 from roadtrack.io.annotations import load_annotation
 from roadtrack.io.artifacts import load_events

@@ -61,3 +61,11 @@ def test_viz_draws_every_frame(events_run, synth_root, tmp_path):
     first = next(video.frames())[1]
     plain = source.read(1)
     assert np.abs(first.astype(int) - plain.astype(int)).max() > 100  # boxes were drawn
+
+
+def test_submitted_file_passes_validate(events_run, tmp_path, synth_anno_path):
+    run, _ = events_run
+    out = tmp_path / "ok.pkl"
+    assert CliRunner().invoke(main, ["submit", str(run), "--out", str(out)]).exit_code == 0
+    result = CliRunner().invoke(main, ["validate", str(out), "--anno", str(synth_anno_path)])
+    assert result.exit_code == 0, result.output

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, roi_align
 from tqdm import tqdm
 
 from ..errors import UserError
@@ -124,12 +124,30 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
     for b in range(batch):
         rows = kept[b_idx[kept] == b][:settings.max_per_frame]
         qs = q_idx[rows]
-        results.append({
+        result = {
             "boxes": flat_boxes[rows].cpu().numpy().astype(np.float32),
             "scores": flat_scores[rows].cpu().numpy().astype(np.float32),
             **{k: out[k][b, qs].float().cpu().numpy() for k in PER_QUERY},
-            "embeddings": out["embeddings"][b, qs].float().cpu().numpy().astype(np.float16)})
+            "embeddings": out["embeddings"][b, qs].float().cpu().numpy().astype(np.float16)}
+        if "features" in out:
+            result["roi_features"] = roi_features(out, b, qs)
+        results.append(result)
     return results
+
+
+def roi_features(out: dict, clip: int, queries: torch.Tensor, size: int = 2) -> np.ndarray:
+    """(n, D) float16: the key frame's feature map pooled in each kept box (RoIAlign, then mean).
+
+    The event head reads these along a track.
+    """
+    features = out["features"][clip: clip + 1].float()  # (1, D, Hf, Wf)
+    stride = float(out["feature_stride"])
+    height, width = features.shape[-2] * stride, features.shape[-1] * stride
+    boxes = out["boxes"][clip, queries].float().clamp(0, 1) * torch.tensor(
+        [width, height, width, height], device=features.device)  # (n, 4) input pixels
+    pooled = roi_align(features, [boxes], output_size=size, spatial_scale=1.0 / stride,
+                       aligned=True)  # (n, D, size, size)
+    return pooled.mean(dim=(2, 3)).cpu().numpy().astype(np.float16)
 
 
 @dataclass

@@ -1,26 +1,55 @@
-"""The ``events`` section of a YAML config file."""
+"""Settings of the event stage: the ``events`` section of a run config.
+
+    events:
+      head:  {hidden, layers, kernel, dropout, use_roi}     the temporal event head
+      fit:   {split, steps, batch_size, window, lr, ...}    its training (train-events)
+      tubes: {smooth_window, min_length, agent_top_k, ...}  turning tracks into tubes
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from .tubes import TubeConfig
 
-from ..errors import UserError
-from .train import EventsConfig
+
+@dataclass
+class HeadConfig:
+    hidden: int = 96
+    layers: int = 3
+    kernel: int = 5
+    dropout: float = 0.1
+    use_roi: bool = True
+
+
+@dataclass
+class FitConfig:
+    split: str = "train"
+    steps: int = 600
+    batch_size: int = 32
+    window: int = 48
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    match_iou: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class EventsConfig:
+    head: HeadConfig = field(default_factory=HeadConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    tubes: TubeConfig = field(default_factory=TubeConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict | None, path: str | Path | None = None) -> "EventsConfig":
+        """Keys checked as everywhere in a config: unknown or ill-typed ones raise UserError."""
+        from ..config import section_from_dict
+
+        return section_from_dict(cls, data, "events.", path)
 
 
 def events_config(path: str | Path) -> EventsConfig:
-    """Read ``events:`` from a config file (other sections belong to other stages)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError("no such config file", path) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise UserError(f"cannot read config ({type(err).__name__})", path) from None
-    if not isinstance(data, dict):
-        raise UserError("config is not a mapping", path)
-    try:
-        return EventsConfig.from_dict(data.get("events"))
-    except UserError as err:
-        raise UserError(str(err), path) from None
+    """The ``events`` section of a config file."""
+    from ..config import load_config
+
+    return EventsConfig.from_dict(load_config(path)["events"], path)

@@ -12,7 +12,8 @@ from ..errors import UserError
 from ..io.artifacts import load_stage, save_events
 from ..labels import LabelSpace
 from .series import TrackSeries, track_series
-from .train import PROB_TYPES, EventsConfig
+from .config import EventsConfig
+from .train import PROB_TYPES
 from .tubes import video_events
 
 

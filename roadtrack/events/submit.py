@@ -35,13 +35,28 @@ def read_video_list(value: str | Path) -> list[str]:
     return names
 
 
+MIN_SIDE = 0.5
+"""Boxes get at least this width and height (evaluation pixels): the scorer needs x1 < x2."""
+
+
+def ordered_boxes(boxes: np.ndarray, eval_size: tuple[int, int]) -> np.ndarray:
+    """(n, 4) boxes with x1 < x2 and y1 < y2, inside the evaluation frame."""
+    xs, ys = np.sort(boxes[:, [0, 2]], axis=1), np.sort(boxes[:, [1, 3]], axis=1)
+    out = np.empty_like(boxes)
+    for lo_hi, limit, cols in ((xs, eval_size[0], (0, 2)), (ys, eval_size[1], (1, 3))):
+        lo = np.clip(lo_hi[:, 0], 0, limit - MIN_SIDE)
+        hi = np.clip(np.maximum(lo_hi[:, 1], lo + MIN_SIDE), MIN_SIDE, limit)
+        out[:, cols[0]], out[:, cols[1]] = lo, hi
+    return out
+
+
 def submission_tubes(events: dict, label_type: str, eval_size=EVAL_SIZES["road_waymo"]) -> list:
     """The tubes of one events document and label type, in evaluation pixels."""
     sx, sy = eval_size[0] / events["width"], eval_size[1] / events["height"]
     tubes = []
     for tube in events["tubes"].get(label_type, []):
-        boxes = np.asarray(tube["boxes"], dtype=np.float64).reshape(-1, 4)
-        boxes = np.clip(boxes * [sx, sy, sx, sy], 0, [eval_size[0], eval_size[1]] * 2)
+        boxes = np.asarray(tube["boxes"], dtype=np.float64).reshape(-1, 4) * [sx, sy, sx, sy]
+        boxes = ordered_boxes(boxes, eval_size)
         tubes.append({"label_id": int(tube["label_id"]), "score": float(tube["score"]),
                       "scores": np.asarray(tube["scores"], dtype=np.float32),
                       "boxes": boxes.astype(np.float32),
@@ -66,6 +81,20 @@ def build_submission(run: str | Path, videos: list[str] | None = None) -> dict:
         for label_type in LABEL_TYPES:
             out[label_type][video] = submission_tubes(events, label_type)
     return out
+
+
+def submit_run(run: str | Path, out: str | Path, videos: list[str] | None = None,
+               zipped: bool = False) -> tuple[Path, dict]:
+    """Build, check (every rule ``roadtrack validate`` applies) and write a run's submission."""
+    from ..eval.submission import require_valid
+    from ..labels import LabelSpace, roadpp
+    from ..pipeline import read_run_file
+
+    submission = build_submission(run, videos)
+    saved = read_run_file(run).get("labels")
+    labels = LabelSpace.from_dict(saved) if saved else roadpp()
+    require_valid(submission, list(submission["agent"]), labels, out)
+    return write_submission(submission, out, zipped), submission
 
 
 def write_submission(submission: dict, path: str | Path, zipped: bool = False) -> Path:

@@ -8,7 +8,7 @@ random windows of the series with a masked binary cross-entropy.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import lap
@@ -24,55 +24,10 @@ from ..io.atomic import atomic_path
 from .features import series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
-from .tubes import TubeConfig
+from .config import EventsConfig
 
 HEAD_FILE = "event_head.pt"
 PROB_TYPES = ("agent", "action", "loc")
-
-
-@dataclass
-class HeadConfig:
-    hidden: int = 96
-    layers: int = 3
-    kernel: int = 5
-    dropout: float = 0.1
-    use_roi: bool = True
-
-
-@dataclass
-class FitConfig:
-    split: str = "train"
-    steps: int = 600
-    batch_size: int = 32
-    window: int = 48
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    match_iou: float = 0.5
-    seed: int = 0
-
-
-@dataclass
-class EventsConfig:
-    head: HeadConfig = field(default_factory=HeadConfig)
-    fit: FitConfig = field(default_factory=FitConfig)
-    tubes: TubeConfig = field(default_factory=TubeConfig)
-
-    @classmethod
-    def from_dict(cls, data: dict | None, where: str = "events") -> "EventsConfig":
-        data = dict(data or {})
-        parts = {"head": HeadConfig, "fit": FitConfig, "tubes": TubeConfig}
-        unknown = set(data) - set(parts)
-        if unknown:
-            raise UserError(f"unknown config key '{where}.{sorted(unknown)[0]}'")
-        built = {}
-        for name, kind in parts.items():
-            values = dict(data.get(name) or {})
-            allowed = set(kind.__dataclass_fields__)
-            bad = set(values) - allowed
-            if bad:
-                raise UserError(f"unknown config key '{where}.{name}.{sorted(bad)[0]}'")
-            built[name] = kind(**values)
-        return cls(**built)
 
 
 def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: int,

@@ -22,6 +22,9 @@ from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, name_mapping, roadpp
 BOX_TOLERANCE = 1.01
 """Normalised coordinates up to this value occur in the real files; they are clipped to 1."""
 
+HEAD_WINDOW = 1 << 22
+"""Bytes at the start of the file searched first for the top-level label lists."""
+
 HEADER_KEYS = [f"{t}_labels" for t in ALL_TYPES] + [f"all_{t}_labels" for t in ALL_TYPES]
 
 
@@ -135,16 +138,17 @@ def _read_header(path: Path) -> dict:
 
 
 def _value_of_key(data: mmap.mmap, key: str, path: Path) -> list:
+    """The value of a top-level key: looked for near the start, then from the end (the small
+    lists stand before or after the large ``db``), then anywhere."""
     needle = f'"{key}"'.encode()
+    candidates = [data.find(needle, 0, HEAD_WINDOW), data.rfind(needle)]
+    pos = next((p for p in candidates if p >= 0 and _is_key(data, p, needle)), -1)
     start = 0
-    while True:
-        pos = data.find(needle, start)
-        if pos < 0:
+    while pos < 0:
+        found = data.find(needle, start)
+        if found < 0:
             raise UserError(f"missing key {key!r}", path)
-        rest = data[pos + len(needle): pos + len(needle) + 64].lstrip()
-        if rest[:1] == b":":
-            break
-        start = pos + 1
+        pos, start = (found if _is_key(data, found, needle) else -1), found + 1
     colon = data.find(b":", pos + len(needle))
     end = min(len(data), colon + (1 << 20))
     text = data[colon + 1: end].decode("utf-8", errors="replace").lstrip()
@@ -155,6 +159,10 @@ def _value_of_key(data: mmap.mmap, key: str, path: Path) -> list:
     if not isinstance(value, list):
         raise UserError(f"{key!r} is not a list", path)
     return value
+
+
+def _is_key(data: mmap.mmap, pos: int, needle: bytes) -> bool:
+    return data[pos + len(needle): pos + len(needle) + 64].lstrip()[:1] == b":"
 
 
 def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, np.ndarray],

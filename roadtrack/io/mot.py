@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ class MotTable:
     def __len__(self) -> int:
         return len(self.frames)
 
-    @property
+    @cached_property
     def boxes_xyxy(self) -> np.ndarray:
         b = self.boxes_xywh
         return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)

@@ -1,0 +1,173 @@
+"""``roadtrack track``: find the detection inputs, track each sequence, write the outputs.
+
+Inputs (``--dets PATH``):
+
+- a MOTChallenge ``det.txt`` file -> one sequence named after ``<seq>/det/det.txt`` or the stem;
+- a folder of sequences in MOT layout, ``<seq>/det/det.txt``;
+- a run folder with ``detections/<video>.npz`` artifacts (``roadtrack.io.artifacts``); the
+  per-class option uses the argmax of each row's ``agent`` probabilities.
+
+Outputs: ``DIR/<seq>.txt`` in MOTChallenge format for every sequence, ``DIR/tracker.yaml`` (the
+resolved settings; ``--config`` takes it back), and for a run folder ``<run>/tracks/<video>.npz``
+(the kept detection rows plus ``track_ids`` and ``det_index``).
+All inputs are read and checked before anything is written; every file is written atomically.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..boxes import xyxy_to_xywh
+from ..errors import UserError
+from ..io.artifacts import finished_videos, load_stage, save_stage
+from ..io.atomic import write_text_atomic
+from ..io.mot import read_mot, write_mot
+from .config import TrackerConfig
+from .sequence import SequenceTracks, check_frames, track_sequence
+
+CONFIG_NAME = "tracker.yaml"  # the resolved settings, written beside the MOT files
+
+
+def save_config(path: Path, config: TrackerConfig) -> None:
+    import yaml
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+@dataclass
+class Detections:
+    """One sequence's detections as flat per-row arrays."""
+
+    name: str
+    source: Path
+    frames: np.ndarray  # (N,) 1-based
+    boxes: np.ndarray  # (N, 4) x1 y1 x2 y2
+    scores: np.ndarray  # (N,)
+    features: np.ndarray | None = None  # (N, D)
+    classes: np.ndarray | None = None  # (N,) agent class index
+    artifact: dict | None = None  # the whole detection artifact, for run folders
+    run: Path | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.max()) if len(self.frames) else 0
+
+
+@dataclass
+class TrackSummary:
+    sequences: int
+    frames: int
+    tracks: int
+    rows: int
+    seconds: float  # time inside the tracker
+    per_sequence: list = field(default_factory=list)  # [name, frames, detections, rows, tracks]
+
+    def table(self) -> str:
+        from ..report import table
+
+        return table(self.per_sequence, ["sequence", "frames", "detections", "track rows",
+                                         "tracks"])
+
+    def line(self) -> str:
+        fps = self.frames / self.seconds if self.seconds > 0 else float("inf")
+        return (f"tracked {self.sequences} sequence(s): {self.frames} frames, {self.tracks} tracks, "
+                f"{self.rows} rows; tracker {fps:,.0f} frames/s")
+
+
+def find_detections(path: str | Path) -> list[Detections]:
+    """Read every sequence under ``path`` (see the module docstring); UserError when none."""
+    path = Path(path)
+    if path.is_file():
+        return [_read_mot_sequence(path)]
+    if not path.is_dir():
+        raise UserError("no such file or folder", path)
+    if (path / "detections").is_dir():
+        videos = finished_videos(path, "detections")
+        if not videos:
+            raise UserError("run folder has no detections/<video>.npz artifacts", path)
+        return [read_detection_artifact(path, v) for v in videos]
+    files = sorted(path.glob("*/det/det.txt"))
+    if not files:
+        raise UserError("found neither <seq>/det/det.txt files nor a detections/ folder", path)
+    return [_read_mot_sequence(f) for f in files]
+
+
+def _read_mot_sequence(path: Path) -> Detections:
+    table = read_mot(path)
+    check_frames(table.frames, str(path))
+    name = path.parent.parent.name if path.parent.name == "det" and path.parent.parent.name \
+        else path.stem
+    return Detections(name, path, table.frames, table.boxes_xyxy, table.scores)
+
+
+def read_detection_artifact(run: Path, video: str) -> Detections:
+    data = load_stage(run, "detections", video)
+    source = run / "detections" / f"{video}.npz"
+    boxes = np.asarray(data["boxes"], dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise UserError(f"field 'boxes' must have shape (N, 4), not {boxes.shape}", source)
+    check_frames(data["frames"], str(source))
+    feats = np.asarray(data["embeddings"], dtype=np.float32)
+    agent = np.asarray(data["agent"])
+    classes = agent.argmax(axis=1) if agent.ndim == 2 and agent.shape[1] > 0 and len(agent) \
+        else None
+    return Detections(video, source, np.asarray(data["frames"]), boxes,
+                      np.asarray(data["scores"], dtype=np.float64),
+                      feats if feats.ndim == 2 and feats.shape[1] > 0 else None,
+                      classes, artifact=data, run=run)
+
+
+def track_detections(det: Detections, config: TrackerConfig,
+                     progress: Callable[[int], None] | None = None) -> SequenceTracks:
+    return track_sequence(det.frames, det.boxes, det.scores, det.features,
+                          det.classes if config.per_class else None, config, str(det.source),
+                          progress)
+
+
+def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path) -> None:
+    """``out_dir/<name>.txt`` (MOTChallenge) and, for artifacts, ``<run>/tracks/<name>.npz``."""
+    rows = result.det_index
+    write_mot(out_dir / f"{det.name}.txt", result.frames, result.track_ids,
+              xyxy_to_xywh(det.boxes[rows]), det.scores[rows])
+    if det.artifact is not None:
+        fields = {k: (v[rows] if v.ndim >= 1 and k not in ("width", "height", "fps") else v)
+                  for k, v in det.artifact.items()}
+        save_stage(det.run, "tracks", det.name, **fields,
+                   track_ids=result.track_ids.astype(np.int32), det_index=rows.astype(np.int64))
+
+
+def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
+               progress: bool = True) -> TrackSummary:
+    """Track every sequence found at ``dets`` and write the results (the CLI's one call)."""
+    sequences = find_detections(dets)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError("output path exists and is not a folder", out_dir)
+    total_frames = sum(d.num_frames for d in sequences)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_frames, unit="frame", desc="track", leave=False,
+                   dynamic_ncols=True)
+    frames = tracks = rows = 0
+    seconds = 0.0
+    per_sequence: list[list] = []
+    save_config(out_dir / CONFIG_NAME, config)
+    try:
+        for det in sequences:
+            result = track_detections(det, config, None if bar is None else bar.update)
+            write_tracks(det, result, out_dir)
+            frames += result.num_frames
+            tracks += result.num_tracks
+            rows += len(result.det_index)
+            seconds += result.seconds
+            per_sequence.append([det.name, result.num_frames, len(det.frames),
+                                 len(result.det_index), result.num_tracks])
+    finally:
+        if bar is not None:
+            bar.close()
+    return TrackSummary(len(sequences), frames, tracks, rows, seconds, per_sequence)

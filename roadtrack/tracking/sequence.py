@@ -1,0 +1,118 @@
+"""Track a whole sequence of detections given as flat per-row arrays (a det.txt or an artifact)."""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..boxes import xyxy_to_xyah
+from ..errors import UserError
+from .appearance import normalize
+from .config import TrackerConfig
+from .tracker import Tracker, usable_rows
+
+
+@dataclass
+class SequenceTracks:
+    """Track rows of one sequence, sorted by frame then track id."""
+
+    det_index: np.ndarray  # (K,) int64 row of the input detection each track row came from
+    track_ids: np.ndarray  # (K,) int64, 1..num_tracks
+    frames: np.ndarray  # (K,) int64
+    num_frames: int  # frames stepped through, empty ones included
+    seconds: float  # time spent in Tracker.update
+
+    @property
+    def num_tracks(self) -> int:
+        return int(self.track_ids.max()) if len(self.track_ids) else 0
+
+
+def check_frames(frames: np.ndarray, source: str | None = None) -> None:
+    """Frame numbers must be integers >= 1 (a file that breaks this is unusable, not noisy)."""
+    frames_f = np.asarray(frames, dtype=np.float64)
+    if len(frames_f) and not (np.isfinite(frames_f).all() and (frames_f == np.round(frames_f)).all()
+                              and frames_f.min() >= 1):
+        raise UserError("frame numbers must be integers >= 1", source)
+
+
+def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+               source: str | None = None, features: np.ndarray | None = None) -> np.ndarray:
+    """(N,) bool: rows that can be tracked. Warns once with the count of skipped rows; bad frame
+    numbers raise UserError (see :func:`check_frames`)."""
+    check_frames(frames, source)
+    ok = usable_rows(boxes, scores, -np.inf) & np.isfinite(scores)
+    if features is not None:
+        ok &= np.isfinite(features).all(axis=1)
+    if not ok.all():
+        first = int(np.flatnonzero(~ok)[0])
+        warnings.warn(f"{source or 'detections'}: skipped {int((~ok).sum())} rows with non-finite "
+                      f"values or boxes without area (first at row {first})", stacklevel=2)
+    return ok
+
+
+def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None = None,
+                   features: np.ndarray | None = None, classes: np.ndarray | None = None,
+                   config: TrackerConfig | None = None, source: str | None = None,
+                   progress: Callable[[int], None] | None = None) -> SequenceTracks:
+    """Run the tracker over frames 1 to the last detection's frame, empty frames included.
+
+    frames (N,) 1-based, any order; boxes (N, 4) x1 y1 x2 y2; scores (N,); features (N, D) or
+    None; classes (N,) or None. Rows that cannot be tracked are skipped with one warning.
+    With ``config.backfill`` a confirmed track also keeps the rows of its tentative frames.
+    ``progress(k)`` is called now and then with the frames done since the last call.
+    """
+    config = config or TrackerConfig()
+    n = len(frames)
+    frames = np.asarray(frames).reshape(-1)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64)
+    if features is not None and features.ndim == 2 and features.shape[1] == 0:
+        features = None
+    ok = valid_rows(frames, boxes, scores, source, features) & (scores >= config.min_score)
+    rows = ok.nonzero()[0]
+    rows = rows[np.argsort(frames[rows], kind="stable")]  # input rows in frame order
+    frame_of = frames[rows].astype(np.int64)
+    tracker = Tracker(config, 0 if features is None else features.shape[1])
+    sorted_boxes, sorted_scores = boxes[rows], scores[rows]
+    sorted_xyah = xyxy_to_xyah(sorted_boxes)
+    sorted_feats = None if not tracker.use_appearance else normalize(features[rows])
+    sorted_classes = None if classes is None else np.asarray(classes, dtype=np.int64)[rows]
+
+    ids = np.full(len(rows), -1, dtype=np.int64)
+    confirmed = np.zeros(len(rows), dtype=bool)
+    first, last = 1, int(frames.max()) if n else 0
+    bounds = np.searchsorted(frame_of, np.arange(first, last + 2)).tolist()
+    step = tracker.step
+    start_time = time.perf_counter()
+    done = 0
+    for k in range(last - first + 1):
+        a, b = bounds[k], bounds[k + 1]
+        ids[a:b], confirmed[a:b] = step(
+            sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
+            None if sorted_feats is None else sorted_feats[a:b],
+            None if sorted_classes is None else sorted_classes[a:b])
+        done += 1
+        if progress is not None and done == 256:
+            progress(done)
+            done = 0
+    seconds = time.perf_counter() - start_time
+    if progress is not None and done:
+        progress(done)
+    return _collect(rows, frame_of, ids, confirmed, tracker.next_id, config.backfill,
+                    last - first + 1, seconds)
+
+
+def _collect(rows, frame_of, ids, confirmed, next_id, backfill, num_frames, seconds):
+    """Keep the rows of confirmed tracks, renumber the tracks 1..n, sort by frame and id."""
+    ever = np.zeros(next_id, dtype=bool)
+    ever[ids[confirmed]] = True
+    keep = confirmed | (backfill & (ids >= 0) & ever[np.maximum(ids, 0)])
+    _, renumbered = np.unique(ids[keep], return_inverse=True)
+    track_ids = renumbered.reshape(-1).astype(np.int64) + 1
+    frames, det_index = frame_of[keep], rows[keep]
+    order = np.lexsort((track_ids, frames))
+    return SequenceTracks(det_index=det_index[order], track_ids=track_ids[order],
+                          frames=frames[order], num_frames=num_frames, seconds=seconds)

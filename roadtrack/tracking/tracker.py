@@ -1,0 +1,227 @@
+"""The multi-object tracker: predict, associate in rounds, update, manage track life.
+
+Per frame (DeepSORT's order, ByteTrack's optional second round):
+
+1. predict every track one frame ahead (Kalman, batched);
+2. with embeddings: a matching cascade over confirmed tracks, most recently seen first, on cosine
+   distance to each track's gallery, gated by squared Mahalanobis distance (chi-square 95%);
+3. IoU matching of the high-score detections left to tentative tracks and to tracks missed for
+   at most ``iou_max_misses`` frames (DeepSORT: 1; all tracks when there are no embeddings);
+4. optionally (``low_score`` set) IoU matching of low-score detections to tracks seen last frame;
+5. Kalman update of matched tracks, deletion of lost ones, new tracks from unmatched detections.
+
+The per-frame work is a few dozen array operations whatever the number of tracks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
+from .appearance import Gallery, normalize
+from .assignment import forbid_class_changes, gate_by_mahalanobis, linear_assignment
+from .config import TrackerConfig
+from .kalman_filter import make_kalman
+from .track import TrackSet
+
+
+def usable_rows(boxes: np.ndarray, scores: np.ndarray, min_score: float) -> np.ndarray:
+    """(M,) bool: finite boxes with positive width and height and a score >= ``min_score``.
+
+    (Comparisons with NaN are simply False in numpy and raise no warning.)
+    """
+    return (np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
+
+
+class Tracker:
+    """Online tracker; call :meth:`update` once per frame, in order, empty frames included.
+
+    ``embedding_dim`` > 0 (with ``config.appearance``) makes :meth:`update` expect one embedding
+    per detection and associate on appearance first.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, embedding_dim: int = 0):
+        self.config = config or TrackerConfig()
+        c = self.config
+        self.kf = make_kalman(c.kalman, c.std_weight_position, c.std_weight_velocity)
+        self.use_appearance = bool(c.appearance and embedding_dim > 0)
+        gallery = Gallery(embedding_dim, c.gallery, c.budget, c.ema_alpha) \
+            if self.use_appearance else None
+        self.tracks = TrackSet(gallery)
+        self.next_id = 1
+        self.frame_count = 0
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
+               features: np.ndarray | None = None, classes: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one frame with its detections.
+
+        boxes (M, 4) x1 y1 x2 y2; scores (M,); features (M, D) when the tracker uses appearance;
+        classes (M,) ints for the per-class option. Rows with non-finite values (embeddings
+        included), boxes without area and scores below ``min_score`` are ignored.
+
+        Returns ``track_ids (M,)`` (-1 where a detection joined no track) and ``confirmed (M,)``
+        (the track was confirmed when it took the detection).
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        m = len(boxes)
+        scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
+        usable = usable_rows(boxes, scores, self.config.min_score)
+        if self.use_appearance:
+            if features is None:
+                raise ValueError("this tracker associates on appearance: pass features (M, D)")
+            features = np.asarray(features, dtype=np.float32).reshape(m, self.tracks.gallery.dim)
+            usable &= np.isfinite(features).all(axis=1)
+        if classes is not None:
+            classes = np.asarray(classes, dtype=np.int64).reshape(m)
+        if usable.all():  # the common case: no row to leave out
+            return self.step(boxes, xyxy_to_xyah(boxes), scores,
+                             normalize(features) if self.use_appearance else None, classes)
+        keep = usable.nonzero()[0]
+        if self.use_appearance:
+            features = normalize(features[keep])
+        if classes is not None:
+            classes = classes[keep]
+        ids, confirmed = self.step(boxes[keep], xyxy_to_xyah(boxes[keep]), scores[keep],
+                                   features, classes)
+        track_ids = np.full(m, -1, dtype=np.int64)
+        is_confirmed = np.zeros(m, dtype=bool)
+        track_ids[keep], is_confirmed[keep] = ids, confirmed
+        return track_ids, is_confirmed
+
+    def step(self, boxes: np.ndarray, xyah: np.ndarray, scores: np.ndarray,
+             features: np.ndarray | None = None, classes: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update` for rows already checked with :func:`usable_rows`.
+
+        boxes (M, 4) xyxy float64 and the same boxes as xyah (M, 4); features (M, D) of unit
+        length when the tracker uses appearance. Returns track_ids (M,) and confirmed (M,).
+        """
+        c, tracks = self.config, self.tracks
+        self.frame_count += 1
+        m = len(boxes)
+        if not c.per_class or classes is None:
+            classes = None
+        if len(tracks):
+            tracks.mean, tracks.cov = self.kf.predict(tracks.mean, tracks.cov)
+            tracks.since_update += 1
+        split = c.low_score is not None or c.high_score > c.min_score
+        high = (scores >= c.high_score).nonzero()[0] if split else np.arange(m)
+        has_low = len(high) < m
+
+        det_track = np.full(m, -1, dtype=np.int64)  # row in tracks per detection
+        free = np.ones(len(tracks), dtype=bool)  # tracks still unmatched this frame
+        if self.use_appearance and len(tracks):
+            high = self._cascade(high, xyah, features, classes, det_track, free)
+            candidates = (free & (~tracks.confirmed
+                                  | (tracks.since_update <= c.iou_max_misses))).nonzero()[0]
+        else:
+            candidates = np.arange(len(tracks))
+        high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
+                               det_track, free, scores if c.fuse_score else None)
+        if c.low_score is not None and has_low and len(tracks):
+            low = ((scores < c.high_score) & (scores >= c.low_score)).nonzero()[0]
+            if len(low):
+                recent = (free & tracks.confirmed & (tracks.since_update == 1)).nonzero()[0]
+                self._match_iou(recent, low, boxes, classes, c.low_max_iou_distance,
+                                det_track, free)
+
+        matched = (det_track >= 0).nonzero()[0]
+        track_ids = np.full(m, -1, dtype=np.int64)
+        confirmed = np.zeros(m, dtype=bool)
+        if len(matched):
+            rows = det_track[matched]
+            self._update_tracks(rows, xyah[matched], None if features is None else
+                                features[matched])
+            track_ids[matched] = tracks.ids[rows]
+            confirmed[matched] = tracks.confirmed[rows]
+        if len(tracks):
+            self._delete_lost()
+        new = high[scores[high] >= c.new_track_score] if c.new_track_score > c.min_score else high
+        if len(new):
+            track_ids[new] = self._start_tracks(xyah[new], None if classes is None else
+                                                classes[new],
+                                                None if features is None else features[new])
+            confirmed[new] = c.n_init <= 1
+        return track_ids, confirmed
+
+    # -- association rounds: each fills det_track / free and returns the detections left --------
+
+    def _cascade(self, dets, xyah, features, classes, det_track, free):
+        """Appearance matching of confirmed tracks, by time since their last match."""
+        c, tracks = self.config, self.tracks
+        confirmed = tracks.confirmed.nonzero()[0]
+        if not len(confirmed) or not len(dets):
+            return dets
+        cost = tracks.gallery.distance(confirmed, features[dets])  # (Tc, M)
+        if c.gating:
+            maha = self.kf.gating_distance(tracks.mean[confirmed], tracks.cov[confirmed], xyah[dets])
+            cost = gate_by_mahalanobis(cost, maha, c.gate_threshold)
+        if classes is not None:
+            cost = forbid_class_changes(cost, tracks.classes[confirmed], classes[dets])
+        open_dets = np.ones(len(dets), dtype=bool)
+        levels = tracks.since_update[confirmed]
+        for level in np.unique(levels):
+            rows = (levels == level).nonzero()[0]
+            cols = open_dets.nonzero()[0]
+            if not len(cols):
+                break
+            r, k = linear_assignment(cost[np.ix_(rows, cols)], c.max_cosine_distance)
+            det_track[dets[cols[k]]] = confirmed[rows[r]]
+            free[confirmed[rows[r]]] = False
+            open_dets[cols[k]] = False
+        return dets[open_dets]
+
+    def _match_iou(self, rows, dets, boxes, classes, limit, det_track, free, scores=None):
+        """IoU matching of tracks ``rows`` to detections ``dets``; returns the detections left.
+
+        With ``scores`` (M,) the similarity is IoU times the detection score (ByteTrack's fusion).
+        """
+        if not len(rows) or not len(dets):
+            return dets
+        predicted = xyah_to_xyxy(self.tracks.mean[rows, :4])
+        similarity = iou_matrix(predicted, boxes[dets])
+        if scores is not None:
+            similarity *= scores[dets]
+        cost = 1.0 - similarity
+        if classes is not None:
+            cost = forbid_class_changes(cost, self.tracks.classes[rows], classes[dets])
+        r, k = linear_assignment(cost, limit)
+        det_track[dets[k]] = rows[r]
+        free[rows[r]] = False
+        left = np.ones(len(dets), dtype=bool)
+        left[k] = False
+        return dets[left]
+
+    # -- track life ------------------------------------------------------------------------------
+
+    def _update_tracks(self, rows, xyah, features):
+        """Kalman-correct tracks ``rows`` (K,) with measurements (K, 4); count the hit."""
+        tracks = self.tracks
+        tracks.mean[rows], tracks.cov[rows] = self.kf.update(tracks.mean[rows], tracks.cov[rows],
+                                                             xyah)
+        hits = tracks.hits[rows] + 1
+        tracks.hits[rows] = hits
+        tracks.since_update[rows] = 0
+        tracks.confirmed[rows] |= hits >= self.config.n_init
+        if self.use_appearance:
+            tracks.gallery.update(rows, features)
+
+    def _delete_lost(self):
+        """Tentative tracks go at their first miss, confirmed ones after ``max_age`` misses."""
+        tracks = self.tracks
+        kept = tracks.since_update <= tracks.confirmed * self.config.max_age
+        if not kept.all():
+            tracks.keep(kept)
+
+    def _start_tracks(self, xyah, classes, features):
+        """Start one track per measurement (K, 4); returns their ids (K,)."""
+        n = len(xyah)
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        mean, cov = self.kf.initiate(xyah)
+        classes = np.zeros(n, dtype=np.int64) if classes is None else classes
+        self.tracks.add(ids, mean, cov, classes, confirmed=self.config.n_init <= 1,
+                        features=features)
+        return ids
+
