@@ -202,3 +202,16 @@ def test_full_config_is_the_stmixer_default():
     levels = backbone(torch.randn(1, 3, 8, 64, 64))
     assert [lv.shape[2:] for lv in levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4), (2, 2, 2)]
     assert isinstance(build_detector, object) and issubclass(Detector, torch.nn.Module)
+
+
+@pytest.mark.parametrize("points", [4, 9, 6])  # perfect squares and not
+def test_decoder_runs_with_any_point_count(points):
+    torch.manual_seed(points)
+    model = build_detector(tiny_config(num_queries=5, num_stages=1, spatial_points=points))
+    offsets = model.stages[0].sampling_mixing.offset_generator.bias.view(4, points, 3)
+    assert offsets[..., :2].abs().max() <= 0.5 and offsets[..., 2].abs().max() == 0
+    assert offsets[..., :2].std() > 0  # points spread over the box, not stacked
+    model.train()
+    losses = model(torch.randn(1, 3, model.num_frames, 64, 64), targets(1))
+    losses["loss"].backward()
+    assert model.stages[0].sampling_mixing.offset_generator.weight.grad.abs().sum() > 0

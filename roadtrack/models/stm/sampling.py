@@ -3,10 +3,13 @@ bilinear reads of every frame.
 
 ``make_sample_points``, ``translate_to_linear_weight``, ``mhaq3d`` and ``sample4d`` follow the
 formulas of STMixer (seed 000) with the same arguments and shapes. ``sample4d`` gives the same
-numbers as the literal formula but runs faster: the features are laid out for ``grid_sample``
-once per clip (:func:`layout_features`; the decoder reuses the layout at every stage), time stays
-in grid_sample's batch, and the levels accumulate in one contiguous buffer with a fused
-multiply-add.
+numbers as the literal formula but runs faster: the features are laid out once per clip
+(:func:`layout_features`, which the decoder reuses at every stage) as grouped views that need no
+copy, grid_sample reads each frame of each level in place (a strided view), and the levels
+accumulate frame by frame in one contiguous buffer with a fused multiply-add. Per-frame results
+stay small enough for the allocator to recycle; a whole-clip result per level (time folded into
+grid_sample's batch) is a fresh, page-faulted 50 MB buffer at STMixer's shapes, which on the CPU
+cost about as much as the reads themselves.
 """
 from __future__ import annotations
 
