@@ -97,7 +97,7 @@ def test_training_losses_and_every_parameter_gets_gradient():
                     and ".3." not in n}
     at_init = no_grad_names()
     assert delta_hidden <= at_init <= delta_hidden | {"stages.0.iof_tau"}
-    torch.optim.SGD(model.parameters(), lr=0.01).step()
+    torch.optim.SGD(model.parameters(), lr=1e-3).step()
     model.zero_grad()
     model(torch.randn(2, 3, model.num_frames, 64, 64), targets(2))["loss"].backward()
     assert no_grad_names() <= {"stages.0.iof_tau"}
@@ -215,3 +215,16 @@ def test_decoder_runs_with_any_point_count(points):
     losses = model(torch.randn(1, 3, model.num_frames, 64, 64), targets(1))
     losses["loss"].backward()
     assert model.stages[0].sampling_mixing.offset_generator.weight.grad.abs().sum() > 0
+
+
+def test_mixed_precision_forward_and_float_outputs(tiny):
+    tiny.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = tiny(torch.randn(1, 3, tiny.num_frames, 64, 64), targets(1))
+        losses["loss"].backward()
+        tiny.eval()
+        with torch.no_grad():
+            out = tiny(torch.randn(1, 3, tiny.num_frames, 64, 64))
+    tiny.zero_grad(set_to_none=True)
+    assert torch.isfinite(losses["loss"])
+    assert all(v.dtype == torch.float32 for v in out.values() if torch.is_tensor(v))
