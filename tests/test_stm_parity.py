@@ -1,13 +1,24 @@
 """roadtrack.models.stm equals the literal STMixer formulas (tests/stm_reference.py) to 1e-5."""
 import pytest
 import torch
+from stm_reference import (
+    AdaptiveMixingRef,
+    make_sample_points_ref,
+    mhaq3d_ref,
+    sample4d_ref,
+    translate_to_linear_weight_ref,
+)
 
-from roadtrack.models.stm import (AdaptiveMixing, layout_features, make_sample_points, mhaq3d,
-                                  sample4d, translate_to_linear_weight)
-from stm_reference import (AdaptiveMixingRef, make_sample_points_ref, mhaq3d_ref, sample4d_ref,
-                           translate_to_linear_weight_ref)
+from roadtrack.models.stm import (
+    AdaptiveMixing,
+    layout_features,
+    make_sample_points,
+    mhaq3d,
+    sample4d,
+    translate_to_linear_weight,
+)
 
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
 def _points(B, N, G, P, size, gen):

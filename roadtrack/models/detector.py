@@ -3,7 +3,7 @@ action and location heads (the interface of notes/DETECTOR_CONTRACT.md)."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..config import ModelConfig, model_config
 from ..errors import UserError
