@@ -6,10 +6,10 @@ formulas of STMixer (seed 000) with the same arguments and shapes. ``sample4d`` 
 numbers as the literal formula but runs faster: the features are laid out once per clip
 (:func:`layout_features`, which the decoder reuses at every stage) as grouped views that need no
 copy, grid_sample reads each frame of each level in place (a strided view), and the levels
-accumulate frame by frame in one contiguous buffer with a fused multiply-add. Per-frame results
-stay small enough for the allocator to recycle; a whole-clip result per level (time folded into
-grid_sample's batch) is a fresh, page-faulted 50 MB buffer at STMixer's shapes, which on the CPU
-cost about as much as the reads themselves.
+accumulate frame by frame in one contiguous buffer with a fused multiply-add; nothing is
+zero-filled, repeated or added through a permuted view. Folding time into grid_sample's batch
+after a layout copy is as fast without autograd but slower than the literal formula with it;
+the per-frame reads are faster both ways and keep no second copy of the features.
 """
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def _read_frame(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def _mix_levels_inplace(out: torch.Tensor, frames, grids, weights) -> None:
     """out[t] = sum_l weights[l] * reads of frames[l][t], written in place (no autograd).
 
-    out: (T, B*G, C/G, Q, P). One grid_sample per frame keeps each result small enough for the
-    allocator to recycle; a whole-clip result would be a fresh, page-faulted buffer per level.
+    out: (T, B*G, C/G, Q, P). One grid_sample per frame reads the frame in place and keeps each
+    result small (recycled by the allocator from frame to frame).
     """
     for t in range(out.shape[0]):
         for i, (level_frames, grid, weight) in enumerate(zip(frames, grids, weights)):
