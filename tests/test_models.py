@@ -201,7 +201,14 @@ def test_full_config_is_the_stmixer_default():
     assert 30e6 < n_params < 40e6  # SlowFast-R50 (4x8 style, ~34 M)
     levels = backbone(torch.randn(1, 3, 8, 64, 64))
     assert [lv.shape[2:] for lv in levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4), (2, 2, 2)]
-    assert isinstance(build_detector, object) and issubclass(Detector, torch.nn.Module)
+    from roadtrack.models.stm.stage import DecoderStage
+    stage = DecoderStage(dec["dim"], dec["num_heads"], dec["ffn_dim"], dec["spatial_points"],
+                         frames=8, groups=dec["groups"], out_multiplier=dec["out_multiplier"],
+                         mapping_stride=3.0, tau=2.0, classes={"agent": 10, "action": 22,
+                                                              "loc": 16})
+    decoder_params = dec["num_stages"] * sum(p.numel() for p in stage.parameters())
+    assert 150e6 < decoder_params < 170e6  # STMixer's decoder: about 159 M parameters
+    assert issubclass(Detector, torch.nn.Module)
 
 
 @pytest.mark.parametrize("points", [4, 9, 6])  # perfect squares and not
