@@ -7,7 +7,7 @@ from roadtrack.models.stm import (AdaptiveMixing, layout_features, make_sample_p
 from .stm_reference import (AdaptiveMixingRef, make_sample_points_ref, mhaq3d_ref, sample4d_ref,
                            translate_to_linear_weight_ref)
 
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
 def _points(B, N, G, P, size, gen):
