@@ -12,6 +12,8 @@ memory. The ratio shows the stage's overhead on top of the model.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +25,15 @@ from roadtrack.engine.checkpoint import save_checkpoint
 from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.engine.settings import check_input_size, resolve_config
 from roadtrack.labels import roadpp
-from roadtrack.synth.dataset import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def synth(out: Path, *options: str) -> None:
+    """``roadtrack synth`` in a child process: OpenCV's thread pool in this process would
+    deadlock forked DataLoader workers."""
+    subprocess.run([sys.executable, "-m", "roadtrack", "synth", "--out", str(out), *options],
+                   check=True, capture_output=True)
 
 
 def fresh_weights(config_path: str, path: Path) -> None:
@@ -66,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = tmp / "data"
-        write_dataset(data, num_videos=args.videos, num_frames=args.frames, seed=2)
+        synth(data, "--videos", str(args.videos), "--frames", str(args.frames), "--seed", "2")
         if args.run is not None:
             detector = load_detector(run=args.run)
         else:

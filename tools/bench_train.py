@@ -12,6 +12,8 @@ augmentation, logging and checkpoints cost on top of the model.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import csv
 import tempfile
 import time
@@ -23,9 +25,15 @@ from roadtrack.config import load_config
 from roadtrack.engine.settings import resolve_config
 from roadtrack.engine.train import Trainer, train
 from roadtrack.engine import distributed as D
-from roadtrack.synth.dataset import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def synth(out: Path, *options: str) -> None:
+    """``roadtrack synth`` in a child process: OpenCV's thread pool in this process would
+    deadlock forked DataLoader workers."""
+    subprocess.run([sys.executable, "-m", "roadtrack", "synth", "--out", str(out), *options],
+                   check=True, capture_output=True)
 
 
 def engine_rate(cfg, data: Path, run: Path, steps: int) -> float:
@@ -81,7 +89,7 @@ def main() -> None:
         data = args.data
         if data is None:
             data = tmp / "data"
-            write_dataset(data, num_videos=2, num_frames=40, seed=1, val_fraction=0.0)
+            synth(data, "--videos", "2", "--frames", "40", "--seed", "1", "--val-fraction", "0")
         cfg = resolve_config(load_config(args.config), args.config)
         threads = torch.get_num_threads()
         engine = engine_rate(cfg, data, tmp / "run", args.steps)
