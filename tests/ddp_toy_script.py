@@ -9,12 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.train_helpers import toy_builder  # noqa: E402
-
-from roadtrack.engine import distributed as D  # noqa: E402
-from roadtrack.engine.detect import detect_videos, load_detector  # noqa: E402
-from roadtrack.engine.settings import resolve_config  # noqa: E402
-from roadtrack.engine.train import train  # noqa: E402
+from roadtrack.engine import distributed as D
+from roadtrack.engine.detect import detect_videos, load_detector
+from roadtrack.engine.settings import resolve_config
+from roadtrack.engine.train import train
+from tests.train_helpers import toy_builder
 
 data, run, out, results = (Path(a) for a in sys.argv[1:5])
 cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "workers": 0},

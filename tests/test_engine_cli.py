@@ -1,5 +1,7 @@
 """``roadtrack train`` and ``roadtrack detect`` end to end with the real tiny detector (shrunk)."""
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -47,7 +49,7 @@ def trained(synth_root, tmp_path_factory):
 
 
 def test_train_resume_detect_and_evaluate(synth_root, trained, tmp_path):
-    config, run = trained
+    _, run = trained
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
     longer = _config(tmp_path, max_steps=3)
     code, out = _run("train", longer, "--data", synth_root, "--out", tmp_path / "run2")
@@ -63,9 +65,8 @@ def test_train_resume_detect_and_evaluate(synth_root, trained, tmp_path):
 
 
 def test_resume_continues_a_run(synth_root, trained, tmp_path):
-    config, run = trained
+    _, run = trained
     copy = tmp_path / "run"
-    import shutil
     shutil.copytree(run, copy)
     code, out = _run("train", _config(tmp_path, max_steps=4), "--data", synth_root, "--out",
                      copy, "--resume")
@@ -108,7 +109,7 @@ def test_bad_input_is_one_line_and_leaves_the_run_intact(synth_root, trained, tm
                           synth_root, "--out", tmp_path / "d"), "corrupt or unreadable checkpoint")
     _one_line_error(*_run("detect", "--run", run, "--weights", corrupt, "--videos", synth_root,
                           "--out", tmp_path / "d"), "give either --run")
-    wrong = yaml.safe_load(open(config))
+    wrong = yaml.safe_load(Path(config).read_text())
     wrong["model"]["classes"]["agent"] = 7
     (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
     _one_line_error(*_run("detect", "--weights", run / "checkpoints" / "last.pt", "--config",

@@ -1,7 +1,6 @@
 """Clip dataset over a ROAD++ layout and the sharded batch sampler."""
 import numpy as np
 import pytest
-from .train_helpers import copy_dataset
 
 from roadtrack.engine.dataset import ClipDataset, collate_clips
 from roadtrack.engine.distributed import ShardedBatchSampler
@@ -9,6 +8,8 @@ from roadtrack.engine.transforms import ClipTransform
 from roadtrack.errors import UserError
 from roadtrack.io.annotations import load_annotation
 from roadtrack.synth.dataset import ANNOTATION_NAME
+
+from .train_helpers import copy_dataset
 
 
 @pytest.mark.parametrize("frames", [True, False])

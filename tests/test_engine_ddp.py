@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from roadtrack.engine.checkpoint import load_checkpoint
-from roadtrack.io.artifacts import finished_videos
 from roadtrack.io.annotations import load_annotation
+from roadtrack.io.artifacts import finished_videos
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def test_torchrun_two_processes_train_and_detect(synth_root, tmp_path):
             start_new_session=True,
             env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}) as proc:
         try:
-            stdout, stderr = proc.communicate(timeout=240)
+            _, stderr = proc.communicate(timeout=240)
         finally:
             if proc.poll() is None:  # never leave the workers behind
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -2,15 +2,16 @@
 import numpy as np
 import pytest
 import torch
-from .train_helpers import copy_dataset, toy_builder
 
 from roadtrack.engine.detect import detect_videos, load_detector, postprocess
 from roadtrack.engine.settings import DetectConfig, resolve_config
 from roadtrack.engine.train import train
 from roadtrack.errors import UserError
-from roadtrack.io.artifacts import load_stage
 from roadtrack.io.annotations import load_annotation
+from roadtrack.io.artifacts import load_stage
 from roadtrack.synth.dataset import ANNOTATION_NAME
+
+from .train_helpers import copy_dataset, toy_builder
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
 """The training loop on a toy contract detector: loss falls, resume is exact, bad input is clear."""
 import csv
+import itertools
 
 import pytest
 import torch
-from .train_helpers import copy_dataset, edit_annotation, toy_builder
 
 from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.engine.settings import resolve_config
 from roadtrack.engine.train import lr_factor, train
 from roadtrack.errors import UserError
+
+from .train_helpers import copy_dataset, edit_annotation, toy_builder
 
 
 def _config(**train):
@@ -78,7 +80,7 @@ def test_time_budget_stops_with_a_checkpoint(data, tmp_path):
 def test_schedule_warms_up_then_decays():
     f = [lr_factor(s, 10, 110, "cosine", 0.01) for s in range(110)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.02
+    assert all(a >= b for a, b in itertools.pairwise(f[10:])) and f[-1] < 0.02
     assert lr_factor(60, 10, 110, "linear", 0.0) == pytest.approx(0.5)
 
 

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from roadtrack.engine.transforms import (ClipTransform, crop_boxes, flip_boxes, flip_labels,
-                                         flip_permutation, jitter_boxes, mirror_name)
+from roadtrack.engine.transforms import (
+    ClipTransform,
+    crop_boxes,
+    flip_boxes,
+    flip_labels,
+    flip_permutation,
+    jitter_boxes,
+    mirror_name,
+)
 from roadtrack.labels import roadpp
 
 

@@ -12,9 +12,9 @@ augmentation, logging and checkpoints cost on top of the model.
 from __future__ import annotations
 
 import argparse
+import csv
 import subprocess
 import sys
-import csv
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from roadtrack.config import load_config
+from roadtrack.engine import distributed as D
 from roadtrack.engine.settings import resolve_config
 from roadtrack.engine.train import Trainer, train
-from roadtrack.engine import distributed as D
 
 ROOT = Path(__file__).resolve().parents[1]
 

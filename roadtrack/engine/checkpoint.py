@@ -32,7 +32,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError("no such checkpoint", path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged file
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"corrupt or unreadable checkpoint ({first[:120]})", path) from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
@@ -62,7 +62,7 @@ def load_model_state(model: torch.nn.Module, state: dict, path: str | Path) -> N
 
 def rng_state() -> dict:
     """The state of every random number generator this process uses, as tensors and lists."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"torch": torch.get_rng_state(),
              "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                        "has_gauss": int(has_gauss), "cached": float(cached)},

@@ -14,8 +14,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UserError
 from ..io.annotations import Annotation, VideoAnnotation
-from ..io.video import (VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoSource,
-                        clip_frame_numbers)
+from ..io.video import VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoSource, clip_frame_numbers
 from .transforms import ClipTransform
 
 ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")

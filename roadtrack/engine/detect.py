@@ -9,9 +9,9 @@ every world-th video.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
     agent/action/loc (n, C) float32, embeddings (n, D) float16, sorted by score.
     """
     scores = out["scores"].float()  # (B, Q)
-    batch, queries = scores.shape
+    batch = scores.shape[0]
     scale = torch.tensor([[w, h, w, h] for w, h in sizes], dtype=torch.float32,
                          device=scores.device)  # (B, 4)
     boxes = out["boxes"].float().clamp(0, 1) * scale[:, None]  # (B, Q, 4) pixels

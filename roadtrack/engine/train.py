@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -23,8 +23,14 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
 from . import distributed as D
-from .checkpoint import (check_labels, load_checkpoint, load_model_state, rng_state,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (
+    check_labels,
+    load_checkpoint,
+    load_model_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
 from .detect import postprocess
 from .runlog import MetricsLog, fingerprint, write_run_yaml

@@ -83,8 +83,8 @@ def crop_boxes(boxes: np.ndarray, crop: np.ndarray, keep_threshold: float
 def crop_frames(frames: np.ndarray, crop: np.ndarray) -> np.ndarray:
     """(T, h, w, 3) pixels of the normalised window ``crop`` from (T, H, W, 3) frames."""
     height, width = frames.shape[1:3]
-    x1, x2 = int(round(crop[0] * width)), max(int(round(crop[2] * width)), 1)
-    y1, y2 = int(round(crop[1] * height)), max(int(round(crop[3] * height)), 1)
+    x1, x2 = round(crop[0] * width), max(round(crop[2] * width), 1)
+    y1, y2 = round(crop[1] * height), max(round(crop[3] * height), 1)
     return frames[:, y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
 
 
