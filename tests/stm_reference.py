@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class AdaptiveMixingRef(nn.Module):
@@ -37,7 +37,7 @@ class AdaptiveMixingRef(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x, query):
-        B, N, g, P, C = x.size()
+        B, N, _g, P, C = x.size()
         G = self.n_groups
         params = self.parameter_generator(query)
         params = params.reshape(B * N, G, -1)

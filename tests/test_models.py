@@ -97,7 +97,7 @@ def test_training_losses_and_every_parameter_gets_gradient():
                     and ".3." not in n}
     at_init = no_grad_names()
     assert delta_hidden <= at_init <= delta_hidden | {"stages.0.iof_tau"}
-    torch.optim.SGD(model.parameters(), lr=0.01).step()
+    torch.optim.SGD(model.parameters(), lr=1e-3).step()
     model.zero_grad()
     model(torch.randn(2, 3, model.num_frames, 64, 64), targets(2))["loss"].backward()
     assert no_grad_names() <= {"stages.0.iof_tau"}
@@ -201,4 +201,37 @@ def test_full_config_is_the_stmixer_default():
     assert 30e6 < n_params < 40e6  # SlowFast-R50 (4x8 style, ~34 M)
     levels = backbone(torch.randn(1, 3, 8, 64, 64))
     assert [lv.shape[2:] for lv in levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4), (2, 2, 2)]
-    assert isinstance(build_detector, object) and issubclass(Detector, torch.nn.Module)
+    from roadtrack.models.stm.stage import DecoderStage
+    stage = DecoderStage(dec["dim"], dec["num_heads"], dec["ffn_dim"], dec["spatial_points"],
+                         frames=8, groups=dec["groups"], out_multiplier=dec["out_multiplier"],
+                         mapping_stride=3.0, tau=2.0, classes={"agent": 10, "action": 22,
+                                                              "loc": 16})
+    decoder_params = dec["num_stages"] * sum(p.numel() for p in stage.parameters())
+    assert 150e6 < decoder_params < 170e6  # STMixer's decoder: about 159 M parameters
+    assert issubclass(Detector, torch.nn.Module)
+
+
+@pytest.mark.parametrize("points", [4, 9, 6])  # perfect squares and not
+def test_decoder_runs_with_any_point_count(points):
+    torch.manual_seed(points)
+    model = build_detector(tiny_config(num_queries=5, num_stages=1, spatial_points=points))
+    offsets = model.stages[0].sampling_mixing.offset_generator.bias.view(4, points, 3)
+    assert offsets[..., :2].abs().max() <= 0.5 and offsets[..., 2].abs().max() == 0
+    assert offsets[..., :2].std() > 0  # points spread over the box, not stacked
+    model.train()
+    losses = model(torch.randn(1, 3, model.num_frames, 64, 64), targets(1))
+    losses["loss"].backward()
+    assert model.stages[0].sampling_mixing.offset_generator.weight.grad.abs().sum() > 0
+
+
+def test_mixed_precision_forward_and_float_outputs(tiny):
+    tiny.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = tiny(torch.randn(1, 3, tiny.num_frames, 64, 64), targets(1))
+        losses["loss"].backward()
+        tiny.eval()
+        with torch.no_grad():
+            out = tiny(torch.randn(1, 3, tiny.num_frames, 64, 64))
+    tiny.zero_grad(set_to_none=True)
+    assert torch.isfinite(losses["loss"])
+    assert all(v.dtype == torch.float32 for v in out.values() if torch.is_tensor(v))

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from stm_reference import sample4d_ref  # noqa: E402
+from stm_reference import sample4d_ref
 
-from roadtrack.models.stm import layout_features, sample4d  # noqa: E402
+from roadtrack.models.stm import layout_features, sample4d
 
 STRIDES = [4, 8, 16, 32]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lap
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torchvision.ops import generalized_box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 
 LABEL_HEADS = ("agent", "action", "loc")
@@ -71,8 +71,8 @@ class SetCriterion(nn.Module):
                                          cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou)
             batch_idx.append(torch.full_like(rows, b))
             query_idx.append(rows)
-            for key in gt_parts:
-                gt_parts[key].append(target[key][cols.to(target[key].device)].to(device))
+            for key, parts in gt_parts.items():
+                parts.append(target[key][cols.to(target[key].device)].to(device))
         batch_idx = torch.cat(batch_idx).to(device)
         query_idx = torch.cat(query_idx).to(device)
         num_boxes = max(float(len(query_idx)), 1.0)

@@ -3,7 +3,7 @@ action and location heads (the interface of notes/DETECTOR_CONTRACT.md)."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..config import ModelConfig, model_config
 from ..errors import UserError
@@ -94,12 +94,14 @@ class Detector(nn.Module):
         return self._predictions(outputs[-1], spatial, levels)
 
     def _predictions(self, last: dict, spatial: torch.Tensor, levels: list) -> dict:
+        """The contract's inference dict, float32 whatever autocast computed in."""
         key = levels[0].shape[2] // 2  # the feature frame holding the key frame
-        result = {"boxes": last["boxes"].clamp(0.0, 1.0), "scores": last["agentness"].sigmoid(),
-                  "embeddings": spatial, "features": levels[0][:, :, key],
+        result = {"boxes": last["boxes"].float().clamp(0.0, 1.0),
+                  "scores": last["agentness"].float().sigmoid(),
+                  "embeddings": spatial.float(), "features": levels[0][:, :, key].float(),
                   "feature_stride": self.strides[0]}
         for name in self.labels_shape:
-            result[name] = last[name].sigmoid()
+            result[name] = last[name].float().sigmoid()
         return result
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)  # sigmoid(bias) = 0.01, the focal-loss prior
 

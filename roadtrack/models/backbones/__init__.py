@@ -3,7 +3,7 @@ projected to the decoder width."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .slowfast import Bottleneck, SlowFast
 

@@ -9,8 +9,8 @@ over time, so every level has T // alpha frames.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

@@ -6,7 +6,7 @@ the stem puts the levels at strides 4, 8, 16, 32 like SlowFast's.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 
 class MC3Backbone(nn.Module):

@@ -3,10 +3,13 @@ bilinear reads of every frame.
 
 ``make_sample_points``, ``translate_to_linear_weight``, ``mhaq3d`` and ``sample4d`` follow the
 formulas of STMixer (seed 000) with the same arguments and shapes. ``sample4d`` gives the same
-numbers as the literal formula but runs faster: the features are laid out for ``grid_sample``
-once per clip (:func:`layout_features`; the decoder reuses the layout at every stage), time stays
-in grid_sample's batch, and the levels accumulate in one contiguous buffer with a fused
-multiply-add.
+numbers as the literal formula but runs faster: the features are laid out once per clip
+(:func:`layout_features`, which the decoder reuses at every stage) as grouped views that need no
+copy, grid_sample reads each frame of each level in place (a strided view), and the levels
+accumulate frame by frame in one contiguous buffer with a fused multiply-add; nothing is
+zero-filled, repeated or added through a permuted view. Folding time into grid_sample's batch
+after a layout copy is as fast without autograd but slower than the literal formula with it;
+the per-frame reads are faster both ways and keep no second copy of the features.
 """
 from __future__ import annotations
 
@@ -83,8 +86,8 @@ def _read_frame(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def _mix_levels_inplace(out: torch.Tensor, frames, grids, weights) -> None:
     """out[t] = sum_l weights[l] * reads of frames[l][t], written in place (no autograd).
 
-    out: (T, B*G, C/G, Q, P). One grid_sample per frame keeps each result small enough for the
-    allocator to recycle; a whole-clip result would be a fresh, page-faulted buffer per level.
+    out: (T, B*G, C/G, Q, P). One grid_sample per frame reads the frame in place and keeps each
+    result small (recycled by the allocator from frame to frame).
     """
     for t in range(out.shape[0]):
         for i, (level_frames, grid, weight) in enumerate(zip(frames, grids, weights)):

@@ -3,7 +3,7 @@ AdaptiveMixing, feed-forward blocks, heads and box refinement."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..heads import StageHeads
 from .geometry import pairwise_iof, position_embedding, refine_xyzr, xyzr_to_xyxy
@@ -100,7 +100,7 @@ class DecoderStage(nn.Module):
 
     def forward(self, layout: FeatureLayout, strides, spatial: torch.Tensor,
                 temporal: torch.Tensor, xyzr: torch.Tensor):
-        B, N, D = spatial.shape
+        D = spatial.shape[-1]
         with torch.no_grad():  # geometry prior: log IoF between the current boxes
             log_iof = (pairwise_iof(xyzr_to_xyxy(xyzr)) + 1e-7).log()  # (B, N, N)
             embedding = position_embedding(xyzr, D // 4)  # (B, N, D)
