@@ -155,3 +155,26 @@ def _halfway_broken_avi(mp4, avi):
     writer.release()
     mp4.unlink()
     avi.write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])
+
+
+def test_loader_workers_fork_safely_after_in_process_synthesis(tmp_path):
+    """Forked loader workers deadlocked in OpenCV when the same process had synthesised the
+    data first (as ``roadtrack demo`` does); the parent now settles OpenCV's threads first."""
+    import subprocess
+    import sys
+
+    script = f"""
+import multiprocessing as mp
+from roadtrack.synth.dataset import write_dataset
+from roadtrack.engine.train import _quiet_worker, before_forking_workers
+write_dataset({str(tmp_path / 'data')!r}, num_videos=1, num_frames=10)
+before_forking_workers()
+child = mp.get_context('fork').Process(target=_quiet_worker, args=(0,))
+child.start()
+child.join(30)
+print('hung' if child.is_alive() else 'ok')
+child.kill()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
