@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/roadtrack synth --out $(OUT)/data --videos 10 --frames 100
-	$(BIN)/roadtrack info $(OUT)/data/road_waymo_trainval_v1.0.json
+	$(BIN)/roadtrack demo --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests

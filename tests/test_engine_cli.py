@@ -12,19 +12,7 @@ from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.io.artifacts import finished_videos
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
-from .train_helpers import ROOT, copy_dataset, edit_annotation
-
-
-def _config(tmp_path, **train) -> str:
-    """The tiny config at 64x64 for a few steps."""
-    cfg = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
-    cfg["data"].update(input_size=[64, 64], workers=0)
-    cfg["train"].update({"batch_size": 2, "max_steps": 2, "warmup_steps": 1, "log_every": 1,
-                         "time_budget_minutes": 0.0, **train})
-    cfg["detect"].update(batch_size=4)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+from .train_helpers import copy_dataset, edit_annotation, tiny_config as _config
 
 
 def _run(*args):

@@ -2,10 +2,22 @@
 import pytest
 import torch
 
-from roadtrack.models.stm import (AdaptiveMixing, layout_features, make_sample_points, mhaq3d,
-                                  sample4d, translate_to_linear_weight)
-from .stm_reference import (AdaptiveMixingRef, make_sample_points_ref, mhaq3d_ref, sample4d_ref,
-                           translate_to_linear_weight_ref)
+from roadtrack.models.stm import (
+    AdaptiveMixing,
+    layout_features,
+    make_sample_points,
+    mhaq3d,
+    sample4d,
+    translate_to_linear_weight,
+)
+
+from .stm_reference import (
+    AdaptiveMixingRef,
+    make_sample_points_ref,
+    mhaq3d_ref,
+    sample4d_ref,
+    translate_to_linear_weight_ref,
+)
 
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 

@@ -98,3 +98,17 @@ def edit_annotation(root: Path, edit) -> None:
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
+
+
+def tiny_config(tmp_path: Path, **train) -> str:
+    """The tiny config at 64x64 for a few steps, written to ``tmp_path/tiny.yaml``."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
+    cfg["data"].update(input_size=[64, 64], workers=0)
+    cfg["train"].update({"batch_size": 2, "max_steps": 2, "warmup_steps": 1, "log_every": 1,
+                         "time_budget_minutes": 0.0, **train})
+    cfg["detect"].update(batch_size=4)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)

@@ -111,7 +111,8 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
     scale = torch.tensor([[w, h, w, h] for w, h in sizes], dtype=torch.float32,
                          device=scores.device)  # (B, 4)
     boxes = out["boxes"].float().clamp(0, 1) * scale[:, None]  # (B, Q, 4) pixels
-    keep = scores >= settings.score_threshold  # (B, Q)
+    sides = boxes[..., 2:] - boxes[..., :2]  # (B, Q, 2): boxes squeezed to a frame edge vanish
+    keep = (scores >= settings.score_threshold) & (sides >= 1.0).all(-1)  # (B, Q)
     b_idx, q_idx = keep.nonzero(as_tuple=True)
     classes = out["agent"].float().argmax(-1)[b_idx, q_idx]  # (K,)
     groups = b_idx * out["agent"].shape[-1] + classes  # NMS never mixes clips or classes

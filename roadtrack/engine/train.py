@@ -222,6 +222,8 @@ class Trainer:
 
     def _loader(self, dataset: ClipDataset, sampler: D.ShardedBatchSampler) -> DataLoader:
         workers = self.cfg.data.workers
+        if workers:
+            before_forking_workers()
         return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                           collate_fn=collate_clips,
                           pin_memory=self.dist.device.type == "cuda",
@@ -438,6 +440,14 @@ class Trainer:
                      "val_clips": len(self.val_set) if self.val_set else 0},
             "world_size": self.dist.world, "max_steps": self.max_steps,
             "resumed_at_step": self.step if self.resume_state else None})
+
+
+def before_forking_workers() -> None:
+    """Forked workers inherit OpenCV's thread pool: one that this process already started (the
+    demo synthesises data in-process) deadlocks the child's ``setNumThreads``. With one OpenCV
+    thread here the children have nothing to tear down."""
+    import cv2
+    cv2.setNumThreads(1)
 
 
 def _quiet_worker(_: int) -> None:
