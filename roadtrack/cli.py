@@ -425,6 +425,9 @@ def demo(out_dir, config_path):
     """The whole job on synthetic data: synthesise, train, run, submit, score, draw."""
     from .demo import run_demo
 
+    if "OMP_NUM_THREADS" not in os.environ:  # on a small shared CPU one thread is far faster
+        import torch
+        torch.set_num_threads(1)
     if config_path is None:
         config_path = Path(__file__).resolve().parents[1] / "configs" / "synthetic_tiny.yaml"
     click.echo(run_demo(out_dir, config_path))
