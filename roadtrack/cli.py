@@ -207,7 +207,7 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
     from .config import load_config
     from .engine import distributed
     from .engine.detect import load_detector
-    from .events.submit import read_video_list
+    from .io.names import read_video_list
     from .pipeline import report_table, run_pipeline
 
     run_config = load_config(config)
@@ -253,7 +253,8 @@ def train_events(config, data, run_dir, out_dir):
 @click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
 def submit(run_dir, out, videos, zipped):
     """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
-    from .events.submit import read_video_list, submit_run
+    from .events.submit import submit_run
+    from .io.names import read_video_list
 
     names = read_video_list(videos) if videos else None
     path, submission = submit_run(run_dir, out, names, zipped)
@@ -431,7 +432,3 @@ def demo(out_dir, config_path):
     if config_path is None:
         config_path = Path(__file__).resolve().parents[1] / "configs" / "synthetic_tiny.yaml"
     click.echo(run_demo(out_dir, config_path))
-
-
-def run() -> None:  # pragma: no cover - console entry for ``python -m roadtrack``
-    sys.exit(main())

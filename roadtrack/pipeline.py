@@ -97,6 +97,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     """
     from .engine.detect import detect_videos
     from .events.stage import TrainedHead, run_events
+    from .events.train import HEAD_FILE
     from .events.config import EventsConfig
     from .io.video import discover_videos
     from .labels import LabelSpace
@@ -109,7 +110,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     video_names = [s.name for s in sources]
     tracker = tracker_config(run_config.get("track"))
     events_cfg = EventsConfig.from_dict(run_config.get("events"))
-    head = TrainedHead(Path(event_head) / "event_head.pt" if Path(event_head).is_dir()
+    head = TrainedHead(Path(event_head) / HEAD_FILE if Path(event_head).is_dir()
                        else event_head) if event_head else None
     labels = LabelSpace.from_dict(detector.labels)
     if from_stage != "detect" and (out / RUN_FILE).is_file():

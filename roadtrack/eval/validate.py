@@ -20,7 +20,7 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
         if not videos:
             raise UserError(f"no videos of split {subset!r}", anno)
     else:
-        from ..events.submit import read_video_list
+        from ..io.names import read_video_list
 
         labels, videos = roadpp(), read_video_list(videos_file)
     data = load_pickle(submission)

@@ -21,20 +21,6 @@ from ..io.atomic import atomic_path
 from ..labels import LABEL_TYPES, EVAL_SIZES
 
 
-def read_video_list(value: str | Path) -> list[str]:
-    """Names from a file (one per line) or a comma-separated list."""
-    path = Path(value)
-    if path.is_file():
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not names:
-            raise UserError("video list is empty", path)
-        return names
-    names = [n.strip() for n in str(value).split(",") if n.strip()]
-    if not names:
-        raise UserError(f"no video names in {value!r}")
-    return names
-
-
 MIN_SIDE = 0.5
 """Boxes get at least this width and height (evaluation pixels): the scorer needs x1 < x2."""
 

@@ -26,7 +26,7 @@ DETECTION_FIELDS = ("frames", "boxes", "scores", "agent", "action", "loc", "embe
                     "width", "height", "fps")
 TRACK_FIELDS = DETECTION_FIELDS + ("track_ids", "det_index")
 
-STAGE_DIRS = {"detections": DETECTION_FIELDS, "tracks": TRACK_FIELDS}
+STAGE_FIELDS = {"detections": DETECTION_FIELDS, "tracks": TRACK_FIELDS}
 
 
 def artifact_path(run: str | Path, stage: str, video: str) -> Path:
@@ -69,12 +69,12 @@ def load_arrays(path: str | Path, fields: tuple[str, ...] | None = None) -> dict
 def save_stage(run: str | Path, stage: str, video: str, **arrays) -> Path:
     """Write one video's detections or tracks into the run folder atomically."""
     path = artifact_path(run, stage, video)
-    save_arrays(path, STAGE_DIRS[stage], **arrays)
+    save_arrays(path, STAGE_FIELDS[stage], **arrays)
     return path
 
 
 def load_stage(run: str | Path, stage: str, video: str) -> dict[str, np.ndarray]:
-    return load_arrays(artifact_path(run, stage, video), STAGE_DIRS[stage])
+    return load_arrays(artifact_path(run, stage, video), STAGE_FIELDS[stage])
 
 
 def save_events(run: str | Path, video: str, events: dict) -> Path:
