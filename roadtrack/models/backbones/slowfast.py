@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .temporal_conv import TemporalConv3d
+
 
 def make_norm(kind: str, channels: int) -> nn.Module:
     """BatchNorm3d ("bn") or GroupNorm ("gn", up to 32 groups dividing ``channels``)."""
@@ -32,8 +34,8 @@ class Bottleneck(nn.Module):
                  norm: str = "bn"):
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = nn.Conv3d(inplanes, planes, (temporal_kernel, 1, 1),
-                               padding=(temporal_kernel // 2, 0, 0), bias=False)
+        self.conv1 = TemporalConv3d(inplanes, planes, (temporal_kernel, 1, 1),
+                                    padding=(temporal_kernel // 2, 0, 0), bias=False)
         self.bn1 = make_norm(norm, planes)
         self.conv2 = nn.Conv3d(planes, planes, (1, 3, 3), stride=(1, stride, stride),
                                padding=(0, 1, 1), bias=False)
@@ -66,8 +68,8 @@ def _stage(inplanes: int, planes: int, blocks: int, stride: int, temporal_kernel
 def _stem(channels: int, temporal_kernel: int, norm: str) -> nn.Sequential:
     """7x7 stride-2 convolution and a 3x3 stride-2 max-pool: stride 4."""
     return nn.Sequential(
-        nn.Conv3d(3, channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
-                  padding=(temporal_kernel // 2, 3, 3), bias=False),
+        TemporalConv3d(3, channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
+                       padding=(temporal_kernel // 2, 3, 3), bias=False),
         make_norm(norm, channels), nn.ReLU(inplace=True),
         nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)))
 
@@ -99,7 +101,7 @@ class SlowFast(nn.Module):
         self.fast_stages = nn.ModuleList()
         slow_in, fast_in = width, fast_width
         for i in range(4):
-            self.laterals.append(nn.Conv3d(
+            self.laterals.append(TemporalConv3d(
                 fast_in, 2 * fast_in, (fuse_kernel, 1, 1), stride=(alpha, 1, 1),
                 padding=(fuse_kernel // 2, 0, 0), bias=False))
             self.slow_stages.append(_stage(slow_in + 2 * fast_in, planes[i], depths[i],
