@@ -131,6 +131,7 @@ class TrainConfig:
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 500
     decay: str = "cosine"  # cosine | linear | none, from the end of warm-up to max_steps
+    decay_span: str = "steps"  # steps | budget: the decay also ends with the time budget
     min_lr_ratio: float = 0.01  # the decay ends at lr x min_lr_ratio
     clip_grad_norm: float = 1.0  # 0 switches clipping off
     amp: str = "auto"  # auto (bf16, else fp16, on GPU; off on CPU) | bf16 | fp16 | off

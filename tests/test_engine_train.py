@@ -77,11 +77,32 @@ def test_time_budget_stops_with_a_checkpoint(data, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 1
 
 
+@pytest.mark.parametrize("span,decayed", [("budget", True), ("steps", False)])
+def test_decay_can_span_the_time_budget(data, tmp_path, span, decayed):
+    summary = train(_config(max_steps=100_000, decay_span=span, log_every=1000), data,
+                    tmp_path / "run", max_minutes=0.02, builder=toy_builder(), progress=False)
+    assert summary.stopped_by == "time budget" and summary.steps > 3
+    lr = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"][
+        "param_groups"][0]["lr"]
+    assert (lr < 0.1 * 3e-3) == decayed
+
+
+def test_unknown_decay_span_is_refused(data, tmp_path):
+    with pytest.raises(UserError, match="train.decay_span"):
+        train(_config(decay_span="epochs"), data, tmp_path / "run", builder=toy_builder(),
+              progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_schedule_warms_up_then_decays():
     f = [lr_factor(s, 10, 110, "cosine", 0.01) for s in range(110)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(f[10:])) and f[-1] < 0.02
     assert lr_factor(60, 10, 110, "linear", 0.0) == pytest.approx(0.5)
+    # a spent time budget ends the decay early; step progress wins when it is further along
+    assert lr_factor(20, 10, 110, "linear", 0.0, time_progress=0.5) == pytest.approx(0.5)
+    assert lr_factor(20, 10, 110, "cosine", 0.01, time_progress=1.0) == pytest.approx(0.01)
+    assert lr_factor(100, 10, 110, "linear", 0.0, time_progress=0.1) == pytest.approx(0.1)
 
 
 def _snapshot(run):

@@ -72,13 +72,14 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
     return values.to(home)
 
 
-def broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """Rank 0's ``flag`` on every process (so all stop at the same step)."""
+def broadcast_value(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every process (its clock, so that all stop at the same step and
+    follow the same time-based schedule)."""
     if not dist.is_initialized():
-        return flag
-    value = torch.tensor([int(flag)], device=device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
 
 
 class ShardedBatchSampler(Sampler):

@@ -81,13 +81,17 @@ def select_videos(annotation: Annotation, split: str, wanted: list[str]) -> list
     return names
 
 
-def lr_factor(step: int, warmup: int, total: int, decay: str, min_ratio: float) -> float:
-    """Multiplier of the base learning rate for optimiser step ``step`` (0-based)."""
+def lr_factor(step: int, warmup: int, total: int, decay: str, min_ratio: float,
+              time_progress: float = 0.0) -> float:
+    """Multiplier of the base learning rate for optimiser step ``step`` (0-based).
+
+    The decay runs from the end of warm-up to ``total`` steps, or faster where ``time_progress``
+    (the share of a time budget spent) is further along."""
     if step < warmup:
         return (step + 1) / warmup
     if decay == "none" or total <= warmup:
         return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
+    progress = min(1.0, max((step - warmup) / (total - warmup), time_progress))
     if decay == "linear":
         return 1.0 - (1.0 - min_ratio) * progress
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -134,6 +138,9 @@ class Trainer:
         if tc.decay not in ("cosine", "linear", "none"):
             raise UserError(f"config key 'train.decay' must be cosine, linear or none, "
                             f"got {tc.decay!r}", config_path)
+        if tc.decay_span not in ("steps", "budget"):
+            raise UserError(f"config key 'train.decay_span' must be steps or budget, "
+                            f"got {tc.decay_span!r}", config_path)
         self.input_size = check_input_size(config.data.input_size, "data.input_size", config_path)
 
         # Everything that can fail on bad input is checked before the run folder is touched.
@@ -167,9 +174,10 @@ class Trainer:
             else tc.max_steps
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, tc.weight_decay),
                                            lr=tc.lr, betas=tuple(tc.betas))
+        self.budget_s: float | None = None  # set by fit()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, tc.warmup_steps, self.max_steps, tc.decay,
-                                                tc.min_lr_ratio))
+                                                tc.min_lr_ratio, self._time_progress()))
         self.amp = amp_dtype(tc.amp, dist.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.ddp = DistributedDataParallel(self.model, device_ids=[dist.device.index]
@@ -244,6 +252,12 @@ class Trainer:
         rngs = state["rng"]
         set_rng_state(rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0])
 
+    def _time_progress(self) -> float:
+        """Share of the time budget spent (whole run), when the decay spans the budget."""
+        if self.cfg.train.decay_span != "budget" or not self.budget_s:
+            return 0.0
+        return self.elapsed / self.budget_s
+
     # ----------------------------------------------------------------------------- loop
     def fit(self, budget_s: float | None, stop_at_step: int | None) -> TrainSummary:
         if self.dist.main:
@@ -257,6 +271,7 @@ class Trainer:
         stopped_by = "max_steps"
         start = time.monotonic()
         elapsed_before = self.elapsed
+        self.budget_s = budget_s
         while self.step < self.max_steps:
             self.sampler.set_epoch(self.epoch, self.batch)
             batches = iter(self.loader)
@@ -266,7 +281,8 @@ class Trainer:
                     self.pending[k] = self.pending.get(k, 0.0) + float(v)
                 self.pending_count += 1
                 self._advance()
-                self.elapsed = elapsed_before + time.monotonic() - start
+                self.elapsed = D.broadcast_value(elapsed_before + time.monotonic() - start,
+                                                 self.dist.device)
                 bar.update(1)
                 if self.step % self.cfg.train.log_every == 0 or self.step == self.max_steps:
                     train_loss = self._log_train(log, bar)
@@ -276,8 +292,7 @@ class Trainer:
                 if self.cfg.train.checkpoint_every \
                         and self.step % self.cfg.train.checkpoint_every == 0:
                     self._save(self.last_path)
-                over = budget_s is not None and self.elapsed - elapsed_before >= budget_s
-                if D.broadcast_flag(over, self.dist.device):
+                if budget_s is not None and self.elapsed - elapsed_before >= budget_s:
                     stopped_by = "time budget"
                     break
                 if stop_at_step is not None and self.step >= stop_at_step:
