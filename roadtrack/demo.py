@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .report import table
 
-DEMO_VIDEOS = 10
+DEMO_VIDEOS = 16
 DEMO_FRAMES = 100
 DONE = ".done"
 
