@@ -5,6 +5,7 @@ from roadtrack.errors import UserError
 from roadtrack.events.series import absorb_short_runs, runs, smooth, track_series
 from roadtrack.events.stage import TrainedHead, run_events
 from roadtrack.events.config import EventsConfig
+from roadtrack.events.features import GROUND_BUMPS, ground_point_code
 from roadtrack.events.train import fit_event_head
 from roadtrack.events.tubes import TubeConfig, track_tubes
 from roadtrack.io.annotations import load_annotation
@@ -30,6 +31,20 @@ def test_series_interpolates_gaps_and_keeps_detection_rows():
     assert s.observed.tolist() == [True, False, True, False, True]
     assert s.det_index.tolist() == [11, -1, 10, -1, 12]
     assert np.allclose(s.boxes[1], [1, 1, 11, 11])
+
+
+def test_ground_point_code_peaks_where_the_agent_stands():
+    # feet at x = 105 / 420 = 0.25 and y = 225 / 300 = 0.75, whatever the box's top
+    boxes = np.array([[100.0, 150.0, 110.0, 225.0], [95.0, 200.0, 115.0, 225.0],
+                      [300.0, 10.0, 340.0, 60.0]])
+    code = ground_point_code(boxes, 420, 300)
+    assert code.shape == (3, 2 * GROUND_BUMPS) and code.max() <= 1.0
+    x_code, y_code = code[:, :GROUND_BUMPS], code[:, GROUND_BUMPS:]
+    centres = (np.arange(GROUND_BUMPS) + 0.5) / GROUND_BUMPS
+    assert abs(centres[x_code[0].argmax()] - 0.25) <= 0.5 / GROUND_BUMPS
+    assert abs(centres[y_code[0].argmax()] - 0.75) <= 0.5 / GROUND_BUMPS
+    np.testing.assert_allclose(code[0], code[1])  # same ground point, other box
+    assert x_code[2].argmax() > x_code[0].argmax() and y_code[2].argmax() < y_code[0].argmax()
 
 
 def test_runs_smoothing_and_short_runs():

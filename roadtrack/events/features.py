@@ -1,9 +1,11 @@
 """Per-frame inputs of the event head, built from a track series (numpy only).
 
-For each frame: box position and size (normalised by the frame), their rates of change (the
-motion that tells moving away from moving towards, stopping from driving, left from right), the
-detector's agentness and class probabilities, whether the frame was observed or interpolated, and
-the RoI features of the detection when the detect stage saved them.
+For each frame: box position and size (normalised by the frame), where its ground point (bottom
+centre) stands, encoded by Gaussian bumps along each image axis so that the head can carve the
+picture into lanes, pavements and crossings, their rates of change (the motion that tells moving
+away from moving towards, stopping from driving, left from right), the detector's agentness and
+class probabilities, whether the frame was observed or interpolated, and the RoI features of the
+detection when the detect stage saved them.
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from .series import TrackSeries
 
 MOTION_SPAN = 2
 """Rates of change are taken over frames t - 2 .. t + 2."""
+
+GROUND_BUMPS = 16
+"""Gaussian bumps per image axis encoding the ground point (centres 1/32 .. 31/32)."""
 
 
 def rate(values: np.ndarray, span: int = MOTION_SPAN) -> np.ndarray:
@@ -32,13 +37,24 @@ def geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
                      w / width, h / height, np.log(w / h)], axis=1)
 
 
+def ground_point_code(boxes: np.ndarray, width: int, height: int,
+                      bumps: int = GROUND_BUMPS) -> np.ndarray:
+    """(n, 4) pixel boxes -> (n, 2 * bumps): the bottom centre's x and y, each as ``bumps``
+    Gaussian responses (width one bump spacing) to evenly spaced centres."""
+    ground = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, boxes[:, 3] / height], axis=1)
+    centres = (np.arange(bumps) + 0.5) / bumps
+    scaled = (ground[:, :, None] - centres) * bumps  # (n, 2, bumps) in bump spacings
+    return np.exp(-0.5 * scaled ** 2).reshape(len(boxes), 2 * bumps)
+
+
 def series_features(series: TrackSeries, width: int, height: int,
                     use_roi: bool = True) -> np.ndarray:
     """(n, F) float32 event-head inputs of one track."""
     geo = geometry(series.boxes, width, height)
     log_size = np.log(np.maximum(geo[:, 2:4], 1e-4))
     motion = np.concatenate([rate(geo[:, :2]) * 10, rate(log_size) * 10], axis=1)
-    parts = [geo, motion, series.scores[:, None], series.probs["agent"], series.probs["action"],
+    parts = [geo, ground_point_code(series.boxes, width, height), motion,
+             series.scores[:, None], series.probs["agent"], series.probs["action"],
              series.probs["loc"], series.observed[:, None].astype(np.float64)]
     if use_roi and "roi_features" in series.extra:
         parts.append(series.extra["roi_features"])
