@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from roadtrack.errors import UserError
-from roadtrack.events.series import absorb_short_runs, runs, smooth, track_series
+from roadtrack.events.series import TrackSeries, absorb_short_runs, runs, smooth, track_series
 from roadtrack.events.stage import TrainedHead, run_events
 from roadtrack.events.config import EventsConfig
 from roadtrack.events.features import GROUND_BUMPS, ground_point_code
@@ -52,6 +52,26 @@ def test_runs_smoothing_and_short_runs():
     assert runs(labels)[:2] == [(0, 4, 0), (4, 5, 1)]
     assert runs(absorb_short_runs(labels, 3)) == [(0, 7, 0), (7, 12, 2)]
     assert np.allclose(smooth(np.array([[0.0], [3.0], [0.0]]), 3)[:, 0], [1.5, 1.0, 1.5])
+
+
+def test_label_top_k_adds_tubes_for_runner_up_classes():
+    labels = roadpp()
+    n = 20
+    action = np.full((n, len(labels.action)), 0.01)
+    stop, moving_away = labels.action.index("Stop"), labels.action.index("MovAway")
+    action[:, stop], action[:, moving_away] = 0.8, 0.4  # Stop best, MovAway runner-up throughout
+    loc = np.full((n, len(labels.loc)), 0.01)
+    loc[:, labels.loc.index("VehLane")] = 0.9
+    agent = np.full((n, len(labels.agent)), 0.01)
+    agent[:, labels.agent.index("Car")] = 0.9
+    series = TrackSeries(track_id=3, frames=np.arange(1, n + 1), boxes=np.tile([10.0, 10, 50, 40],
+                         (n, 1)), scores=np.full(n, 0.9), probs={"agent": agent, "action": action,
+                         "loc": loc}, observed=np.ones(n, bool), det_index=np.arange(n), extra={})
+    one = track_tubes(series, labels, TubeConfig(label_top_k=1))["action"]
+    two = track_tubes(series, labels, TubeConfig(label_top_k=2))["action"]
+    assert [t["label"] for t in one] == ["Stop"]
+    assert [t["label"] for t in two] == ["Stop", "MovAway"]
+    assert two[1]["score"] < two[0]["score"] and len(two[1]["frames"]) == n
 
 
 def test_tubes_of_a_track_follow_its_labels(gt_run):

@@ -3,7 +3,9 @@
 The agent tube spans the whole track (one per likely agent class). Action, location, duplex and
 triplet tubes cover the stretches where their label is the most likely one: per-frame scores are
 smoothed over time, each frame takes its best class, runs shorter than ``min_length`` are absorbed
-by their neighbours, and each run becomes a tube. Duplex and triplet scores exist only for valid
+by their neighbours, and each run becomes a tube. With ``label_top_k`` k > 1 the runs of the
+second to k-th best classes become tubes too, scored lower: a rare label the head ranks second
+still reaches the ranking (video-mAP ranks each class's tubes on their own). Duplex and triplet scores exist only for valid
 ROAD++ combinations: the product of the track's agent probability and the frame's action (and
 location) probabilities.
 """
@@ -25,6 +27,7 @@ class TubeConfig:
     min_agent_prob: float = 0.05  # ...that are at least this likely
     min_track_length: int = 3  # shorter tracks make no tubes
     min_score: float = 0.02  # frames whose best class scores less belong to no tube
+    label_top_k: int = 1  # action/loc/duplex/triplet tubes from the k best classes per frame
 
 
 def tube_dict(series: TrackSeries, start: int, stop: int, label_id: int, label: str,
@@ -72,15 +75,16 @@ def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
         frame_scores = scores[label_type]
         if frame_scores.shape[1] == 0:
             continue
-        best = frame_scores.argmax(axis=1)
-        best[frame_scores.max(axis=1) < config.min_score] = -1
-        best = absorb_short_runs(best, config.min_length)
         names = labels.names(label_type)
-        for start, stop, label_id in runs(best):
-            if label_id < 0:
-                continue
-            out[label_type].append(tube_dict(series, start, stop, label_id, names[label_id],
-                                             frame_scores[:, label_id]))
+        ranked = np.argsort(-frame_scores, axis=1, kind="stable")  # (n, C) best class first
+        for rank in range(min(config.label_top_k, frame_scores.shape[1])):
+            label_of = ranked[:, rank].copy()
+            label_of[np.take_along_axis(frame_scores, ranked[:, rank:rank + 1], axis=1)[:, 0]
+                     < config.min_score] = -1
+            for start, stop, label_id in runs(absorb_short_runs(label_of, config.min_length)):
+                if label_id >= 0:
+                    out[label_type].append(tube_dict(series, start, stop, label_id,
+                                                     names[label_id], frame_scores[:, label_id]))
     return out
 
 
