@@ -4,8 +4,9 @@ oneDNN's CPU backward pass for 3-D convolutions with a temporal kernel above 1 i
 magnitude slower than its forward pass (the SlowFast fast stem, 5x7x7 on 2 frames: 13 ms forward,
 190 ms forward + backward on one thread). A temporal kernel of size kt is a sum of kt convolutions
 with temporal size 1 on shifted frames; taps that would only read the zero padding are skipped.
-The result equals nn.Conv3d's (up to float summation order), the parameters are the same, and on
-other devices (cuDNN) the layer is a plain nn.Conv3d.
+The result equals nn.Conv3d's (up to float summation order) and the parameters are the same. On
+other devices (cuDNN), and where no gradient is needed (oneDNN's forward pass alone is faster),
+the layer is a plain nn.Conv3d.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class TemporalConv3d(nn.Conv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kt = self.kernel_size[0]
-        plain = (x.device.type != "cpu" or kt == 1 or self.groups != 1
+        backward = torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad)
+        plain = (x.device.type != "cpu" or not backward or kt == 1 or self.groups != 1
                  or self.dilation != (1, 1, 1) or self.padding_mode != "zeros"
                  or self.padding[0] >= kt)  # tap `padding` always reads frame 0 otherwise
         if plain:
