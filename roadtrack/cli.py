@@ -218,7 +218,7 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
     names = read_video_list(video_list) if video_list else None
     try:
         reports = run_pipeline(detector, videos, out_dir, run_config, events_head, from_stage,
-                               names, device=device)
+                               names, device=device, config_path=config)
     finally:
         distributed.teardown()
     click.echo(report_table(reports))

@@ -108,17 +108,18 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     started = time.perf_counter()
     detector = load_detector(run=out / "detector")
     run_pipeline(detector, data, out / "train-run", run_config, names=anno.split("train"),
-                 progress=progress)
+                 progress=progress, config_path=config)
     head_dir = out / "event-head"
     if not (head_dir / HEAD_FILE).is_file():
         fit_event_head(data, out / "train-run", head_dir,
-                       EventsConfig.from_dict(run_config["events"]), progress=progress)
+                       EventsConfig.from_dict(run_config["events"], config), progress=progress)
     clock.step("train event head", started)
 
     started = time.perf_counter()
     val = anno.split("val")
     run = out / "run"
-    run_pipeline(detector, data, run, run_config, head_dir, names=val, progress=progress)
+    run_pipeline(detector, data, run, run_config, head_dir, names=val, progress=progress,
+                 config_path=config)
     clock.step("pipeline on val", started)
 
     started = time.perf_counter()

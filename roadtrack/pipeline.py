@@ -89,7 +89,8 @@ def _check_same_detector(run: Path, detector) -> None:
 def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict,
                  event_head: str | Path | None = None, from_stage: str | None = None,
                  names: list[str] | None = None, progress: bool = True,
-                 device: str = "auto") -> list[StageReport]:
+                 device: str = "auto", config_path: str | Path | None = None
+                 ) -> list[StageReport]:
     """Run the three stages over ``videos`` into ``out``; returns a report per stage.
 
     ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); ``run_config``
@@ -109,7 +110,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     sources = discover_videos(videos, names)
     video_names = [s.name for s in sources]
     tracker = tracker_config(run_config.get("track"))
-    events_cfg = EventsConfig.from_dict(run_config.get("events"))
+    events_cfg = EventsConfig.from_dict(run_config.get("events"), config_path)
     head = TrainedHead(Path(event_head) / HEAD_FILE if Path(event_head).is_dir()
                        else event_head) if event_head else None
     labels = LabelSpace.from_dict(detector.labels)

@@ -44,8 +44,14 @@ class EventsConfig:
     def from_dict(cls, data: dict | None, path: str | Path | None = None) -> "EventsConfig":
         """Keys checked as everywhere in a config: unknown or ill-typed ones raise UserError."""
         from ..config import section_from_dict
+        from ..errors import UserError
 
-        return section_from_dict(cls, data, "events.", path)
+        config = section_from_dict(cls, data, "events.", path)
+        for name in ("smooth_window", "min_length", "agent_top_k", "label_top_k"):
+            if getattr(config.tubes, name) < 1:
+                raise UserError(f"config key 'events.tubes.{name}' must be at least 1, got "
+                                f"{getattr(config.tubes, name)}", path)
+        return config
 
 
 def events_config(path: str | Path) -> EventsConfig:

@@ -5,9 +5,9 @@ triplet tubes cover the stretches where their label is the most likely one: per-
 smoothed over time, each frame takes its best class, runs shorter than ``min_length`` are absorbed
 by their neighbours, and each run becomes a tube. With ``label_top_k`` k > 1 the runs of the
 second to k-th best classes become tubes too, scored lower: a rare label the head ranks second
-still reaches the ranking (video-mAP ranks each class's tubes on their own). Duplex and triplet scores exist only for valid
-ROAD++ combinations: the product of the track's agent probability and the frame's action (and
-location) probabilities.
+still reaches the ranking (video-mAP ranks each class's tubes on their own). Duplex and triplet
+scores exist only for valid ROAD++ combinations: the product of the track's agent probability and
+the frame's action (and location) probabilities.
 """
 from __future__ import annotations
 
@@ -77,10 +77,9 @@ def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
             continue
         names = labels.names(label_type)
         ranked = np.argsort(-frame_scores, axis=1, kind="stable")  # (n, C) best class first
+        ranked_scores = np.take_along_axis(frame_scores, ranked, axis=1)  # (n, C) descending
         for rank in range(min(config.label_top_k, frame_scores.shape[1])):
-            label_of = ranked[:, rank].copy()
-            label_of[np.take_along_axis(frame_scores, ranked[:, rank:rank + 1], axis=1)[:, 0]
-                     < config.min_score] = -1
+            label_of = np.where(ranked_scores[:, rank] < config.min_score, -1, ranked[:, rank])
             for start, stop, label_id in runs(absorb_short_runs(label_of, config.min_length)):
                 if label_id >= 0:
                     out[label_type].append(tube_dict(series, start, stop, label_id,
