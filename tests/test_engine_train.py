@@ -80,7 +80,7 @@ def test_time_budget_stops_with_a_checkpoint(data, tmp_path):
 @pytest.mark.parametrize("span,decayed", [("budget", True), ("steps", False)])
 def test_decay_can_span_the_time_budget(data, tmp_path, span, decayed):
     summary = train(_config(max_steps=100_000, decay_span=span, log_every=1000), data,
-                    tmp_path / "run", max_minutes=0.02, builder=toy_builder(), progress=False)
+                    tmp_path / "run", max_minutes=0.05, builder=toy_builder(), progress=False)
     assert summary.stopped_by == "time budget" and summary.steps > 3
     lr = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"][
         "param_groups"][0]["lr"]
