@@ -94,22 +94,21 @@ def info(annotation, split):
 @click.option("--max-minutes", type=click.FloatRange(0, min_open=True), default=None,
               help="Stop (with a checkpoint) after this much training; default train."
                    "time_budget_minutes.")
-def train_command(config, data_dir, run_dir, resume, max_minutes):
+@click.option("--procs", type=click.IntRange(1), default=None,
+              help="Train in this many local processes (DDP, one thread each on the CPU); "
+                   "default train.procs. Ignored under torchrun.")
+def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
     """Train the detector of CONFIG; under torchrun, on every process (DDP)."""
     from .config import load_config
-    from .engine import distributed
     from .engine.settings import resolve_config
-    from .engine.train import train
+    from .engine.train import launch_train
 
     cfg = resolve_config(load_config(config), config)
     data_dir = data_dir or (Path(cfg.data.root) if cfg.data.root else None)
     if data_dir is None:
         raise UserError("no dataset: pass --data DIR or set data.root", config)
-    try:
-        summary = train(cfg, data_dir, run_dir, resume=resume, max_minutes=max_minutes,
-                        config_path=config)
-    finally:
-        distributed.teardown()
+    summary = launch_train(cfg, data_dir, run_dir, procs=procs, resume=resume,
+                           max_minutes=max_minutes, config_path=config)
     if int(os.environ.get("RANK", "0")) == 0:
         val = ", ".join(f"{k} {v:.4g}" for k, v in summary.val.items())
         click.echo(f"trained {summary.steps} steps ({summary.epochs:.2f} epochs) in "

@@ -124,6 +124,7 @@ class TrainConfig:
 
     seed: int = 0
     batch_size: int = 8  # clips per process and step
+    procs: int = 1  # local processes (DDP) that `roadtrack train` starts when not under torchrun
     max_steps: int = 10000  # optimiser steps; the schedule spans them
     epochs: int = 0  # when > 0: max_steps = epochs x steps per epoch
     lr: float = 1e-4

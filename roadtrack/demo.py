@@ -31,18 +31,14 @@ class _Clock:
 
 def _train_detector(config_path: Path, data: Path, run: Path, progress: bool) -> None:
     from .config import load_config
-    from .engine import distributed
     from .engine.settings import resolve_config
-    from .engine.train import train
+    from .engine.train import launch_train
 
     if (run / DONE).is_file():
         return
     resume = (run / "checkpoints" / "last.pt").is_file()
     cfg = resolve_config(load_config(config_path), config_path)
-    try:
-        train(cfg, data, run, resume=resume, progress=progress, config_path=config_path)
-    finally:
-        distributed.teardown()
+    launch_train(cfg, data, run, resume=resume, progress=progress, config_path=config_path)
     (run / DONE).write_text("trained\n")
 
 

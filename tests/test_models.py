@@ -235,3 +235,34 @@ def test_mixed_precision_forward_and_float_outputs(tiny):
     tiny.zero_grad(set_to_none=True)
     assert torch.isfinite(losses["loss"])
     assert all(v.dtype == torch.float32 for v in out.values() if torch.is_tensor(v))
+
+
+def test_losses_of_batch_halves_average_to_the_whole_batch_with_the_mean_box_count():
+    """What DDP relies on: two ranks dividing by the mean box count over ranks average to the
+    single-process loss (and gradient) of the whole batch; each dividing by its own does not."""
+    torch.manual_seed(3)
+    criterion = build_detector(tiny_config()).criterion
+    counts = [3, 1, 0, 5]  # boxes per clip: 4 in the first half, 5 in the second
+    targets_ = []
+    for n in counts:
+        xy = torch.rand(n, 2) * 0.5
+        targets_.append({"boxes": torch.cat([xy, xy + 0.1 + torch.rand(n, 2) * 0.3], dim=1),
+                         "agent": (torch.rand(n, 10) > 0.8).float(),
+                         "action": (torch.rand(n, 22) > 0.8).float(),
+                         "loc": (torch.rand(n, 16) > 0.8).float()})
+    B, Q = len(counts), 6
+    xy = torch.rand(2, B, Q, 2) * 0.5
+    stages = [{"agentness": torch.randn(B, Q), "boxes": torch.cat([xy[i], xy[i] + 0.3], dim=2),
+               "agent": torch.randn(B, Q, 10), "action": torch.randn(B, Q, 22),
+               "loc": torch.randn(B, Q, 16)} for i in range(2)]
+
+    def half(part: slice) -> dict:
+        return criterion([{k: v[part] for k, v in s.items()} for s in stages], targets_[part])
+
+    whole = criterion(stages, targets_)
+    own = [half(slice(0, 2)), half(slice(2, 4))]
+    criterion.count_boxes = lambda n: (4 + 5) / 2
+    shared = [half(slice(0, 2)), half(slice(2, 4))]
+    for key, value in whole.items():
+        torch.testing.assert_close((shared[0][key] + shared[1][key]) / 2, value)
+    assert not torch.isclose((own[0]["loss"] + own[1]["loss"]) / 2, whole["loss"])

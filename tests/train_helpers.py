@@ -106,7 +106,8 @@ def tiny_config(tmp_path: Path, **train) -> str:
 
     cfg = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
     cfg["data"].update(input_size=[64, 64], workers=0)
-    cfg["train"].update({"batch_size": 2, "max_steps": 2, "warmup_steps": 1, "log_every": 1,
+    cfg["train"].update({"batch_size": 2, "procs": 1, "max_steps": 2, "warmup_steps": 1,
+                         "log_every": 1,
                          "time_budget_minutes": 0.0, **train})
     cfg["detect"].update(batch_size=4)
     path = tmp_path / "tiny.yaml"

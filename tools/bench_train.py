@@ -4,10 +4,12 @@
         [--steps 20] [--data DIR]
 
 Trains for --steps steps on a small synthetic dataset (made in a temporary folder unless --data
-is given) and reports the engine's steady steps/s (the first logged window, warm-up, excluded),
-next to a reference measured in the same process: the bare model's training step (forward,
-backward, AdamW) on batches already in memory. The ratio shows what data loading,
-augmentation, logging and checkpoints cost on top of the model.
+is given) and reports the engine's steady steps/s (the first logged window, warm-up, excluded)
+as the config runs it (``train.procs`` processes of ``train.batch_size`` clips) and in one
+process taking the whole batch, next to a reference measured in the same process: the bare
+model's training step (forward, backward, AdamW) on whole batches already in memory. The
+ratios show what data loading, augmentation and logging cost on top of the model, and what the
+processes gain.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from roadtrack.config import load_config
 from roadtrack.engine import distributed as D
 from roadtrack.engine.settings import resolve_config
-from roadtrack.engine.train import Trainer, train
+from roadtrack.engine.train import Trainer, launch_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,13 +38,15 @@ def synth(out: Path, *options: str) -> None:
                    check=True, capture_output=True)
 
 
-def engine_rate(cfg, data: Path, run: Path, steps: int) -> float:
-    """Steps per second between the first and the last log row of a short training run."""
+def engine_rate(cfg, data: Path, run: Path, steps: int, procs: int, batch: int) -> float:
+    """Steps per second between the first and the last log row of a short training run in
+    ``procs`` processes taking ``batch`` clips per step between them."""
+    cfg.train.procs, cfg.train.batch_size = procs, batch // procs
     cfg.train.max_steps, cfg.train.log_every = steps, max(1, steps // 4)
     cfg.train.val_map, cfg.train.checkpoint_every = False, steps
     cfg.train.time_budget_minutes = 0.0
     cfg.data.val_split = "none"  # no validation inside the measurement
-    train(cfg, data, run, progress=False)
+    launch_train(cfg, data, run, progress=False)
     with open(run / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
     first, last = rows[0], rows[-1]
@@ -81,7 +85,7 @@ def _builder():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic_tiny.yaml"))
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,18 +95,22 @@ def main() -> None:
             data = tmp / "data"
             synth(data, "--videos", "2", "--frames", "40", "--seed", "1", "--val-fraction", "0")
         cfg = resolve_config(load_config(args.config), args.config)
+        procs, batch = cfg.train.procs, cfg.train.procs * cfg.train.batch_size
         threads = torch.get_num_threads()
-        engine = engine_rate(cfg, data, tmp / "run", args.steps)
+        engine = engine_rate(cfg, data, tmp / "run", args.steps, procs, batch)
+        single = engine_rate(cfg, data, tmp / "one", args.steps, 1, batch) if procs > 1 else engine
         cfg = resolve_config(load_config(args.config), args.config)
-        cfg.data.val_split = "none"
+        cfg.data.val_split, cfg.train.batch_size = "none", batch
         reference = reference_rate(cfg, data, tmp / "ref", args.steps)
-    batch = cfg.train.batch_size
     w, h = cfg.data.input_size
-    print(f"config {Path(args.config).name}: batch {batch} clips of "
-          f"{cfg.model['num_frames']} frames at {w}x{h}, {threads} CPU threads")
-    print(f"roadtrack train   {engine:6.3f} steps/s  ({engine * batch:6.2f} clips/s)")
-    print(f"bare model step   {reference:6.3f} steps/s  ({reference * batch:6.2f} clips/s)")
-    print(f"engine / bare model: {engine / reference:.2f}")
+    print(f"config {Path(args.config).name}: {batch} clips of {cfg.model['num_frames']} frames "
+          f"at {w}x{h} per step, {threads} CPU threads here, one per training process")
+    rows = [(f"roadtrack train, {procs} processes", engine), ("roadtrack train, 1 process", single),
+            ("bare model step, 1 process", reference)]
+    for name, rate in rows if procs > 1 else rows[1:]:
+        print(f"{name:32s} {rate:6.3f} steps/s  ({rate * batch:6.2f} clips/s)")
+    print(f"engine / bare model: {single / reference:.2f}; "
+          f"{procs} processes / 1: {engine / single:.2f}")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
     return values.to(home)
 
 
+def mean_over_ranks(value: float) -> float:
+    """The mean of ``value`` over all processes (itself when alone)."""
+    if not dist.is_initialized():
+        return value
+    return float(all_sum(torch.tensor([value], dtype=torch.float64))[0]) / dist.get_world_size()
+
+
 def broadcast_value(value: float, device: torch.device) -> float:
     """Rank 0's ``value`` on every process (its clock, so that all stop at the same step and
     follow the same time-based schedule)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from .checkpoint import (
 )
 from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
 from .detect import postprocess
+from .launch import run_processes
 from .runlog import MetricsLog, fingerprint, write_run_yaml
 from .settings import RunConfig, check_input_size
 from .transforms import ClipTransform, flip_permutation
@@ -72,6 +74,29 @@ def train(config: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
                       dist, progress, config_path)
     budget = config.train.time_budget_minutes if max_minutes is None else max_minutes
     return trainer.fit(budget * 60.0 if budget else None, stop_at_step)
+
+
+def launch_train(config: RunConfig, data_dir: str | Path, run_dir: str | Path,
+                 procs: int | None = None, **options) -> TrainSummary:
+    """:func:`train` in ``procs`` (default ``train.procs``) local processes joined by DDP, or in
+    this process when that is 1 or when ``torchrun`` already started this one as a rank.
+
+    Two single-threaded processes on a 2-core CPU, ``batch_size`` clips each, take about 1.4x
+    the steps per second of one process taking ``2 x batch_size``.
+    """
+    procs = config.train.procs if procs is None else procs
+    if procs < 1:
+        raise UserError(f"train.procs (--procs) must be at least 1, got {procs}",
+                        options.get("config_path"))
+    if procs == 1 or "WORLD_SIZE" in os.environ:
+        try:
+            return train(config, data_dir, run_dir, **options)
+        finally:
+            D.teardown()
+    if torch.cuda.is_available() and procs > torch.cuda.device_count():
+        raise UserError(f"train.procs (--procs) is {procs} but this machine has "
+                        f"{torch.cuda.device_count()} GPUs", options.get("config_path"))
+    return run_processes(procs, train, config, data_dir, run_dir, **options)
 
 
 def select_videos(annotation: Annotation, split: str, wanted: list[str]) -> list[str]:
@@ -325,7 +350,7 @@ class Trainer:
     def _train_step(self, clips: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
         self.ddp.train()
         clips, targets = self._to_device(clips, targets)
-        with autocast(self.dist.device, self.amp):
+        with autocast(self.dist.device, self.amp), self._whole_batch_box_count():
             losses = self.ddp(clips, targets)
         loss = losses["loss"]
         self.optimizer.zero_grad(set_to_none=True)
@@ -337,6 +362,20 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         return {k: v.detach().float() for k, v in losses.items()}
+
+    @contextlib.contextmanager
+    def _whole_batch_box_count(self):
+        """Under DDP, the detector's losses divide by the mean box count over the ranks
+        (training steps only: validation batches are not in step across ranks)."""
+        criterion = getattr(self.model, "criterion", None)
+        if self.dist.world == 1 or not hasattr(criterion, "count_boxes"):
+            yield
+            return
+        criterion.count_boxes = D.mean_over_ranks
+        try:
+            yield
+        finally:
+            criterion.count_boxes = float
 
     def _to_device(self, clips: torch.Tensor, targets: list[dict]):
         device = self.dist.device

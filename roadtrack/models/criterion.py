@@ -43,11 +43,16 @@ class SetCriterion(nn.Module):
     normalised and ``agent``/``action``/``loc`` (n, K) multi-hot. The returned parts
     ``loss_agentness``, ``loss_l1``, ``loss_giou``, ``loss_agent``, ``loss_action``, ``loss_loc``
     are already weighted; ``loss`` is their sum.
+
+    The losses are sums over matched boxes divided by the number of boxes. ``count_boxes`` turns
+    this process's box count into that divisor; under DDP the trainer sets it to the mean count
+    over the ranks (as DETR does), so that the averaged gradient is the whole batch's gradient.
     """
 
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg  # roadtrack.config.LossConfig
+        self.count_boxes = float
         if cfg.agentness not in ("focal", "ce"):
             raise ValueError(f"unknown agentness loss {cfg.agentness!r} (focal or ce)")
 
@@ -61,7 +66,7 @@ class SetCriterion(nn.Module):
                                                   reduction="sum")
         return loss / weight.sum()
 
-    def stage_losses(self, out: dict, targets: list[dict]) -> dict:
+    def stage_losses(self, out: dict, targets: list[dict], num_boxes: float) -> dict:
         cfg = self.cfg
         B, Q = out["agentness"].shape
         device = out["agentness"].device
@@ -75,7 +80,6 @@ class SetCriterion(nn.Module):
                 parts.append(target[key][cols.to(target[key].device)].to(device))
         batch_idx = torch.cat(batch_idx).to(device)
         query_idx = torch.cat(query_idx).to(device)
-        num_boxes = max(float(len(query_idx)), 1.0)
 
         positive = torch.zeros(B, Q, device=device, dtype=out["agentness"].dtype)
         positive[batch_idx, query_idx] = 1.0
@@ -96,17 +100,21 @@ class SetCriterion(nn.Module):
         for name in LABEL_HEADS:
             logits = out[name][batch_idx, query_idx]  # (m, K)
             weight = getattr(cfg, f"weight_{name}")
-            if len(logits):
+            if len(logits):  # the mean over boxes and classes
                 gt = torch.cat(gt_parts[name]).to(logits.dtype)
-                losses[f"loss_{name}"] = weight * F.binary_cross_entropy_with_logits(logits, gt)
+                losses[f"loss_{name}"] = weight * F.binary_cross_entropy_with_logits(
+                    logits, gt, reduction="sum") / (num_boxes * logits.shape[1])
             else:
                 losses[f"loss_{name}"] = out[name].sum() * 0.0
         return losses
 
     def forward(self, stage_outputs: list[dict], targets: list[dict]) -> dict:
         total: dict[str, torch.Tensor] = {}
+        queries = stage_outputs[0]["agentness"].shape[1]
+        matched = sum(min(len(t["boxes"]), queries) for t in targets)  # one box per query at most
+        num_boxes = max(self.count_boxes(float(matched)), 1.0)
         for out in stage_outputs:
-            for key, value in self.stage_losses(out, targets).items():
+            for key, value in self.stage_losses(out, targets, num_boxes).items():
                 total[key] = total[key] + value if key in total else value
         total["loss"] = sum(total.values())
         return total
