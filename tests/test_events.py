@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,8 @@ from roadtrack.errors import UserError
 from roadtrack.events.series import TrackSeries, absorb_short_runs, runs, smooth, track_series
 from roadtrack.events.stage import TrainedHead, run_events
 from roadtrack.events.config import EventsConfig
-from roadtrack.events.features import GROUND_BUMPS, ground_point_code
+from roadtrack.engine.colour import HUE_BINS
+from roadtrack.events.features import GROUND_BUMPS, ground_point_code, series_features
 from roadtrack.events.train import fit_event_head
 from roadtrack.events.tubes import TubeConfig, track_tubes
 from roadtrack.io.annotations import load_annotation
@@ -126,3 +129,18 @@ def test_bad_event_config_and_checkpoint(tmp_path):
     with pytest.raises(UserError, match="corrupt event head"):
         TrainedHead(bad)
     assert roadpp().num_classes("triplet") == 86
+
+
+def test_head_inputs_take_the_colour_descriptor_when_tracks_carry_it():
+    labels = roadpp()
+    n = 6
+    probs = {t: np.full((n, len(getattr(labels, t))), 0.1) for t in ("agent", "action", "loc")}
+    colour = np.zeros((n, 2 * HUE_BINS), np.float16)
+    colour[::2, 1] = 0.05  # an amber share in the left half every other frame: blinking
+    plain = TrackSeries(track_id=1, frames=np.arange(1, n + 1),
+                        boxes=np.tile([10.0, 10, 50, 40], (n, 1)), scores=np.full(n, 0.9),
+                        probs=probs, observed=np.ones(n, bool), det_index=np.arange(n), extra={})
+    lit = replace(plain, extra={"colour": colour})
+    without, with_colour = series_features(plain, 100, 80), series_features(lit, 100, 80)
+    assert with_colour.shape == (n, without.shape[1] + 2 * HUE_BINS)
+    np.testing.assert_array_equal(with_colour[:, -2 * HUE_BINS:], colour.astype(np.float32))

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
+from roadtrack.engine.colour import HUE_BINS
 from roadtrack.io import artifacts
 from roadtrack.io.artifacts import finished_videos, load_stage
 
@@ -68,6 +69,8 @@ def test_run_writes_every_stage(detector, synth_root, tmp_path):
     assert len(tracks["frames"]) > 0
     assert np.array_equal(dets["boxes"][tracks["det_index"]], tracks["boxes"])
     assert "roi_features" in dets
+    assert dets["colour"].shape == (len(dets["boxes"]), 2 * HUE_BINS)
+    assert np.array_equal(dets["colour"][tracks["det_index"]], tracks["colour"])
 
 
 def test_interrupted_run_resumes_to_the_same_result(detector, synth_root, tmp_path, monkeypatch):

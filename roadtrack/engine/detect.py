@@ -25,6 +25,7 @@ from ..io.video import VideoSource, discover_videos, iter_clips
 from ..report import table
 from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint, load_model_state
+from .colour import box_colours
 from .runlog import read_run_yaml, versions
 from .settings import DetectConfig, RunConfig, check_input_size, resolve_config
 from .transforms import resize_frames
@@ -96,7 +97,13 @@ class ClipDetector:
         """clips (B, T, H, W, 3) uint8; sizes: (width, height) of each clip's source frame."""
         x = self.normalize(clips.to(self.device, non_blocking=True))  # (B, 3, T, H, W)
         out = self.model(x.half() if self.half else x)
-        return postprocess(out, sizes, self.settings)
+        found = postprocess(out, sizes, self.settings)
+        height, width = clips.shape[2:4]
+        keys = clips[:, clips.shape[1] // 2].numpy()  # (B, H, W, 3) the key frames, as input
+        for result, key, (w, h) in zip(found, keys, sizes):
+            to_input = np.array([width / w, height / h, width / w, height / h], np.float32)
+            result["colour"] = box_colours(key, result["boxes"] * to_input)
+        return found
 
 
 def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig) -> list[dict]:

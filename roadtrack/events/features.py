@@ -4,8 +4,9 @@ For each frame: box position and size (normalised by the frame), where its groun
 centre) stands, encoded by Gaussian bumps along each image axis so that the head can carve the
 picture into lanes, pavements and crossings, their rates of change (the motion that tells moving
 away from moving towards, stopping from driving, left from right), the detector's agentness and
-class probabilities, whether the frame was observed or interpolated, and the RoI features of the
-detection when the detect stage saved them.
+class probabilities, whether the frame was observed or interpolated, and the RoI features and
+vivid-colour descriptor (lamps; :mod:`roadtrack.engine.colour`) of the detection when the detect
+stage saved them.
 """
 from __future__ import annotations
 
@@ -58,4 +59,6 @@ def series_features(series: TrackSeries, width: int, height: int,
              series.probs["loc"], series.observed[:, None].astype(np.float64)]
     if use_roi and "roi_features" in series.extra:
         parts.append(series.extra["roi_features"])
+    if "colour" in series.extra:
+        parts.append(series.extra["colour"])
     return np.concatenate(parts, axis=1).astype(np.float32)

@@ -52,7 +52,8 @@ class TrainedHead:
         feats = series_features(series, width, height, self.use_roi)
         if feats.shape[1] != len(self.mean):
             raise UserError(f"event head expects {len(self.mean)} features per frame, the run "
-                            f"gives {feats.shape[1]} (RoI features differ?)", self.path)
+                            f"gives {feats.shape[1]} (tracks from another detect version?)",
+                            self.path)
         x = torch.from_numpy(((feats - self.mean) / self.std).astype(np.float32))[None]
         with torch.no_grad():
             logits = self.head(x)
@@ -65,7 +66,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
     """Build and save ``events/<video>.json`` from ``tracks/<video>.npz``."""
     tracks = load_stage(run, "tracks", video)
     width, height = int(tracks["width"]), int(tracks["height"])
-    series_list = track_series(tracks, ("roi_features",)) if len(tracks["frames"]) else []
+    series_list = track_series(tracks, ("roi_features", "colour")) if len(tracks["frames"]) else []
     if head is not None:
         if head.labels != labels:
             raise UserError("event head was trained for another label space", head.path)

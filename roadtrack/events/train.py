@@ -90,7 +90,7 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
                             f"{config.fit.split} videos first (roadtrack run ... --out {run})", run)
         tracks = load_stage(run, "tracks", video)
         width, height = int(tracks["width"]), int(tracks["height"])
-        series_list = track_series(tracks, ("roi_features",))
+        series_list = track_series(tracks, ("roi_features", "colour"))
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
         for series, (targets, mask) in zip(series_list, matched):
