@@ -131,16 +131,21 @@ def test_bad_event_config_and_checkpoint(tmp_path):
     assert roadpp().num_classes("triplet") == 86
 
 
-def test_head_inputs_take_the_colour_descriptor_when_tracks_carry_it():
+def test_head_inputs_take_the_colour_descriptor_and_its_flicker():
     labels = roadpp()
-    n = 6
+    n = 12
     probs = {t: np.full((n, len(getattr(labels, t))), 0.1) for t in ("agent", "action", "loc")}
     colour = np.zeros((n, 2 * HUE_BINS), np.float16)
-    colour[::2, 1] = 0.05  # an amber share in the left half every other frame: blinking
+    colour[(np.arange(n) // 3) % 2 == 0, 1] = 0.05  # amber in the left half, 3 frames on, 3 off
+    colour[:, HUE_BINS] = 0.4  # red paint on the right half, steady
     plain = TrackSeries(track_id=1, frames=np.arange(1, n + 1),
                         boxes=np.tile([10.0, 10, 50, 40], (n, 1)), scores=np.full(n, 0.9),
                         probs=probs, observed=np.ones(n, bool), det_index=np.arange(n), extra={})
     lit = replace(plain, extra={"colour": colour})
     without, with_colour = series_features(plain, 100, 80), series_features(lit, 100, 80)
-    assert with_colour.shape == (n, without.shape[1] + 2 * HUE_BINS)
-    np.testing.assert_array_equal(with_colour[:, -2 * HUE_BINS:], colour.astype(np.float32))
+    assert with_colour.shape == (n, without.shape[1] + 4 * HUE_BINS)
+    shares, flicker = with_colour[:, -4 * HUE_BINS:-2 * HUE_BINS], with_colour[:, -2 * HUE_BINS:]
+    np.testing.assert_array_equal(shares, colour.astype(np.float32))
+    assert flicker[:, 1].min() > 0.01  # the blinking lamp flickers everywhere along the track
+    assert np.abs(flicker[:, HUE_BINS]).max() < 1e-6  # steady paint does not
+    assert np.abs(flicker[:, 2:HUE_BINS]).max() == 0

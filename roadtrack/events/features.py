@@ -6,16 +6,20 @@ picture into lanes, pavements and crossings, their rates of change (the motion t
 away from moving towards, stopping from driving, left from right), the detector's agentness and
 class probabilities, whether the frame was observed or interpolated, and the RoI features and
 vivid-colour descriptor (lamps; :mod:`roadtrack.engine.colour`) of the detection when the detect
-stage saved them.
+stage saved them, with the colour's flicker: how far each share strays from its local mean, so
+that blinking indicators stand out from steady paint of the same hue.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .series import TrackSeries
+from .series import TrackSeries, smooth
 
 MOTION_SPAN = 2
 """Rates of change are taken over frames t - 2 .. t + 2."""
+
+FLICKER_SPAN = 7
+"""Frames of the local mean that blinking lamps flicker around (body paint does not)."""
 
 GROUND_BUMPS = 16
 """Gaussian bumps per image axis encoding the ground point (centres 1/32 .. 31/32)."""
@@ -60,5 +64,7 @@ def series_features(series: TrackSeries, width: int, height: int,
     if use_roi and "roi_features" in series.extra:
         parts.append(series.extra["roi_features"])
     if "colour" in series.extra:
-        parts.append(series.extra["colour"])
+        colour = series.extra["colour"].astype(np.float64)
+        flicker = smooth(np.abs(colour - smooth(colour, FLICKER_SPAN)), FLICKER_SPAN)
+        parts += [colour, flicker]
     return np.concatenate(parts, axis=1).astype(np.float32)
