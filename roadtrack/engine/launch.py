@@ -4,7 +4,7 @@
 --standalone`` would give them (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, a free
 ``MASTER_PORT``) and returns what rank 0's call returned. A :class:`UserError` in any rank comes
 back as the same one-line error in the caller; when a process fails the others are stopped.
-On a 2-core CPU two single-threaded processes train about 1.4x faster than one process.
+On a 2-core CPU two single-threaded processes train 1.3-1.6x faster than one process.
 """
 from __future__ import annotations
 

@@ -81,8 +81,8 @@ def launch_train(config: RunConfig, data_dir: str | Path, run_dir: str | Path,
     """:func:`train` in ``procs`` (default ``train.procs``) local processes joined by DDP, or in
     this process when that is 1 or when ``torchrun`` already started this one as a rank.
 
-    Two single-threaded processes on a 2-core CPU, ``batch_size`` clips each, take about 1.4x
-    the steps per second of one process taking ``2 x batch_size``.
+    Two single-threaded processes on a 2-core CPU, ``batch_size`` clips each, take 1.3-1.6x
+    the steps per second of one process taking ``2 x batch_size`` (tools/bench_train.py).
     """
     procs = config.train.procs if procs is None else procs
     if procs < 1:
