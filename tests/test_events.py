@@ -149,3 +149,24 @@ def test_head_inputs_take_the_colour_descriptor_and_its_flicker():
     assert flicker[:, 1].min() > 0.01  # the blinking lamp flickers everywhere along the track
     assert np.abs(flicker[:, HUE_BINS]).max() < 1e-6  # steady paint does not
     assert np.abs(flicker[:, 2:HUE_BINS]).max() == 0
+
+
+def test_a_label_that_comes_back_makes_one_tube_over_the_gap():
+    labels = roadpp()
+    n = 30
+    action = np.full((n, len(labels.action)), 0.01)
+    stop, moving_away = labels.action.index("Stop"), labels.action.index("MovAway")
+    action[:10, stop] = action[20:, stop] = 0.9  # Stop, then MovAway, then Stop again
+    action[10:20, moving_away] = 0.9
+    probs = {"agent": np.full((n, len(labels.agent)), 0.5), "action": action,
+             "loc": np.full((n, len(labels.loc)), 0.5)}
+    series = TrackSeries(track_id=4, frames=np.arange(1, n + 1),
+                         boxes=np.tile([10.0, 10, 50, 40], (n, 1)), scores=np.full(n, 0.9),
+                         probs=probs, observed=np.ones(n, bool), det_index=np.arange(n), extra={})
+    bridged = track_tubes(series, labels, TubeConfig(smooth_window=1))["action"]
+    apart = track_tubes(series, labels, TubeConfig(smooth_window=1, bridge_gaps=False))["action"]
+    assert [(t["label"], t["frames"][0], t["frames"][-1]) for t in bridged] == [
+        ("Stop", 1, 30), ("MovAway", 11, 20)]
+    assert [(t["label"], t["frames"][0], t["frames"][-1]) for t in apart] == [
+        ("Stop", 1, 10), ("MovAway", 11, 20), ("Stop", 21, 30)]
+    assert bridged[0]["score"] < apart[0]["score"]  # the gap's frames score the label low

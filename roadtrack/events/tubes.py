@@ -5,7 +5,10 @@ triplet tubes cover the stretches where their label is the most likely one: per-
 smoothed over time, each frame takes its best class, runs shorter than ``min_length`` are absorbed
 by their neighbours, and each run becomes a tube. With ``label_top_k`` k > 1 the runs of the
 second to k-th best classes become tubes too, scored lower: a rare label the head ranks second
-still reaches the ranking (video-mAP ranks each class's tubes on their own). Duplex and triplet
+still reaches the ranking (video-mAP ranks each class's tubes on their own). With ``bridge_gaps``
+(the default) a label that holds in several runs of one track makes one tube from its first to its
+last frame, as the ground truth does: its tubes are one per agent and label, gaps included, and the
+official scorer gives 0 to a tube whose shared span with a ground-truth tube ends in its gaps. Duplex and triplet
 scores exist only for valid ROAD++ combinations: the product of the track's agent probability and
 the frame's action (and location) probabilities.
 """
@@ -28,6 +31,7 @@ class TubeConfig:
     min_track_length: int = 3  # shorter tracks make no tubes
     min_score: float = 0.02  # frames whose best class scores less belong to no tube
     label_top_k: int = 1  # action/loc/duplex/triplet tubes from the k best classes per frame
+    bridge_gaps: bool = True  # one tube per track and label, from its first to its last run
 
 
 def tube_dict(series: TrackSeries, start: int, stop: int, label_id: int, label: str,
@@ -58,6 +62,21 @@ def class_scores(series: TrackSeries, labels: LabelSpace, window: int) -> dict[s
     }
 
 
+def label_spans(label_of: np.ndarray, min_length: int, bridge_gaps: bool) \
+        -> list[tuple[int, int, int]]:
+    """(start, stop, label) of the tubes of per-frame labels (-1: none): one per run once short
+    runs are absorbed, or with ``bridge_gaps`` one per label from its first run's start to its
+    last run's stop."""
+    found = [(a, b, int(k)) for a, b, k in runs(absorb_short_runs(label_of, min_length)) if k >= 0]
+    if not bridge_gaps:
+        return found
+    spans: dict[int, tuple[int, int]] = {}
+    for start, stop, label in found:
+        first, last = spans.get(label, (start, stop))
+        spans[label] = (min(first, start), max(last, stop))
+    return sorted((start, stop, label) for label, (start, stop) in spans.items())
+
+
 def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
         -> dict[str, list[dict]]:
     """Tubes of one track per label type."""
@@ -80,10 +99,10 @@ def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
         ranked_scores = np.take_along_axis(frame_scores, ranked, axis=1)  # (n, C) descending
         for rank in range(min(config.label_top_k, frame_scores.shape[1])):
             label_of = np.where(ranked_scores[:, rank] < config.min_score, -1, ranked[:, rank])
-            for start, stop, label_id in runs(absorb_short_runs(label_of, config.min_length)):
-                if label_id >= 0:
-                    out[label_type].append(tube_dict(series, start, stop, label_id,
-                                                     names[label_id], frame_scores[:, label_id]))
+            for start, stop, label_id in label_spans(label_of, config.min_length,
+                                                     config.bridge_gaps):
+                out[label_type].append(tube_dict(series, start, stop, label_id,
+                                                 names[label_id], frame_scores[:, label_id]))
     return out
 
 
