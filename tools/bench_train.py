@@ -1,7 +1,7 @@
 """Benchmark: training steps per second of ``roadtrack train`` on the CPU (tiny config).
 
     PYTHONPATH=. python tools/bench_train.py [--config configs/synthetic_tiny.yaml]
-        [--steps 20] [--data DIR]
+        [--steps 40] [--data DIR]
 
 Trains for --steps steps on a small synthetic dataset (made in a temporary folder unless --data
 is given) and reports the engine's steady steps/s (the first logged window, warm-up, excluded)

@@ -18,6 +18,9 @@ from .series import TrackSeries, smooth
 MOTION_SPAN = 2
 """Rates of change are taken over frames t - 2 .. t + 2."""
 
+TRACK_FIELDS = ("roi_features", "colour")
+"""Per-detection fields of a tracks artifact that the head's inputs read (when present)."""
+
 FLICKER_SPAN = 7
 """Frames of the local mean that blinking lamps flicker around (body paint does not)."""
 

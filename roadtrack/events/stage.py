@@ -13,6 +13,7 @@ from ..io.artifacts import load_stage, save_events
 from ..labels import LabelSpace
 from .series import TrackSeries, track_series
 from .config import EventsConfig
+from .features import TRACK_FIELDS
 from .train import PROB_TYPES
 from .tubes import video_events
 
@@ -66,7 +67,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
     """Build and save ``events/<video>.json`` from ``tracks/<video>.npz``."""
     tracks = load_stage(run, "tracks", video)
     width, height = int(tracks["width"]), int(tracks["height"])
-    series_list = track_series(tracks, ("roi_features", "colour")) if len(tracks["frames"]) else []
+    series_list = track_series(tracks, TRACK_FIELDS) if len(tracks["frames"]) else []
     if head is not None:
         if head.labels != labels:
             raise UserError("event head was trained for another label space", head.path)

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..io.annotations import VideoAnnotation, load_annotation
 from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
-from .features import series_features
+from .features import TRACK_FIELDS, series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
 from .config import EventsConfig
@@ -90,7 +90,7 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
                             f"{config.fit.split} videos first (roadtrack run ... --out {run})", run)
         tracks = load_stage(run, "tracks", video)
         width, height = int(tracks["width"]), int(tracks["height"])
-        series_list = track_series(tracks, ("roi_features", "colour"))
+        series_list = track_series(tracks, TRACK_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
         for series, (targets, mask) in zip(series_list, matched):

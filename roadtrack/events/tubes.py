@@ -7,10 +7,10 @@ by their neighbours, and each run becomes a tube. With ``label_top_k`` k > 1 the
 second to k-th best classes become tubes too, scored lower: a rare label the head ranks second
 still reaches the ranking (video-mAP ranks each class's tubes on their own). With ``bridge_gaps``
 (the default) a label that holds in several runs of one track makes one tube from its first to its
-last frame, as the ground truth does: its tubes are one per agent and label, gaps included, and the
-official scorer gives 0 to a tube whose shared span with a ground-truth tube ends in its gaps. Duplex and triplet
-scores exist only for valid ROAD++ combinations: the product of the track's agent probability and
-the frame's action (and location) probabilities.
+last frame, as the ground truth does: its tubes are one per agent and label, gaps included, and
+the official scorer gives 0 to a tube whose shared span with a ground-truth tube ends in its gaps.
+Duplex and triplet scores exist only for valid ROAD++ combinations: the product of the track's
+agent probability and the frame's action (and location) probabilities.
 """
 from __future__ import annotations
 
