@@ -53,7 +53,7 @@ def _size(value: str) -> tuple[int, int]:
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset root to create (annotation JSON, videos/, rgb-images/).")
-@click.option("--videos", "num_videos", default=16, show_default=True,
+@click.option("--videos", "num_videos", default=24, show_default=True,
               type=click.IntRange(1, 10000), help="Number of videos.")
 @click.option("--frames", "num_frames", default=100, show_default=True,
               type=click.IntRange(8, 100000), help="Frames per video.")

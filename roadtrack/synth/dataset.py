@@ -38,7 +38,7 @@ EXTRA_CLASSES = {
 """Annotated classes outside the used lists, so readers must map ids by name."""
 
 
-def write_dataset(out_dir: str | Path, num_videos: int = 16, num_frames: int = 100,
+def write_dataset(out_dir: str | Path, num_videos: int = 24, num_frames: int = 100,
                   width: int = 420, height: int = 300, seed: int = 0, val_fraction: float = 0.3,
                   write_frames: bool = True, progress: bool = False) -> str:
     """Write the dataset and return a one-line summary."""
