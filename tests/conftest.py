@@ -10,6 +10,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Fuzz tests (test_fuzz_*.py) run a few hundred cases per generator in CI; a long run by hand:
+# HYPOTHESIS_PROFILE=long python -m pytest tests -k fuzz
+settings.register_profile("ci", max_examples=200, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=20000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from roadtrack.synth.dataset import ANNOTATION_NAME, write_dataset
 
