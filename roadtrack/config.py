@@ -1,8 +1,10 @@
 """Run configuration: a YAML file with sections ``model``, ``data``, ``train`` and ``detect``.
 
-Every section is a dataclass with defaults, so a file states only what differs. Loading checks
-every key against the dataclasses: an unknown key (a typo such as ``train.lrr``) or a value of
-the wrong kind is a :class:`~roadtrack.errors.UserError` naming the key and the file.
+Every section is a dataclass with defaults, so a file states only what differs; its annotations
+give each key's type and its ``__post_init__`` the ranges (see :mod:`roadtrack.sections`).
+Loading checks every key of every section, ``track`` and ``events`` included, before any command
+writes anything: an unknown key (a typo such as ``train.lrr``), a value of the wrong type or out
+of range is a :class:`~roadtrack.errors.UserError` naming the key and the file.
 ``load_config`` returns plain dicts (defaults filled in) that ``build_detector`` and the training
 code take.
 
@@ -14,12 +16,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from .errors import UserError
 from .events.config import EventsConfig
+from .sections import (
+    SEED_MAX,
+    BadValue,
+    above,
+    at_least,
+    one_of,
+    read_yaml,
+    section_from_dict,
+    within,
+)
 
 # ---------------------------------------------------------------------------------------------
 # model section
@@ -31,12 +39,22 @@ class BackboneConfig:
     """Video backbone giving 4 levels (strides 4, 8, 16, 32) sharing one temporal length."""
 
     name: str = "slowfast"  # "slowfast" or "mc3_18" (torchvision, random init)
-    depths: list = field(default_factory=lambda: [3, 4, 6, 3])  # Bottleneck blocks per stage
+    depths: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # Bottleneck blocks/stage
     width: int = 64  # slow pathway stem channels (Bottleneck planes of res2)
     alpha: int = 4  # fast frames per slow frame
     beta: float = 0.125  # fast channels / slow channels
     fuse_kernel: int = 5  # temporal kernel of the fast -> slow lateral convolutions
     norm: str = "bn"  # "bn" (BatchNorm3d) or "gn" (GroupNorm, for small batches)
+
+    def __post_init__(self):
+        one_of(self, "name", "slowfast", "mc3_18")
+        one_of(self, "norm", "bn", "gn")
+        at_least(self, 1, "width", "alpha", "fuse_kernel")
+        above(self, 0, "beta")
+        if len(self.depths) != 4 or not all(d >= 1 for d in self.depths):
+            raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
+        if self.fuse_kernel % 2 == 0:
+            raise BadValue("fuse_kernel", f"must be odd, got {self.fuse_kernel}")
 
 
 @dataclass
@@ -55,6 +73,15 @@ class DecoderConfig:
     tau: float = 2.0
     dropout: float = 0.0
 
+    def __post_init__(self):
+        at_least(self, 1, "num_queries", "num_stages", "dim", "num_heads", "ffn_dim",
+                 "spatial_points", "groups", "out_multiplier")
+        above(self, 0, "tau")
+        within(self, 0, 1, "dropout", high_open=True)
+        if self.dim % 4 or self.dim % self.groups or self.dim % self.num_heads:
+            raise BadValue("dim", f"must be a multiple of 4, of decoder.groups ({self.groups}) "
+                                  f"and of decoder.num_heads ({self.num_heads}), got {self.dim}")
+
 
 @dataclass
 class ClassesConfig:
@@ -63,6 +90,9 @@ class ClassesConfig:
     agent: int = 10
     action: int = 22
     loc: int = 16
+
+    def __post_init__(self):
+        at_least(self, 1, "agent", "action", "loc")
 
 
 @dataclass
@@ -83,6 +113,12 @@ class LossConfig:
     weight_action: float = 8.0
     weight_loc: float = 8.0
 
+    def __post_init__(self):
+        one_of(self, "agentness", "focal", "ce")
+        within(self, 0, 1, "focal_alpha")
+        at_least(self, 0, *(f.name for f in dataclasses.fields(self)
+                            if f.name not in ("agentness", "focal_alpha")))
+
 
 @dataclass
 class ModelConfig:
@@ -91,6 +127,13 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self):
+        at_least(self, 1, "num_frames")
+        alpha = self.backbone.alpha
+        if self.backbone.name == "slowfast" and self.num_frames % alpha:
+            raise BadValue("num_frames", f"must be a multiple of model.backbone.alpha ({alpha}), "
+                                         f"got {self.num_frames}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,8 +149,8 @@ class DataConfig:
     annotation: str = ""  # file name in the root; "" finds road(_waymo)_trainval_v1.0.json
     train_split: str = "train"
     val_split: str = "val"
-    videos: list = field(default_factory=list)  # restrict to these videos (all when empty)
-    input_size: list = field(default_factory=lambda: [640, 448])  # network input W, H (x32)
+    videos: list[str] = field(default_factory=list)  # restrict to these videos (all when empty)
+    input_size: list[int] = field(default_factory=lambda: [640, 448])  # network input W, H (x32)
     frame_step: int = 1  # frames between the T frames of a clip
     key_stride: int = 1  # use every k-th annotated frame as a training key frame
     crop_prob: float = 0.5
@@ -116,6 +159,13 @@ class DataConfig:
     flip_prob: float = 0.5
     box_jitter: float = 0.0  # box sides move by up to this share of the box's size
     workers: int = 2  # DataLoader worker processes
+
+    def __post_init__(self):
+        check_size(self, "input_size")
+        at_least(self, 1, "frame_step", "key_stride")
+        at_least(self, 0, "workers", "box_jitter")
+        within(self, 0, 1, "crop_prob", "keep_threshold", "flip_prob")
+        within(self, 0, 1, "crop_min_scale", low_open=True)
 
 
 @dataclass
@@ -129,7 +179,7 @@ class TrainConfig:
     epochs: int = 0  # when > 0: max_steps = epochs x steps per epoch
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 500
     decay: str = "cosine"  # cosine | linear | none, from the end of warm-up to max_steps
     decay_span: str = "steps"  # steps | budget: the decay also ends with the time budget
@@ -143,18 +193,52 @@ class TrainConfig:
     val_map: bool = True  # validation frame-mAP with the evaluator (the loss always)
     deterministic: bool = True
 
+    def __post_init__(self):
+        within(self, 0, SEED_MAX, "seed")
+        at_least(self, 1, "batch_size", "procs", "max_steps", "log_every")
+        at_least(self, 0, "epochs", "warmup_steps", "val_every", "checkpoint_every",
+                 "weight_decay", "clip_grad_norm", "time_budget_minutes")
+        above(self, 0, "lr")
+        within(self, 0, 1, "min_lr_ratio")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise BadValue("betas", f"must be two numbers in [0, 1), got {self.betas}")
+        one_of(self, "decay", "cosine", "linear", "none")
+        one_of(self, "decay_span", "steps", "budget")
+        one_of(self, "amp", "auto", "bf16", "fp16", "off")
+
 
 @dataclass
 class DetectConfig:
     """Sliding-clip inference and its post-processing (roadtrack.engine.detect)."""
 
     batch_size: int = 8  # clips per forward pass
-    input_size: list = field(default_factory=list)  # W, H; empty: data.input_size
+    input_size: list[int] = field(default_factory=list)  # W, H; empty: data.input_size
     score_threshold: float = 0.05  # agentness below this is dropped
     nms_iou: float = 0.5  # per-class NMS (class = top agent label); 1.0 switches it off
     max_per_frame: int = 50
     half: str = "auto"  # auto (on GPU) | on | off
     checkpoint: str = "best"  # which checkpoint of --run: best | last
+
+    def __post_init__(self):
+        if self.input_size:
+            check_size(self, "input_size")
+        at_least(self, 1, "batch_size", "max_per_frame")
+        within(self, 0, 1, "score_threshold")
+        within(self, 0, 1, "nms_iou", low_open=True)
+        one_of(self, "half", "auto", "on", "off")
+        one_of(self, "checkpoint", "best", "last")
+
+
+def is_size(size) -> bool:
+    """Whether ``size`` is [W, H], positive multiples of 32 (a network input size)."""
+    return isinstance(size, (list, tuple)) and len(size) == 2 and all(
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 and s % 32 == 0 for s in size)
+
+
+def check_size(section, name: str) -> None:
+    if not is_size(getattr(section, name)):
+        raise BadValue(name, f"must be [W, H], positive multiples of 32, got "
+                             f"{getattr(section, name)}")
 
 
 @dataclass
@@ -172,53 +256,16 @@ class Config:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_value(default: Any, value: Any, key: str, path) -> Any:
-    """``value`` if it has the kind of ``default`` (ints pass as floats), else a UserError."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, (list, tuple))
-        value = list(value) if ok else value
-    else:
-        ok = True
-    if not ok:
-        raise UserError(
-            f"config key '{key}' must be {type(default).__name__}, got {value!r}", path)
-    return value
-
-
-def section_from_dict(cls, data: dict | None, prefix: str = "", path=None):
-    """Build dataclass ``cls`` from ``data`` (missing keys keep defaults; nested sections too)."""
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise UserError(f"config section '{prefix.rstrip('.') or '<top>'}' must be a mapping", path)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            raise UserError(f"unknown config key '{prefix}{key}'", path)
-    defaults = cls()
-    values = {}
-    for name, value in data.items():
-        default = getattr(defaults, name)
-        if dataclasses.is_dataclass(default):
-            values[name] = section_from_dict(type(default), value, f"{prefix}{name}.", path)
-        else:
-            values[name] = _check_value(default, value, f"{prefix}{name}", path)
-    return cls(**values)
-
-
 def config_from_dict(data: dict | None, path=None) -> dict:
-    """Validate a whole config mapping and return it as plain dicts with defaults filled in."""
-    return dataclasses.asdict(section_from_dict(Config, data, "", path))
+    """Validate a whole config mapping and return it as plain dicts with defaults filled in.
+
+    The ``track`` section stays as written (a preset and overrides) once the tracker has checked
+    it against its preset: problems in the overrides are blamed on ``path``."""
+    from .tracking.config import tracker_from_section
+
+    full = dataclasses.asdict(section_from_dict(Config, data, "", path))
+    tracker_from_section(full["track"], path)
+    return full
 
 
 def model_config(data: dict | None) -> ModelConfig:
@@ -227,14 +274,6 @@ def model_config(data: dict | None) -> ModelConfig:
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a YAML config; returns ``{"model": {...}, "data": ..., "train": ..., "detect": ...}``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read config: {err.strerror or err}", path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise UserError(f"not valid YAML: {str(err).splitlines()[0]}", path) from None
-    return config_from_dict(data, path)
+    """Read and check a YAML config; returns ``{"model": {...}, "data": ..., "train": ...,
+    "detect": ..., "track": ..., "events": ...}``."""
+    return config_from_dict(read_yaml(path), path)

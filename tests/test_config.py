@@ -55,16 +55,21 @@ def test_missing_file(tmp_path):
 
 
 def test_model_section_dataclass_and_build_errors():
-    cfg = model_config({"decoder": {"dim": 30}})
-    assert cfg.decoder.dim == 30 and cfg.classes.action == 22
+    cfg = model_config({"decoder": {"dim": 32}})
+    assert cfg.decoder.dim == 32 and cfg.classes.action == 22
     from roadtrack.models import build_detector
 
-    with pytest.raises(UserError, match="model.decoder.dim 30"):
-        build_detector({"decoder": {"dim": 30}})
-    with pytest.raises(UserError, match="model.num_frames 6 must be a multiple"):
+    with pytest.raises(UserError, match=r"model.decoder.dim: must be a multiple of 4, .* got 30"):
+        model_config({"decoder": {"dim": 30}})
+    with pytest.raises(UserError, match=r"model.num_frames: must be a multiple of "
+                                        r"model.backbone.alpha \(4\), got 6"):
         build_detector({"num_frames": 6})
     with pytest.raises(UserError, match="unknown config key 'model.backbone.widht'"):
         build_detector({"backbone": {"widht": 3}})
+    changed = model_config({})
+    changed.decoder.num_stages = 0  # a dataclass changed after it was checked is checked again
+    with pytest.raises(UserError, match="model.decoder.num_stages: must be an integer >= 1"):
+        build_detector(changed)
 
 
 def test_events_section_is_checked_like_the_others(tmp_path):
@@ -74,3 +79,84 @@ def test_events_section_is_checked_like_the_others(tmp_path):
     assert cfg.fit.steps == 7 and cfg.tubes.min_length == 4
     with pytest.raises(UserError, match="events.tubes.min_lenght"):
         events_config(write(tmp_path, "events:\n  tubes:\n    min_lenght: 2\n"))
+
+
+def _error(path) -> str:
+    with pytest.raises(UserError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("data:\n  input_size: [a, b]\n", "data.input_size: must be a list of integers, got ['a', 'b']"),
+    ("data:\n  input_size: [320]\n", "data.input_size: must be [W, H], positive multiples of 32"),
+    ("data:\n  input_size: [320, 100]\n", "data.input_size: must be [W, H]"),
+    ("train:\n  batch_size: 0\n", "train.batch_size: must be an integer >= 1, got 0"),
+    ("train:\n  batch_size: -1\n", "train.batch_size: must be an integer >= 1, got -1"),
+    ("train:\n  batch_size:\n", "train.batch_size: must be an integer, got None"),
+    ("train:\n  lr: -1\n", "train.lr: must be a number > 0, got -1.0"),
+    ("train:\n  lr: .nan\n", "train.lr: must be a number, got nan"),
+    ("train:\n  betas: [0.9, 1.5]\n", "train.betas: must be two numbers in [0, 1)"),
+    ("train:\n  amp: fp8\n", "train.amp: must be one of auto, bf16, fp16, off, got 'fp8'"),
+    ("train:\n  seed: -3\n", "train.seed: must be an integer in [0, 4294967295], got -3"),
+    ("detect:\n  nms_iou: 0\n", "detect.nms_iou: must be a number in (0, 1], got 0.0"),
+    ("detect:\n  half: maybe\n", "detect.half: must be one of auto, on, off"),
+    ("model:\n  backbone:\n    fuse_kernel: 4\n", "model.backbone.fuse_kernel: must be odd"),
+    ("model:\n  loss:\n    focal_gamma: -2\n", "model.loss.focal_gamma: must be a number >= 0"),
+    ("events:\n  fit:\n    lr: 0\n", "events.fit.lr: must be a number > 0, got 0.0"),
+    ("events:\n  head:\n    kernel: 4\n", "events.head.kernel: must be odd, got 4"),
+    ("events:\n  tubes:\n    min_track_length: 0\n", "events.tubes.min_track_length: must be"),
+    ("events: 3\n", "events: must be a mapping of keys to values, got 3"),
+    ("track:\n  max_age: 0\n", "track.max_age: must be an integer >= 1, got 0"),
+    ("track:\n  high_score: 0.05\n", "track.low_score: must not exceed high_score (0.05)"),
+    ("track:\n  gallery: 3\n", "track.gallery: must be a string, got 3"),
+    ("track: [1]\n", "track: must be a mapping, got [1]"),
+    ("track:\n  preset: nope\n", "track.preset: no tracker preset 'nope'"),
+    ("track:\n  preset: 3\n", "track.preset: must be a preset name or a YAML file, got 3"),
+    ("train: {lr: 1, 3: x}\n", "unknown config key 'train.3'"),
+    ("\xef\n", "config is not UTF-8 text"),
+    ("a: 2001-02-30\n", "not valid YAML: day is out of range for month"),
+])
+def test_every_range_and_type_of_every_section_is_one_line_naming_file_and_key(
+        tmp_path, text, message):
+    path = tmp_path / "x.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    assert _error(path).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  lrr: 0.1\n", "unknown config key 'train.lrr' (did you mean 'train.lr'?)"),
+    ("track:\n  hihg_score: 0.3\n",
+     "unknown config key 'track.hihg_score' (did you mean 'track.high_score'?)"),
+    ("events:\n  tubes:\n    min_lenght: 2\n",
+     "unknown config key 'events.tubes.min_lenght' (did you mean 'events.tubes.min_length'?)"),
+    ("trian:\n  lr: 1\n", "unknown config key 'trian' (did you mean 'train'?)"),
+    ("train:\n  zzz: 1\n", "unknown config key 'train.zzz'"),
+])
+def test_unknown_keys_are_blamed_on_the_users_file_with_a_suggestion(tmp_path, text, message):
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    assert _error(path) == f"{path}: {message}"
+
+
+def test_a_tracker_preset_file_is_blamed_for_its_own_problems(tmp_path):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("max_age: 5\nhigh_score: 0.3\n")
+    path = tmp_path / "x.yaml"
+    path.write_text(f"track:\n  preset: {preset}\n  n_init: 4\n")
+    assert load_config(path)["track"] == {"preset": str(preset), "n_init": 4}
+    path.write_text(f"track:\n  preset: {preset}\n  low_score: 0.4\n")
+    assert _error(path) == f"{path}: track.low_score: must not exceed high_score (0.3), got 0.4"
+    preset.write_text("max_age: -1\nmax_agge: 3\n")
+    assert _error(path) == (f"{preset}: unknown tracker config keys: max_agge "
+                            "(did you mean 'max_age'?)")
+    preset.write_text("max_age: -1\n")
+    assert _error(path) == f"{preset}: max_age: must be an integer >= 1, got -1"
+
+
+def test_numbers_that_yaml_reads_as_strings_pass(tmp_path):
+    cfg = load_config(write(tmp_path, "train:\n  lr: 1e-4\n", "x.yaml"))
+    assert cfg["train"]["lr"] == 1e-4
+    assert "train.lr: must be a number" in _error(write(tmp_path, "train:\n  lr: 1e-4x\n"))

@@ -121,7 +121,7 @@ def test_event_head_learns_and_applies(gt_run, tmp_path, synth_root):
 def test_bad_event_config_and_checkpoint(tmp_path):
     with pytest.raises(UserError, match="events.fit.stepz"):
         EventsConfig.from_dict({"fit": {"stepz": 3}})
-    with pytest.raises(UserError, match="events.tubes.label_top_k' must be at least 1") as err:
+    with pytest.raises(UserError, match="events.tubes.label_top_k: must be an integer >= 1") as err:
         EventsConfig.from_dict({"tubes": {"label_top_k": 0}}, tmp_path / "run.yaml")
     assert str(tmp_path / "run.yaml") in str(err.value)
     bad = tmp_path / "event_head.pt"

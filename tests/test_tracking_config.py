@@ -23,9 +23,12 @@ def test_yaml_file_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("max_agee: 5\n", "unknown tracker config keys: max_agee"),
-    ("max_age: five\n", "max_age: expected int"),
-    ("n_init: 0\n", "n_init must be >= 1"),
-    ("gallery: median\n", "gallery must be"),
+    ("max_age: five\n", "max_age: must be an integer, got 'five'"),
+    ("n_init: 0\n", "n_init: must be an integer >= 1, got 0"),
+    ("gallery: median\n", "gallery: must be one of budget, ema, got 'median'"),
+    ("max_agee: 5\n", r"\(did you mean 'max_age'\?\)"),
+    ("low_score: 0.6\n", r"low_score: must not exceed high_score \(0.5\)"),
+    ("low_score: .nan\n", "low_score: must be a number or null, got nan"),
     ("- 1\n- 2\n", "must be a mapping"),
     ("max_age: [1\n", "not valid YAML"),
 ])

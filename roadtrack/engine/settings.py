@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DataConfig, DetectConfig, TrainConfig, config_from_dict
+from ..config import DataConfig, DetectConfig, TrainConfig, config_from_dict, is_size
 from ..errors import UserError
 
 
@@ -21,9 +21,15 @@ class RunConfig:
         return {"model": self.model, "data": dataclasses.asdict(self.data),
                 "train": dataclasses.asdict(self.train), "detect": dataclasses.asdict(self.detect)}
 
+    def checked(self, path: str | Path | None = None) -> RunConfig:
+        """A copy with every value checked again (sections are mutable dataclasses)."""
+        return resolve_config(self.to_dict(), path)
+
 
 def resolve_config(raw: dict | None, path: str | Path | None = None) -> RunConfig:
-    """Check a parsed config (unknown keys and wrong kinds raise UserError) and fill defaults."""
+    """Check a parsed config (unknown keys, wrong types, values out of range raise UserError
+    naming the key and ``path``; every section, ``track`` and ``events`` included) and fill
+    defaults."""
     full = config_from_dict(raw, path)
     return RunConfig(model=full["model"], data=DataConfig(**full["data"]),
                      train=TrainConfig(**full["train"]), detect=DetectConfig(**full["detect"]))
@@ -31,6 +37,6 @@ def resolve_config(raw: dict | None, path: str | Path | None = None) -> RunConfi
 
 def check_input_size(size: list, where: str, path=None) -> tuple[int, int]:
     """(W, H) from a config list; both must be positive multiples of 32."""
-    if len(size) != 2 or any(int(s) <= 0 or int(s) % 32 for s in size):
-        raise UserError(f"config key '{where}' must be [W, H], multiples of 32, got {size}", path)
+    if not is_size(size):
+        raise UserError(f"{where}: must be [W, H], positive multiples of 32, got {size}", path)
     return int(size[0]), int(size[1])

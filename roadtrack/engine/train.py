@@ -152,23 +152,15 @@ class Trainer:
 
     def __init__(self, config: RunConfig, data_dir: Path, run: Path, resume: bool,
                  build_model, normalize, dist: D.Dist, progress: bool, config_path):
+        # Everything that can fail on bad input is checked before the run folder is touched,
+        # every config value first.
+        config = config.checked(config_path)
         self.cfg, self.run, self.dist = config, run, dist
         self.normalize, self.progress = normalize, progress
         self.last_path = run / "checkpoints" / "last.pt"
         self.best_path = run / "checkpoints" / "best.pt"
         tc = config.train
-        if tc.amp not in ("auto", "bf16", "fp16", "off"):
-            raise UserError(f"config key 'train.amp' must be auto, bf16, fp16 or off, "
-                            f"got {tc.amp!r}", config_path)
-        if tc.decay not in ("cosine", "linear", "none"):
-            raise UserError(f"config key 'train.decay' must be cosine, linear or none, "
-                            f"got {tc.decay!r}", config_path)
-        if tc.decay_span not in ("steps", "budget"):
-            raise UserError(f"config key 'train.decay_span' must be steps or budget, "
-                            f"got {tc.decay_span!r}", config_path)
         self.input_size = check_input_size(config.data.input_size, "data.input_size", config_path)
-
-        # Everything that can fail on bad input is checked before the run folder is touched.
         annotation_path = find_annotation(data_dir, config.data.annotation)
         self.annotation = load_annotation(annotation_path, keep_tubes=False)
         self.labels = self.annotation.labels.to_dict()

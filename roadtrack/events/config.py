@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..sections import SEED_MAX, BadValue, above, at_least, section_from_dict, within
 from .tubes import TubeConfig
 
 
@@ -20,6 +21,12 @@ class HeadConfig:
     kernel: int = 5
     dropout: float = 0.1
     use_roi: bool = True
+
+    def __post_init__(self):
+        at_least(self, 1, "hidden", "layers", "kernel")
+        within(self, 0, 1, "dropout", high_open=True)
+        if self.kernel % 2 == 0:  # an even kernel changes the series' length
+            raise BadValue("kernel", f"must be odd, got {self.kernel}")
 
 
 @dataclass
@@ -33,6 +40,13 @@ class FitConfig:
     match_iou: float = 0.5
     seed: int = 0
 
+    def __post_init__(self):
+        at_least(self, 1, "steps", "batch_size", "window")
+        above(self, 0, "lr")
+        at_least(self, 0, "weight_decay")
+        within(self, 0, 1, "match_iou", low_open=True)
+        within(self, 0, SEED_MAX, "seed")
+
 
 @dataclass
 class EventsConfig:
@@ -41,17 +55,10 @@ class EventsConfig:
     tubes: TubeConfig = field(default_factory=TubeConfig)
 
     @classmethod
-    def from_dict(cls, data: dict | None, path: str | Path | None = None) -> "EventsConfig":
-        """Keys checked as everywhere in a config: unknown or ill-typed ones raise UserError."""
-        from ..config import section_from_dict
-        from ..errors import UserError
-
-        config = section_from_dict(cls, data, "events.", path)
-        for name in ("smooth_window", "min_length", "agent_top_k", "label_top_k"):
-            if getattr(config.tubes, name) < 1:
-                raise UserError(f"config key 'events.tubes.{name}' must be at least 1, got "
-                                f"{getattr(config.tubes, name)}", path)
-        return config
+    def from_dict(cls, data: dict | None, path: str | Path | None = None) -> EventsConfig:
+        """Keys checked as everywhere in a config: unknown, ill-typed or out-of-range values raise
+        UserError naming the key and ``path``."""
+        return section_from_dict(cls, data, "events.", path)
 
 
 def events_config(path: str | Path) -> EventsConfig:

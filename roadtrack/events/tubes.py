@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..labels import LabelSpace
+from ..sections import at_least
 from .series import TrackSeries, absorb_short_runs, runs, smooth
 
 
@@ -32,6 +33,11 @@ class TubeConfig:
     min_score: float = 0.02  # frames whose best class scores less belong to no tube
     label_top_k: int = 1  # action/loc/duplex/triplet tubes from the k best classes per frame
     bridge_gaps: bool = True  # one tube per track and label, from its first to its last run
+
+    def __post_init__(self):
+        at_least(self, 1, "smooth_window", "min_length", "agent_top_k", "label_top_k",
+                 "min_track_length")
+        at_least(self, 0, "min_agent_prob", "min_score")
 
 
 def tube_dict(series: TrackSeries, start: int, stop: int, label_id: int, label: str,

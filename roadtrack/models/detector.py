@@ -2,11 +2,12 @@
 action and location heads (the interface of notes/DETECTOR_CONTRACT.md)."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from ..config import ModelConfig, model_config
-from ..errors import UserError
 from .backbones import build_backbone
 from .criterion import SetCriterion
 from .stm.geometry import whole_frame_xyzr, xyzr_to_xyxy
@@ -105,32 +106,9 @@ class Detector(nn.Module):
         return result
 
 
-def _check(cfg: ModelConfig) -> None:
-    dec, bb = cfg.decoder, cfg.backbone
-    problems = []
-    if dec.dim % 4 or dec.dim % dec.groups or dec.dim % dec.num_heads:
-        problems.append(f"model.decoder.dim {dec.dim} must be a multiple of 4, of "
-                        f"decoder.groups ({dec.groups}) and of decoder.num_heads ({dec.num_heads})")
-    if bb.name not in ("slowfast", "mc3_18"):
-        problems.append(f"model.backbone.name {bb.name!r} is not slowfast or mc3_18")
-    if bb.name == "slowfast" and (bb.alpha < 1 or cfg.num_frames % bb.alpha):
-        problems.append(f"model.num_frames {cfg.num_frames} must be a multiple of "
-                        f"model.backbone.alpha {bb.alpha}")
-    if bb.name == "slowfast" and len(bb.depths) != 4:
-        problems.append("model.backbone.depths must list 4 stage depths")
-    if bb.norm not in ("bn", "gn"):
-        problems.append(f"model.backbone.norm {bb.norm!r} is not bn or gn")
-    if cfg.loss.agentness not in ("focal", "ce"):
-        problems.append(f"model.loss.agentness {cfg.loss.agentness!r} is not focal or ce")
-    for name in ("num_queries", "num_stages", "spatial_points", "out_multiplier"):
-        if getattr(dec, name) < 1:
-            problems.append(f"model.decoder.{name} must be at least 1")
-    if problems:
-        raise UserError("; ".join(problems))
-
-
 def build_detector(config: dict | ModelConfig | None = None) -> Detector:
-    """The detector of a config's ``model`` section (a dict as ``load_config`` returns it)."""
-    cfg = config if isinstance(config, ModelConfig) else model_config(config)
-    _check(cfg)
-    return Detector(cfg)
+    """The detector of a config's ``model`` section (a dict as ``load_config`` returns it); its
+    values are checked (:class:`~roadtrack.config.ModelConfig`) before anything is built."""
+    if isinstance(config, ModelConfig):  # checked again: dataclasses can change after creation
+        config = dataclasses.asdict(config)
+    return Detector(model_config(config))

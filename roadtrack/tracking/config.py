@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..sections import BadValue, above, at_least, one_of, read_yaml, section_from_dict, show, within
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "tracker"
 DEFAULT_PRESET = "bytetrack"
@@ -47,23 +49,16 @@ class TrackerConfig:
     std_weight_velocity: float = 1 / 160
 
     def __post_init__(self):
-        problems = []
-        if self.n_init < 1:
-            problems.append("n_init must be >= 1")
-        if self.max_age < 1:
-            problems.append("max_age must be >= 1")
-        if self.gallery not in ("budget", "ema"):
-            problems.append("gallery must be 'budget' or 'ema'")
-        if self.kalman not in ("batched", "filterpy"):
-            problems.append("kalman must be 'batched' or 'filterpy'")
-        if self.budget < 1:
-            problems.append("budget must be >= 1")
-        if not 0 <= self.ema_alpha < 1:
-            problems.append("ema_alpha must be in [0, 1)")
+        at_least(self, 1, "n_init", "max_age", "budget")
+        at_least(self, 0, "iou_max_misses", "max_cosine_distance")
+        one_of(self, "gallery", "budget", "ema")
+        one_of(self, "kalman", "batched", "filterpy")
+        within(self, 0, 1, "ema_alpha", high_open=True)
+        within(self, 0, 1, "max_iou_distance", "low_max_iou_distance")
+        above(self, 0, "gate_threshold", "std_weight_position", "std_weight_velocity")
         if self.low_score is not None and self.low_score > self.high_score:
-            problems.append("low_score must not exceed high_score")
-        if problems:
-            raise ValueError("; ".join(problems))
+            raise BadValue("low_score", f"must not exceed high_score ({self.high_score}), got "
+                                        f"{self.low_score}")
 
     def replace(self, **changes) -> TrackerConfig:
         return dataclasses.replace(self, **changes)
@@ -77,54 +72,62 @@ def preset_names() -> list[str]:
 
 
 def load_config(source: str | Path | None = None, **overrides) -> TrackerConfig:
-    """A preset name (``deepsort``, ``sort``, ``bytetrack``) or a YAML file -> TrackerConfig.
+    """A preset name (``deepsort``, ``sort``, ``bytetrack``) or a YAML file -> TrackerConfig,
+    with ``overrides`` (keyword arguments, e.g. from command-line flags) applied.
 
     Unknown keys, wrong types and out-of-range values raise UserError naming the file.
     """
-    import yaml
+    return _override(_preset(source), overrides, "", None)
 
+
+def tracker_from_section(section: dict | None, path: str | Path | None = None) -> TrackerConfig:
+    """The ``track`` section of a run config: ``preset`` (a name or YAML file, default
+    bytetrack) and keys that override it. Problems of the preset file are blamed on it, those
+    of the overrides (and of their combination with the preset) on ``path``, the run config."""
+    section = dict(section or {})
+    source = section.pop("preset", None)
+    if source is not None and not isinstance(source, str):
+        raise UserError(f"track.preset: must be a preset name or a YAML file, got {show(source)}",
+                        path)
+    try:
+        preset = _preset(source)
+    except _NoPreset as err:
+        raise UserError(f"track.preset: {err}", path) from None
+    return _override(preset, section, "track.", path)
+
+
+class _NoPreset(UserError):
+    pass
+
+
+def _preset(source: str | Path | None) -> TrackerConfig:
+    """The preset or YAML file ``source`` (None: the default preset) as a TrackerConfig."""
     if source is None and not (PRESET_DIR / f"{DEFAULT_PRESET}.yaml").is_file():
-        return TrackerConfig(**overrides)  # installed without configs/: the built-in defaults
+        return TrackerConfig()  # installed without configs/: the built-in defaults
     source = DEFAULT_PRESET if source is None else source
     path = Path(source)
     if not path.suffix and not path.exists():
         path = PRESET_DIR / f"{source}.yaml"
         if not path.is_file():
-            raise UserError(f"no tracker preset {source!r} (presets: "
+            raise _NoPreset(f"no tracker preset {source!r} (presets: "
                             f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UserError(f"cannot read tracker config: {err.strerror or err}", path) from None
-    except yaml.YAMLError as err:
-        raise UserError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
+    data = read_yaml(path, "tracker config")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError("tracker config must be a mapping of keys to values", path)
-    data = {**data, **overrides}
-    data.setdefault("name", path.stem)
     known = {f.name for f in dataclasses.fields(TrackerConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = [key for key in data if key not in known]
     if unknown:
-        raise UserError(f"unknown tracker config keys: {', '.join(unknown)}", path)
-    defaults = TrackerConfig()
-    for key, value in data.items():
-        expected = getattr(defaults, key)
-        if not _type_ok(value, expected, key):
-            raise UserError(f"{key}: expected {type(expected).__name__}, got {value!r}", path)
-    try:
-        return TrackerConfig(**data)
-    except ValueError as err:
-        raise UserError(str(err), path) from None
+        close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+        raise UserError(f"unknown tracker config keys: {', '.join(map(str, unknown))}"
+                        + (f" (did you mean '{close[0]}'?)" if close else ""), path)
+    return section_from_dict(TrackerConfig, {"name": path.stem, **data}, "", path)
 
 
-def _type_ok(value, default, key: str) -> bool:
-    if key == "low_score":
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default))
+def _override(config: TrackerConfig, overrides: dict, prefix: str, path) -> TrackerConfig:
+    """``config`` with ``overrides`` applied; their problems are blamed on ``path``."""
+    if not overrides:
+        return config
+    if not isinstance(overrides, dict):
+        raise UserError(f"{prefix.rstrip('.')}: must be a mapping of keys to values", path)
+    return section_from_dict(TrackerConfig, {**config.to_dict(), **overrides}, prefix, path)
