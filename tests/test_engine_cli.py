@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_and_leaves_the_run_intact(synth_root, trained, tm
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((run / "checkpoints" / "last.pt").read_bytes()[:5000])
     _one_line_error(*_run("detect", "--weights", corrupt, "--config", config, "--videos",
-                          synth_root, "--out", tmp_path / "d"), "corrupt or unreadable checkpoint")
+                          synth_root, "--out", tmp_path / "d"), "truncated or damaged checkpoint")
     _one_line_error(*_run("detect", "--run", run, "--weights", corrupt, "--videos", synth_root,
                           "--out", tmp_path / "d"), "give either --run")
     wrong = yaml.safe_load(Path(config).read_text())

@@ -74,7 +74,7 @@ def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_p
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     cfg = {"model": {}, "data": {"input_size": [64, 64]}}
-    with pytest.raises(UserError, match="corrupt or unreadable checkpoint"):
+    with pytest.raises(UserError, match=r"not a checkpoint \(not a file written by torch.save\)"):
         load_detector(weights=bad, config=cfg, builder=toy_builder())
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match="label space does not match the checkpoint"):

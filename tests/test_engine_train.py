@@ -133,7 +133,7 @@ def test_bad_input_leaves_the_run_folder_intact(data, tmp_path):
     last = run / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
     before[last.relative_to(run)] = last.read_bytes()
-    with pytest.raises(UserError, match="corrupt or unreadable checkpoint"):
+    with pytest.raises(UserError, match="truncated or damaged checkpoint"):
         train(_config(max_steps=4), data, run, resume=True, builder=toy_builder(),
               progress=False)
     assert _snapshot(run) == before

@@ -126,7 +126,7 @@ def test_bad_event_config_and_checkpoint(tmp_path):
     assert str(tmp_path / "run.yaml") in str(err.value)
     bad = tmp_path / "event_head.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="corrupt event head"):
+    with pytest.raises(UserError, match="not an event head checkpoint"):
         TrainedHead(bad)
     assert roadpp().num_classes("triplet") == 86
 

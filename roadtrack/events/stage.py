@@ -1,47 +1,71 @@
 """The event stage: tracks artifact in, events document out (``events/<video>.json``)."""
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..engine.checkpoint import load_model_state, read_torch_file
 from ..errors import UserError
 from ..io.artifacts import load_stage, save_events
 from ..labels import LabelSpace
-from .series import TrackSeries, track_series
 from .config import EventsConfig
 from .features import TRACK_FIELDS
+from .series import TrackSeries, track_series
 from .train import PROB_TYPES
 from .tubes import video_events
+
+
+def _numpy_arrays() -> tuple:
+    """What the pickle of a float numpy array names: heads written before this version saved
+    mean and std as arrays. Admitted to torch's weights-only unpickler, these rebuild arrays and
+    nothing else."""
+    reconstruct = np.zeros(1).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct
+    return (reconstruct, np.ndarray, np.dtype, type(np.dtype("f8")), type(np.dtype("f4")))
+
+
+def load_head_file(path: Path) -> dict:
+    """The event head checkpoint's dict, checked; anything amiss is one UserError line."""
+    from ..sections import section_from_dict
+    from .config import HeadConfig
+
+    ckpt = read_torch_file(path, "event head checkpoint", allow=_numpy_arrays())
+    keys = ("state", "in_dim", "sizes", "mean", "std", "labels", "config")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys) \
+            or not isinstance(ckpt["config"], dict):
+        raise UserError(f"not an event head checkpoint (needs keys {', '.join(keys)})", path)
+    head = section_from_dict(HeadConfig, ckpt["config"].get("head"), "config.head.", path)
+    try:
+        mean, std = (np.asarray(ckpt[k], dtype=np.float64) for k in ("mean", "std"))
+        sizes = [n for n in ckpt["sizes"] if isinstance(n, int) and n >= 0]
+        labels = LabelSpace.from_dict(ckpt["labels"])
+    except (TypeError, ValueError, AttributeError, UserError):
+        raise UserError("not an event head checkpoint (unreadable sizes, mean, std or "
+                        "labels)", path) from None
+    in_dim = ckpt["in_dim"]
+    if len(sizes) != 3 or not isinstance(ckpt["state"], dict) or not isinstance(in_dim, int) \
+            or mean.shape != (in_dim,) or std.shape != (in_dim,):
+        raise UserError("not an event head checkpoint (its sizes, mean and std disagree)", path)
+    return {**ckpt, "head": head, "sizes": sizes, "mean": mean, "std": std, "labels": labels}
 
 
 class TrainedHead:
     """A fitted event head with the feature normalisation it was trained with."""
 
     def __init__(self, path: str | Path):
-        import torch
-
         from .head import EventHead
 
         path = Path(path)
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            cfg = ckpt["config"]["head"]
-            self.head = EventHead(ckpt["in_dim"], *ckpt["sizes"], hidden=cfg["hidden"],
-                                  layers=cfg["layers"], kernel=cfg["kernel"], dropout=0.0)
-            self.head.load_state_dict(ckpt["state"])
-        except FileNotFoundError:
-            raise UserError("no such event head checkpoint", path) from None
-        except (OSError, RuntimeError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
-                ValueError, pickle.UnpicklingError) as err:
-            raise UserError(f"corrupt event head checkpoint ({type(err).__name__})", path) from None
+        ckpt = load_head_file(path)
+        cfg = ckpt["head"]
+        self.head = EventHead(ckpt["in_dim"], *ckpt["sizes"], hidden=cfg.hidden,
+                              layers=cfg.layers, kernel=cfg.kernel, dropout=0.0)
+        load_model_state(self.head, ckpt["state"], path)
         self.head.eval()
         self.path = path
-        self.labels = LabelSpace.from_dict(ckpt["labels"])
-        self.use_roi = bool(cfg.get("use_roi", True))
+        self.labels = ckpt["labels"]
+        self.use_roi = cfg.use_roi
         self.mean, self.std = ckpt["mean"], ckpt["std"]
 
     def apply(self, series: TrackSeries, width: int, height: int) -> TrackSeries:

@@ -21,10 +21,10 @@ from ..errors import UserError
 from ..io.annotations import VideoAnnotation, load_annotation
 from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
+from .config import EventsConfig
 from .features import TRACK_FIELDS, series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
-from .config import EventsConfig
 
 HEAD_FILE = "event_head.pt"
 PROB_TYPES = ("agent", "action", "loc")
@@ -149,8 +149,11 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
         optim.step()
         sched.step()
         losses.append(loss.item())
-    checkpoint = {"state": head.state_dict(), "in_dim": int(all_feats.shape[1]), "sizes": sizes,
-                  "mean": mean, "std": std, "labels": labels.to_dict(), "config": asdict(config)}
+    # tensors and plain containers only: loaded with weights_only, no code runs
+    checkpoint = {"state": head.state_dict(), "in_dim": int(all_feats.shape[1]),
+                  "sizes": list(sizes), "mean": torch.from_numpy(mean),
+                  "std": torch.from_numpy(std), "labels": labels.to_dict(),
+                  "config": asdict(config)}
     with atomic_path(Path(out) / HEAD_FILE, suffix=".pt") as tmp:
         torch.save(checkpoint, tmp)
     return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m in samples)),
