@@ -191,7 +191,8 @@ def track(dets, out_dir, config, per_class, progress):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: detections/, tracks/, events/, mot/, run.yaml.")
 @click.option("--weights", required=True, type=click.Path(path_type=Path),
-              help="The detector: a training run folder, or a checkpoint trained with CONFIG.")
+              help="The detector: a training run folder (its model; CONFIG's detect settings), "
+                   "or a checkpoint trained with CONFIG.")
 @click.option("--events-head", type=click.Path(path_type=Path), default=None,
               help="An event head (train-events output); without it tubes come from the "
                    "detector's probabilities.")
@@ -210,10 +211,11 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
     from .pipeline import report_table, run_pipeline
 
     run_config = load_config(config)
-    if weights.is_dir():
-        detector = load_detector(run=weights)
+    if weights.is_dir():  # the run's model; CONFIG's detect settings
+        detector = load_detector(run=weights, config=run_config, config_path=config)
     else:
         detector = load_detector(weights=weights, config=run_config, config_path=config)
+    click.echo(f"roadtrack: {detector.note}", err=True)
     names = read_video_list(video_list) if video_list else None
     try:
         reports = run_pipeline(detector, videos, out_dir, run_config, events_head, from_stage,

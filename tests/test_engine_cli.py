@@ -3,13 +3,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from roadtrack.cli import main
 from roadtrack.engine.checkpoint import load_checkpoint
-from roadtrack.io.artifacts import finished_videos
+from roadtrack.io.artifacts import finished_videos, load_stage
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
 from .train_helpers import copy_dataset, edit_annotation, tiny_config as _config
@@ -104,3 +105,46 @@ def test_bad_input_is_one_line_and_leaves_the_run_intact(synth_root, trained, tm
                           tmp_path / "wrong.yaml", "--videos", synth_root, "--out",
                           tmp_path / "d"), "label space does not match the checkpoint")
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("section, key, value, problem", [
+    ("train", "batch_size", 0, "train.batch_size: must be an integer >= 1, got 0"),
+    ("train", "batch_size", -1, "train.batch_size: must be an integer >= 1, got -1"),
+    ("train", "lr", -1, "train.lr: must be a number > 0, got -1.0"),
+    ("data", "input_size", ["a", "b"], "data.input_size: must be a list of integers"),
+    ("track", "hihg_score", 0.3,
+     "unknown config key 'track.hihg_score' (did you mean 'track.high_score'?)"),
+    ("events", "fit", {"steps": 0}, "events.fit.steps: must be an integer >= 1, got 0"),
+])
+def test_train_refuses_a_bad_config_before_writing_anything(synth_root, tmp_path, section, key,
+                                                            value, problem):
+    config = Path(_config(tmp_path))
+    cfg = yaml.safe_load(config.read_text())
+    cfg.setdefault(section, {})[key] = value
+    config.write_text(yaml.safe_dump(cfg))
+    code, out = _run("train", config, "--data", synth_root, "--out", tmp_path / "run")
+    _one_line_error(code, out, f"roadtrack: error: {config}: {problem}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_with_a_run_folder_applies_the_configs_detect_settings_and_says_so(
+        synth_root, trained, tmp_path):
+    config, run = trained
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["detect"].update(score_threshold=0.0, max_per_frame=1)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(cfg))
+    code, out = _run("run", mine, "--weights", run, "--videos", synth_root, "--video-list",
+                     "train_00001", "--out", tmp_path / "r")
+    assert code == 0, out
+    assert f"roadtrack: detector {run / 'checkpoints'}" in out and \
+        f"detect settings of {mine}" in out
+    recorded = yaml.safe_load((tmp_path / "r" / "run.yaml").read_text())["detect"]["settings"]
+    assert recorded["max_per_frame"] == 1 and recorded["score_threshold"] == 0.0
+    frames = load_stage(tmp_path / "r", "detections", "train_00001")["frames"]
+    assert len(frames) and np.bincount(frames).max() == 1  # 2 with the run's own settings
+    cfg["model"]["decoder"]["num_stages"] += 1
+    mine.write_text(yaml.safe_dump(cfg))
+    _one_line_error(*_run("run", mine, "--weights", run, "--videos", synth_root, "--out",
+                          tmp_path / "r2"), f"{mine}: model.decoder.num_stages: ")
+    assert not (tmp_path / "r2").exists()

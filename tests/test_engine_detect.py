@@ -82,3 +82,25 @@ def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_p
     with pytest.raises(UserError, match="no videos"):
         detect_videos(load_detector(weights=weights, config=cfg, builder=toy_builder()),
                       tmp_path, tmp_path / "out", progress=False)
+
+
+def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_model(toy_run):
+    mine = {"model": {"loss": {"weight_l1": 1.0}},  # loss settings do not change a trained model
+            "data": {"input_size": [96, 96]},
+            "detect": {"score_threshold": 0.3, "checkpoint": "last", "batch_size": 2}}
+    detector = load_detector(run=toy_run, config=mine, config_path="mine.yaml",
+                             builder=toy_builder())
+    assert detector.config.detect.score_threshold == 0.3 and detector.config.detect.batch_size == 2
+    assert detector.weights.name == "last.pt"
+    assert detector.config.data.input_size == [64, 64]  # what the model was trained on
+    assert "model and data settings of" in detector.note and "detect settings of mine.yaml" \
+        in detector.note
+    with pytest.raises(UserError, match=r"^mine.yaml: model.num_frames: 4 here but 32 in the "
+                                        r"run's .*run.yaml\) model section"):
+        load_detector(run=toy_run, config={"model": {"num_frames": 4}}, config_path="mine.yaml",
+                      builder=toy_builder())
+    weights = toy_run / "checkpoints" / "last.pt"
+    with pytest.raises(UserError, match=r"^mine.yaml: model.decoder.num_stages: 2 here but 6 in "
+                                        r"the checkpoint's"):
+        load_detector(weights=weights, config={"model": {"decoder": {"num_stages": 2}}},
+                      config_path="mine.yaml", builder=toy_builder())

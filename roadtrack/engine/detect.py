@@ -8,6 +8,7 @@ every world-th video.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class LoadedDetector:
     config: RunConfig
     labels: dict
     weights: Path
+    note: str = ""  # where the model and the detect settings came from, for the user
 
 
 def load_detector(run: str | Path | None = None, weights: str | Path | None = None,
@@ -47,12 +49,21 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
                   which: str | None = None, builder=None) -> LoadedDetector:
     """The trained detector of a run folder (``run``) or of ``weights`` with a parsed ``config``.
 
-    ``which`` (best | last) overrides ``detect.checkpoint`` for a run; a run without best.pt
-    falls back to last.pt.
+    With ``run``, the model and data settings are the run's own; a ``config`` given beside it
+    (``roadtrack run CONFIG --weights RUN``) supplies the detect settings and must describe the
+    same model. With ``weights``, ``config`` supplies both and its model section must match the
+    one the checkpoint was trained with. ``which`` (best | last) overrides ``detect.checkpoint``
+    for a run; a run without best.pt falls back to last.pt.
     """
     if run is not None:
         saved = read_run_yaml(run)
         cfg = resolve_config(saved["config"], Path(run) / "run.yaml")
+        note = f"model and data settings of {Path(run) / 'run.yaml'}"
+        if config is not None:
+            mine = resolve_config(config, config_path)
+            _same_model(mine.model, cfg.model, config_path, f"the run's ({Path(run) / 'run.yaml'})")
+            cfg = dataclasses.replace(cfg, detect=mine.detect)
+            note += f", detect settings of {config_path}"
         which = which or cfg.detect.checkpoint
         folder = Path(run) / "checkpoints"
         weights = folder / f"{which}.pt"
@@ -62,6 +73,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         if weights is None or config is None:
             raise UserError("give --run RUN, or --weights CKPT with --config CONFIG")
         cfg = resolve_config(config, config_path)
+        note = f"model and detect settings of {config_path}"
     state = load_checkpoint(weights)
     if run is not None:
         check_labels(state["labels"], saved.get("labels", {}), weights, what="the run")
@@ -76,8 +88,31 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         raise UserError(f"label space does not match the checkpoint: the config's model predicts "
                         f"{dict(model.labels_shape)} classes, the checkpoint was trained on "
                         f"{want}", config_path or weights)
+    if run is None and isinstance(state["config"].get("model"), dict):
+        _same_model(cfg.model, state["config"]["model"], config_path,
+                    f"the checkpoint's ({weights})")
     load_model_state(model, state["model"], weights)
-    return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights))
+    return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights),
+                          f"detector {weights}: {note}")
+
+
+def _same_model(mine: dict, theirs: dict, path, whose: str) -> None:
+    """Refuse a config whose model section differs from ``theirs`` (the loss settings aside:
+    they do not change a trained model)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(mine), flat(theirs)
+    for key in a:
+        if key in b and a[key] != b[key] and not key.startswith("loss."):
+            raise UserError(f"model.{key}: {a[key]!r} here but {b[key]!r} in {whose} model "
+                            "section; the trained detector needs its own", path)
 
 
 class ClipDetector:
