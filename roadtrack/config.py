@@ -50,7 +50,7 @@ class BackboneConfig:
         one_of(self, "name", "slowfast", "mc3_18")
         one_of(self, "norm", "bn", "gn")
         at_least(self, 1, "width", "alpha", "fuse_kernel")
-        above(self, 0, "beta")
+        within(self, 0, 1, "beta", low_open=True)
         if len(self.depths) != 4 or not all(d >= 1 for d in self.depths):
             raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
         if self.fuse_kernel % 2 == 0:
@@ -78,9 +78,10 @@ class DecoderConfig:
                  "spatial_points", "groups", "out_multiplier")
         above(self, 0, "tau")
         within(self, 0, 1, "dropout", high_open=True)
-        if self.dim % 4 or self.dim % self.groups or self.dim % self.num_heads:
-            raise BadValue("dim", f"must be a multiple of 4, of decoder.groups ({self.groups}) "
-                                  f"and of decoder.num_heads ({self.num_heads}), got {self.dim}")
+        if self.dim % 8 or self.dim % self.groups or self.dim % self.num_heads:
+            raise BadValue("dim", f"must be a multiple of 8 (the box position code), of "
+                                  f"decoder.groups ({self.groups}) and of decoder.num_heads "
+                                  f"({self.num_heads}), got {self.dim}")
 
 
 @dataclass

@@ -181,6 +181,8 @@ def section_from_dict(cls, data, prefix: str = "", path: str | Path | None = Non
             values[name] = section_from_dict(hint, value, f"{prefix}{name}.", path)
             continue
         got = convert(value, hint)
+        if isinstance(got, str) and "\x00" in got:  # no file name or label holds one
+            raise UserError(f"{prefix}{name}: must not contain NUL characters", path)
         if got is _MISSING:
             raise UserError(f"{prefix}{name}: must be {describe(hint)}, got {show(value)}", path)
         values[name] = got

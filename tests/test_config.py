@@ -59,7 +59,7 @@ def test_model_section_dataclass_and_build_errors():
     assert cfg.decoder.dim == 32 and cfg.classes.action == 22
     from roadtrack.models import build_detector
 
-    with pytest.raises(UserError, match=r"model.decoder.dim: must be a multiple of 4, .* got 30"):
+    with pytest.raises(UserError, match=r"model.decoder.dim: must be a multiple of 8 .* got 30"):
         model_config({"decoder": {"dim": 30}})
     with pytest.raises(UserError, match=r"model.num_frames: must be a multiple of "
                                         r"model.backbone.alpha \(4\), got 6"):

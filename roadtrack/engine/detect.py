@@ -81,19 +81,24 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         from ..models import build_detector, normalize_clip
         builder = (build_detector, normalize_clip)
     build_model, normalize = builder
-    model = build_model(cfg.model)
     labels = state["labels"]
-    want = {t: len(labels.get(f"{t}_labels", [])) for t in PER_QUERY}
-    if dict(getattr(model, "labels_shape", {})) != want:
-        raise UserError(f"label space does not match the checkpoint: the config's model predicts "
-                        f"{dict(model.labels_shape)} classes, the checkpoint was trained on "
-                        f"{want}", config_path or weights)
+    _check_classes(cfg.model.get("classes", {}), labels, config_path or weights)  # before building
+    model = build_model(cfg.model)
+    _check_classes(getattr(model, "labels_shape", {}), labels, config_path or weights)
     if run is None and isinstance(state["config"].get("model"), dict):
         _same_model(cfg.model, state["config"]["model"], config_path,
                     f"the checkpoint's ({weights})")
     load_model_state(model, state["model"], weights)
     return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights),
                           f"detector {weights}: {note}")
+
+
+def _check_classes(shape: dict, labels: dict, path) -> None:
+    """The model's class counts must be those of the checkpoint's label space."""
+    want = {t: len(labels.get(f"{t}_labels", [])) for t in PER_QUERY}
+    if dict(shape) != want:
+        raise UserError(f"label space does not match the checkpoint: the config's model predicts "
+                        f"{dict(shape)} classes, the checkpoint was trained on {want}", path)
 
 
 def _same_model(mine: dict, theirs: dict, path, whose: str) -> None:

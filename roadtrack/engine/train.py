@@ -166,8 +166,9 @@ class Trainer:
         self.labels = self.annotation.labels.to_dict()
         self.resume_state = self._resume_state(resume, config_path)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
+        self._check_label_counts(dict(config.model.get("classes", {})), config_path)
         self.model = build_model(config.model)
-        self._check_label_counts(config_path)
+        self._check_label_counts(dict(getattr(self.model, "labels_shape", {})), config_path)
         self.model.to(dist.device)
         self.num_frames = int(self.model.num_frames)
         self.train_videos = select_videos(self.annotation, config.data.train_split,
@@ -227,8 +228,9 @@ class Trainer:
                             "with the run's config", config_path or self.last_path)
         return state
 
-    def _check_label_counts(self, config_path) -> None:
-        shape = dict(getattr(self.model, "labels_shape", {}))
+    def _check_label_counts(self, shape: dict, config_path) -> None:
+        """The config's class counts (before building the model) and the model's (after) must
+        be the data's."""
         want = {t: len(self.labels[f"{t}_labels"]) for t in TARGET_TYPES}
         if shape != want:
             raise UserError(f"the model predicts {shape} classes but the data's label space has "

@@ -104,13 +104,13 @@ def _preset(source: str | Path | None) -> TrackerConfig:
     """The preset or YAML file ``source`` (None: the default preset) as a TrackerConfig."""
     if source is None and not (PRESET_DIR / f"{DEFAULT_PRESET}.yaml").is_file():
         return TrackerConfig()  # installed without configs/: the built-in defaults
-    source = DEFAULT_PRESET if source is None else source
+    source = DEFAULT_PRESET if source is None else str(source)
     path = Path(source)
-    if not path.suffix and not path.exists():
+    if "\x00" in source or not (path.is_file() or (PRESET_DIR / f"{source}.yaml").is_file()):
+        raise _NoPreset(f"no tracker preset {show(source)} (presets: "
+                        f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
+    if not path.is_file():
         path = PRESET_DIR / f"{source}.yaml"
-        if not path.is_file():
-            raise _NoPreset(f"no tracker preset {source!r} (presets: "
-                            f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
     data = read_yaml(path, "tracker config")
     data = {} if data is None else data
     if not isinstance(data, dict):
