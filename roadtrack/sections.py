@@ -15,6 +15,7 @@ import difflib
 import functools
 import math
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -23,8 +24,8 @@ import yaml
 
 from .errors import UserError
 
-# YAML 1.1 reads ``1e-4`` (no dot) as a string: such strings pass as numbers
 SEED_MAX = 2**32 - 1  # numpy's seeds
+# YAML 1.1 reads ``1e-4`` (no dot) as a string: such strings pass as numbers
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -36,9 +37,13 @@ class BadValue(ValueError):
         super().__init__(f"{key}: {problem}")
 
 
+_SHORT = reprlib.Repr()  # a few levels and items: YAML aliases can nest a list a billion times
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 3, 4, 4, 40
+
+
 def show(value, limit: int = 60) -> str:
     """``repr(value)`` on one line, shortened to about ``limit`` characters."""
-    text = repr(value)
+    text = _SHORT.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -204,7 +209,7 @@ def read_yaml(path: str | Path, what: str = "config"):
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        problem = getattr(err, "problem", None) or (str(err).splitlines() or ["?"])[0]
         mark = getattr(err, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         raise UserError(f"not valid YAML: {problem}{at}", path) from None

@@ -160,3 +160,12 @@ def test_numbers_that_yaml_reads_as_strings_pass(tmp_path):
     cfg = load_config(write(tmp_path, "train:\n  lr: 1e-4\n", "x.yaml"))
     assert cfg["train"]["lr"] == 1e-4
     assert "train.lr: must be a number" in _error(write(tmp_path, "train:\n  lr: 1e-4x\n"))
+
+
+def test_a_yaml_alias_bomb_is_named_in_a_short_line(tmp_path):
+    levels = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    path = write(tmp_path, f"train:\n  lr: [{', '.join(levels)}]\n", "bomb.yaml")
+    message = _error(path)  # a million ones in the value: the message shows a few
+    assert message.startswith(f"{path}: train.lr: must be a number, got [[1, 1, 1, 1, ...]")
+    assert len(message) < len(str(path)) + 120

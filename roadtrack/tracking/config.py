@@ -119,7 +119,9 @@ def _preset(source: str | Path | None) -> TrackerConfig:
     unknown = [key for key in data if key not in known]
     if unknown:
         close = difflib.get_close_matches(str(unknown[0]), known, n=1)
-        raise UserError(f"unknown tracker config keys: {', '.join(map(str, unknown))}"
+        names = [k if isinstance(k, str) and k.isprintable() and len(k) < 40 else show(k)
+                 for k in unknown]
+        raise UserError(f"unknown tracker config keys: {', '.join(names)}"
                         + (f" (did you mean '{close[0]}'?)" if close else ""), path)
     return section_from_dict(TrackerConfig, {"name": path.stem, **data}, "", path)
 
