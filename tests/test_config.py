@@ -115,6 +115,7 @@ def _error(path) -> str:
     ("track: [1]\n", "track: must be a mapping, got [1]"),
     ("track:\n  preset: nope\n", "track.preset: no tracker preset 'nope'"),
     ("track:\n  preset: 3\n", "track.preset: must be a preset name or a YAML file, got 3"),
+    (f"track:\n  preset: {'a' * 300}\n", "track.preset: no tracker preset 'aaaaaaa"),
     ("train: {lr: 1, 3: x}\n", "unknown config key 'train.3'"),
     ("\xef\n", "config is not UTF-8 text"),
     ("a: 2001-02-30\n", "not valid YAML: day is out of range for month"),

@@ -127,6 +127,16 @@ def test_train_refuses_a_bad_config_before_writing_anything(synth_root, tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_a_data_root_the_system_cannot_use_is_one_line(tmp_path):
+    config = Path(_config(tmp_path))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["root"] = str(tmp_path / ("x" * 300))
+    config.write_text(yaml.safe_dump(cfg))
+    _one_line_error(*_run("train", config, "--out", tmp_path / "run"),
+                    "not a usable folder name (File name too long)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_run_with_a_run_folder_applies_the_configs_detect_settings_and_says_so(
         synth_root, trained, tmp_path):
     config, run = trained

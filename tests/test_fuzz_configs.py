@@ -65,7 +65,8 @@ def typed(default):
         return st.one_of(st.floats(-1.5, 2.5), st.sampled_from([0.0, 1.0, -0.0, 1e-300]),
                          st.floats(), st.integers(-2, 3))
     if isinstance(default, str):
-        return st.one_of(st.text(max_size=8), st.sampled_from(
+        return st.one_of(st.text(max_size=8), st.text("ab/.", min_size=250, max_size=300),
+                         st.sampled_from(
             ["auto", "on", "off", "best", "last", "cosine", "budget", "bf16", "gn", "mc3_18",
              "ema", "filterpy", "sort", "deepsort", "val", "\x00"]))
     if isinstance(default, list):

@@ -24,7 +24,12 @@ TARGET_TYPES = ("agent", "action", "loc")
 def find_annotation(root: str | Path, name: str = "") -> Path:
     """The annotation file of a dataset root: ``name`` when given, else the official names."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        found = root.is_dir()
+    except (OSError, ValueError) as err:  # a name too long, a NUL
+        raise UserError(f"not a usable folder name ({getattr(err, 'strerror', None) or err})",
+                        root) from None
+    if not found:
         raise UserError("no such data folder", root)
     if name:
         return root / name

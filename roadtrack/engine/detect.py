@@ -63,7 +63,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
             mine = resolve_config(config, config_path)
             _same_model(mine.model, cfg.model, config_path, f"the run's ({Path(run) / 'run.yaml'})")
             cfg = dataclasses.replace(cfg, detect=mine.detect)
-            note += f", detect settings of {config_path}"
+            note += f", detect settings of {config_path or 'the config'}"
         which = which or cfg.detect.checkpoint
         folder = Path(run) / "checkpoints"
         weights = folder / f"{which}.pt"

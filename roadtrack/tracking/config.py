@@ -105,12 +105,10 @@ def _preset(source: str | Path | None) -> TrackerConfig:
     if source is None and not (PRESET_DIR / f"{DEFAULT_PRESET}.yaml").is_file():
         return TrackerConfig()  # installed without configs/: the built-in defaults
     source = DEFAULT_PRESET if source is None else str(source)
-    path = Path(source)
-    if "\x00" in source or not (path.is_file() or (PRESET_DIR / f"{source}.yaml").is_file()):
+    path = next((p for p in (Path(source), PRESET_DIR / f"{source}.yaml") if _is_file(p)), None)
+    if path is None:
         raise _NoPreset(f"no tracker preset {show(source)} (presets: "
                         f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
-    if not path.is_file():
-        path = PRESET_DIR / f"{source}.yaml"
     data = read_yaml(path, "tracker config")
     data = {} if data is None else data
     if not isinstance(data, dict):
@@ -124,6 +122,14 @@ def _preset(source: str | Path | None) -> TrackerConfig:
         raise UserError(f"unknown tracker config keys: {', '.join(names)}"
                         + (f" (did you mean '{close[0]}'?)" if close else ""), path)
     return section_from_dict(TrackerConfig, {"name": path.stem, **data}, "", path)
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the system refuses (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _override(config: TrackerConfig, overrides: dict, prefix: str, path) -> TrackerConfig:
