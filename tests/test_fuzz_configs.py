@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
 
 
+@pytest.fixture(autouse=True)
+def _cwd(tmp_path, monkeypatch):
+    """Relative file names (a ``track.preset`` such as 'README.md') name nothing here."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _paths(cls, prefix=()) -> list[tuple]:
     """Every section and key of a dataclass tree as a tuple path."""
     out = []
@@ -167,8 +173,3 @@ def test_tracker_configs_load_or_fail_with_one_line_naming_the_file(tmp_path, da
     else:
         assert isinstance(config, TrackerConfig) and config.n_init >= 1
 
-
-@pytest.fixture(autouse=True)
-def _cwd(tmp_path, monkeypatch):
-    """Relative file names (a ``track.preset`` such as 'README.md') name nothing here."""
-    monkeypatch.chdir(tmp_path)
