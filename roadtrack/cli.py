@@ -215,7 +215,6 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
         detector = load_detector(run=weights, config=run_config, config_path=config)
     else:
         detector = load_detector(weights=weights, config=run_config, config_path=config)
-    click.echo(f"roadtrack: {detector.note}", err=True)
     names = read_video_list(video_list) if video_list else None
     try:
         reports = run_pipeline(detector, videos, out_dir, run_config, events_head, from_stage,
@@ -223,6 +222,7 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
     finally:
         distributed.teardown()
     click.echo(report_table(reports))
+    click.echo(detector.note)
     click.echo(f"run folder: {out_dir}")
 
 

@@ -147,7 +147,7 @@ def test_run_with_a_run_folder_applies_the_configs_detect_settings_and_says_so(
     code, out = _run("run", mine, "--weights", run, "--videos", synth_root, "--video-list",
                      "train_00001", "--out", tmp_path / "r")
     assert code == 0, out
-    assert f"roadtrack: detector {run / 'checkpoints'}" in out and \
+    assert f"\ndetector {run / 'checkpoints'}" in out and \
         f"detect settings of {mine}" in out
     recorded = yaml.safe_load((tmp_path / "r" / "run.yaml").read_text())["detect"]["settings"]
     assert recorded["max_per_frame"] == 1 and recorded["score_threshold"] == 0.0
