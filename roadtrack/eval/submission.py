@@ -8,51 +8,19 @@
 """
 from __future__ import annotations
 
-import io
 import numbers
-import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
 from ..labels import LABEL_TYPES, LabelSpace
-
-SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
-                 "bool", "complex", "slice", "range", "bytearray"}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Only plain containers and numpy arrays/scalars: a submission cannot run code."""
-
-    def find_class(self, module, name):
-        if module == "builtins" and name in SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if module.split(".")[0] == "numpy" or (module, name) == ("collections", "OrderedDict"):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+from .safe_pickle import read_pickle
 
 
 def load_pickle(path: str | Path) -> object:
-    """Read a pickle (or a zip holding one .pkl, as uploaded to eval.ai) of plain data."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read: {err.strerror}", path) from None
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [n for n in archive.namelist() if not n.endswith("/")]
-            if len(members) != 1:
-                raise UserError(f"zip must hold exactly one pickle, found {len(members)} files",
-                                path)
-            data = archive.read(members[0])
-    try:
-        return _SafeUnpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError, KeyError) as err:  # what a corrupt pickle raises
-        raise UserError(f"not a readable pickle ({type(err).__name__}: {err})", path) from None
+    """A submission (or frame detections) pickle, or a zip holding one; see :mod:`.safe_pickle`."""
+    return read_pickle(path)[0]
 
 
 def _is_int(value) -> bool:
