@@ -25,9 +25,8 @@ import numpy as np
 from ..boxes import scale_boxes
 from ..errors import UserError
 from ..io.artifacts import artifact_path, finished_videos, load_stage
-from ..labels import LABEL_TYPES, LabelSpace
+from ..labels import LabelSpace
 from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
-from .video_map import TubeSet
 
 
 def _level_classes(labels: LabelSpace, level: str) -> int:
@@ -188,20 +187,6 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
         if chunks:
             f, l, b, s = (np.concatenate(x) for x in zip(*chunks))
             out[level] = FrameDetections(frame=f, label=l, boxes=b.reshape(-1, 4), scores=s)
-    return out
-
-
-def tubes_from_submission(submission: dict, videos: list[str]) -> dict[str, TubeSet]:
-    """Pooled tubes per label type (videos in the given order, tubes in list order)."""
-    out = {}
-    for label_type in LABEL_TYPES:
-        if label_type not in submission:
-            continue
-        tubes = TubeSet()
-        for vi, video in enumerate(videos):
-            for tube in submission[label_type].get(video, []):
-                tubes.add(vi, tube["label_id"], tube["score"], tube["frames"], tube["boxes"])
-        out[label_type] = tubes
     return out
 
 

@@ -42,6 +42,15 @@ class TubeSet:
         self.frames.append(np.asarray(frames, dtype=np.int64).reshape(-1))
         self.boxes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
 
+    def extend(self, video: int, labels: list[int], scores: list[float], frames: list,
+               boxes: list) -> None:
+        """Add tubes of one video: per tube (n,) whole frame numbers and (n, 4) boxes."""
+        self.video += [video] * len(labels)
+        self.label += labels
+        self.score += scores
+        self.frames += [np.asarray(f).astype(np.int64) for f in frames]
+        self.boxes += [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes]
+
     def __len__(self) -> int:
         return len(self.label)
 
@@ -70,10 +79,11 @@ class _Flat:
     last: np.ndarray  # (T,)
 
 
-def _flatten(tubes: TubeSet, stride: int) -> _Flat:
+def _flatten(tubes: TubeSet, stride: int, base: int) -> _Flat:
+    """Keys ``tube * stride + frame - base`` (``base``: the smallest frame of all tubes)."""
     lengths = np.array([len(f) for f in tubes.frames], dtype=np.int64)
     frames = np.concatenate(tubes.frames) if len(tubes) else np.zeros(0, dtype=np.int64)
-    keys = np.repeat(np.arange(len(tubes), dtype=np.int64), lengths) * stride + frames
+    keys = np.repeat(np.arange(len(tubes), dtype=np.int64), lengths) * stride + (frames - base)
     ends = np.cumsum(lengths)
     return _Flat(keys=keys, boxes=np.concatenate(tubes.boxes) if len(tubes) else np.zeros((0, 4)),
                  first=frames[ends - lengths] if len(tubes) else frames,
@@ -104,30 +114,31 @@ def st_iou(dets: TubeSet, truth: TubeSet, pd: np.ndarray, pg: np.ndarray,
     out = np.zeros(len(pd))
     if len(pd) == 0:
         return out
-    stride = max(int(f[-1]) for f in dets.frames + truth.frames) + 2
-    d, g = _flatten(dets, stride), _flatten(truth, stride)
+    base = min(int(f[0]) for f in dets.frames + truth.frames)  # frames may start below 1
+    stride = max(int(f[-1]) for f in dets.frames + truth.frames) - base + 2
+    d, g = _flatten(dets, stride, base), _flatten(truth, stride, base)
     start = np.maximum(d.first[pd], g.first[pg])
     end = np.minimum(d.last[pd], g.last[pg])
     temporal = (end - start + 1) / (np.maximum(d.last[pd], g.last[pg])
                                     - np.minimum(d.first[pd], g.first[pg]) + 1)
     ok = end >= start
     if protocol == "official":
-        g0, f0 = _find(g.keys, pg * stride + start)
-        g1, f1 = _find(g.keys, pg * stride + end)
-        d0, f2 = _find(d.keys, pd * stride + start)
-        d1, f3 = _find(d.keys, pd * stride + end)
+        g0, f0 = _find(g.keys, pg * stride + start - base)
+        g1, f1 = _find(g.keys, pg * stride + end - base)
+        d0, f2 = _find(d.keys, pd * stride + start - base)
+        d1, f3 = _find(d.keys, pd * stride + end - base)
         ok &= f0 & f1 & f2 & f3
         # boxes by array position between the shared ends; the longer slice is cut
         counts = np.where(ok, np.minimum(g1 - g0, d1 - d0) + 1, 0)
         seg, pos = _segments(counts)
         ious = iou_pairs(d.boxes[d0[seg] + pos], g.boxes[g0[seg] + pos], plus_one=True)
     else:
-        lo = np.searchsorted(g.keys, pg * stride + start)
-        hi = np.searchsorted(g.keys, pg * stride + end, side="right")
+        lo = np.searchsorted(g.keys, pg * stride + start - base)
+        hi = np.searchsorted(g.keys, pg * stride + end - base, side="right")
         counts = np.where(ok, hi - lo, 0)
         seg, pos = _segments(counts)
         rows = lo[seg] + pos
-        frames = g.keys[rows] - pg[seg] * stride
+        frames = g.keys[rows] - pg[seg] * stride  # minus base, as in the keys
         at, found = _find(d.keys, pd[seg] * stride + frames)
         ious = np.zeros(len(rows))
         ious[found] = iou_pairs(d.boxes[at[found]], g.boxes[rows[found]], plus_one=True)
