@@ -43,15 +43,24 @@ def _frame_arrays(value, num_classes: int) -> list[np.ndarray]:
 def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
     """(kept frame indices, rows per class (F*C,), (R, 5) table) in the dict's order.
 
-    The fast path concatenates everything at once; any shape surprise falls back to checking
+    The fast paths concatenate everything at once; any shape surprise falls back to checking
     frame by frame (which names the frame when it is really broken).
     """
-    frames, counts, blocks = [], [], []
+    frames, values = [], []
+    index = truth.index
     for key, value in per_frame.items():
-        fi = truth.index.get(key)
-        if fi is None:
-            continue
-        frames.append(fi)
+        fi = index.get(key)
+        if fi is not None:
+            frames.append(fi)
+            values.append(value)
+    shape = getattr(values[0], "shape", None) if values else None
+    if shape is not None and len(shape) == 3 and shape[0] == num_classes and shape[2] == 5 \
+            and all(type(v) is np.ndarray and v.shape == shape for v in values):
+        # every frame one (C, k, 5) array with the same k: (F*C, k, 5) -> class-major rows
+        table = np.concatenate(values).reshape(-1, 5).astype(np.float64, copy=False)
+        return frames, np.full(len(values) * num_classes, shape[1], dtype=np.int64), table
+    counts, blocks = [], []
+    for value in values:
         if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[0] == num_classes:
             blocks.append(value.reshape(-1, value.shape[2]))  # (C, k, 5) -> class-major rows
             counts.extend([value.shape[1]] * num_classes)
@@ -59,8 +68,9 @@ def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
             blocks.extend(value)
             counts.extend(map(len, value))
         else:
-            raise ValueError(key)
-    table = np.concatenate(blocks).astype(np.float64) if blocks else np.zeros((0, 5))
+            raise ValueError
+    table = np.concatenate(blocks).astype(np.float64, copy=False) if blocks else \
+        np.zeros((0, 5))
     if table.ndim != 2 or table.shape[1] != 5 or len(table) != sum(counts):
         raise ValueError
     return frames, counts, table
@@ -75,7 +85,7 @@ def _pool_level_checked(per_frame: dict, truth: FrameTruth, num_classes: int, le
             continue
         try:
             arrays = _frame_arrays(value, num_classes)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise UserError(f"frame detections: {level}[{key!r}] is not {num_classes} "
                             "(k, 5) arrays of x1 y1 x2 y2 score", path) from None
         frames.append(fi)
@@ -101,7 +111,7 @@ def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
         num_classes = _level_classes(labels, level)
         try:
             frames, counts, table = _pool_level(per_frame, truth, num_classes)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             frames, counts, table = _pool_level_checked(per_frame, truth, num_classes, level,
                                                         path)
         if not np.isfinite(table).all():

@@ -19,6 +19,7 @@ and never reads the per-frame ``scores``; it compares boxes as given, unclipped.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import reprlib
 from dataclasses import dataclass, field
@@ -67,8 +68,21 @@ def load_pickle(path: str | Path) -> object:
     return read_pickle(path)[0]
 
 
-def _real_scalar(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+_FLOATS = (float, np.float64, np.float32)  # the usual scores, checked without the ABC
+
+
+def _real_number(value) -> float | None:
+    """``value`` as a float when it is a real number (not a bool), else None."""
+    if type(value) in _FLOATS:
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # what `-score` also accepts
+        value = value[()]
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # a Python int beyond float64
+        return None
 
 
 def class_of(label, num_classes: int) -> int | None:
@@ -92,13 +106,17 @@ def class_of(label, num_classes: int) -> int | None:
 def _numeric(value, ndim: int) -> np.ndarray | None:
     """A float64 array of ``ndim`` dimensions ((0, 4) for no boxes), or None when the value is
     ragged, not numbers, or mis-shaped."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError, OverflowError):
+    if type(value) is not np.ndarray:
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if value.dtype.char == "d":
+        array = value
+    elif value.dtype.kind in "iuf":
+        array = value.astype(np.float64)
+    else:
         return None
-    if array.dtype.kind not in "iuf":
-        return None
-    array = array.astype(np.float64, copy=False)
     if ndim == 2 and array.size == 0:
         array = array.reshape(0, 4)
     if array.ndim != ndim or (ndim == 2 and array.shape[1] != 4):
@@ -106,103 +124,97 @@ def _numeric(value, ndim: int) -> np.ndarray | None:
     return array
 
 
-def _per_frame_scores(value, count: int) -> str | None:
-    scores = _numeric(value, 1)
-    if scores is None:
-        return "scores (per frame) is not a 1-D numeric array"
-    if len(scores) != count:
-        return f"{len(scores)} per-frame scores for {count} frames"
-    if not np.isfinite(scores).all():
-        return "per-frame scores hold NaN or infinite values"
-    return None
+class _Tubes:
+    """Findings and scored tubes of one label type: types tube by tube (:meth:`tube`), values
+    of all of them at once (:meth:`values`)."""
 
-
-class _Video:
-    """Findings and scored tubes of one video's tube list."""
-
-    def __init__(self, where: str, num_classes: int, size: tuple[int, int], contiguous: bool,
-                 numf: int | None):
-        self.where, self.num_classes, self.size = where, num_classes, size
-        self.contiguous, self.numf = contiguous, numf
-        self.found: list[tuple[int, Finding]] = []
-        self.index: list[int] = []  # tube index of each kept tube
+    def __init__(self, label_type: str, videos: list[str], num_classes: int,
+                 size: tuple[int, int], contiguous: bool, numf: dict[str, int] | None):
+        self.label_type, self.videos, self.num_classes = label_type, videos, num_classes
+        self.size, self.contiguous = size, contiguous
+        self.numf = [numf.get(v) if numf else None for v in videos]
+        self.found: list[tuple[tuple[int, int], Finding]] = []
+        self.video: list[int] = []  # per kept tube: video index, tube index, ...
+        self.index: list[int] = []
         self.label: list[int] = []
         self.score: list[float] = []
         self.frames: list[np.ndarray] = []
         self.boxes: list[np.ndarray] = []
+        self.per_frame: list[tuple[int, np.ndarray]] = []  # (kept position, scores)
 
-    def add(self, i: int, severity: str, kind: str, detail: str) -> None:
-        self.found.append((i, Finding(severity, kind, f"{self.where} tube {i}", detail)))
+    def add(self, vi: int, i: int, severity: str, kind: str, detail: str) -> None:
+        where = f"{self.label_type}/{self.videos[vi]} tube {i}"
+        self.found.append(((vi, i), Finding(severity, kind, where, detail)))
 
-    def tube(self, i: int, tube) -> None:
+    def tube(self, vi: int, i: int, tube) -> None:
         """Structure and types of one tube (values are checked in bulk by :meth:`values`)."""
         if not isinstance(tube, dict):
-            return self.add(i, FAILS, "not a dict", f"is a {type(tube).__name__}, not a dict")
+            return self.add(vi, i, FAILS, "not a dict", f"is a {type(tube).__name__}, not a dict")
         if "label_id" not in tube:
-            return self.add(i, FAILS, "key", "lacks key 'label_id'")
+            return self.add(vi, i, FAILS, "key", "lacks key 'label_id'")
         label = tube["label_id"]
         try:
             cls = class_of(label, self.num_classes)
         except ValueError as err:
-            return self.add(i, FAILS, "label_id", str(err))
+            return self.add(vi, i, FAILS, "label_id", str(err))
         if cls is None:
-            return self.add(i, MISSCORED, "label_id",
-                            f"label_id {reprlib.repr(label)} is no class 0..{self.num_classes - 1}: the "
-                            "scorer ignores the tube")
+            return self.add(vi, i, MISSCORED, "label_id",
+                            f"label_id {reprlib.repr(label)} is no class "
+                            f"0..{self.num_classes - 1}: the scorer ignores the tube")
         if not (type(label) is int or isinstance(label, np.integer)):
-            self.add(i, SUSPICIOUS, "label_id type",
+            self.add(vi, i, SUSPICIOUS, "label_id type",
                      f"label_id {reprlib.repr(label)} is not an integer (scored as class {cls})")
         missing = [k for k in ("score", "frames", "boxes") if k not in tube]
         for key in missing:
-            self.add(i, FAILS, "key", f"lacks key {key!r}")
+            self.add(vi, i, FAILS, "key", f"lacks key {key!r}")
         if missing:
             return None
-        score = tube["score"]
-        if isinstance(score, np.ndarray) and score.ndim == 0:
-            score = score[()]
-        failed = False
-        try:
-            value = float(score) if _real_scalar(score) else None
-        except OverflowError:  # a Python int beyond float64
-            value = None
-        if value is None:
-            failed = True
-            self.add(i, FAILS, "score", f"score {reprlib.repr(score)} is not a number")
+        score = _real_number(tube["score"])
         frames, boxes = _numeric(tube["frames"], 1), _numeric(tube["boxes"], 2)
+        failed = score is None or frames is None or boxes is None or len(frames) == 0 \
+            or len(frames) != len(boxes)
+        if score is None:
+            self.add(vi, i, FAILS, "score",
+                     f"score {reprlib.repr(tube['score'])} is not a number")
         if frames is None:
-            failed = True
-            self.add(i, FAILS, "frames", "frames is not a 1-D numeric array")
+            self.add(vi, i, FAILS, "frames", "frames is not a 1-D numeric array")
         elif len(frames) == 0:
-            failed = True
-            self.add(i, FAILS, "frames", "has no frames")
+            self.add(vi, i, FAILS, "frames", "has no frames")
         if boxes is None:
-            failed = True
-            self.add(i, FAILS, "boxes", "boxes is not an (n, 4) numeric array")
+            self.add(vi, i, FAILS, "boxes", "boxes is not an (n, 4) numeric array")
         elif frames is not None and len(frames) != len(boxes):
-            failed = True
-            self.add(i, FAILS, "boxes", f"{len(boxes)} boxes for {len(frames)} frames")
+            self.add(vi, i, FAILS, "boxes", f"{len(boxes)} boxes for {len(frames)} frames")
         if "scores" in tube and frames is not None:
-            problem = _per_frame_scores(tube["scores"], len(frames))
+            per_frame = _numeric(tube["scores"], 1)
+            problem = None
+            if per_frame is None:
+                problem = "scores (per frame) is not a 1-D numeric array"
+            elif len(per_frame) != len(frames):
+                problem = f"{len(per_frame)} per-frame scores for {len(frames)} frames"
+            elif not failed:
+                self.per_frame.append((len(self.index), per_frame))  # finite? see values()
             if problem:
-                self.add(i, SUSPICIOUS, "per-frame scores",
+                self.add(vi, i, SUSPICIOUS, "per-frame scores",
                          f"{problem} (the scorer does not use them)")
         if failed:
             return None
-        if not np.isfinite(value):
-            self.add(i, MISSCORED, "score", f"score {value} is not finite (NaN ranks last)")
+        if not np.isfinite(score):
+            self.add(vi, i, MISSCORED, "score", f"score {score} is not finite (NaN ranks last)")
+        self.video.append(vi)
         self.index.append(i)
         self.label.append(cls)
-        self.score.append(value)
+        self.score.append(score)
         self.frames.append(frames)
         self.boxes.append(boxes)
 
     def values(self) -> None:
-        """Frame and box values of the kept tubes, in bulk; drops tubes that fail."""
+        """Frame and box values of the kept tubes, all at once; drops the tubes that fail."""
         if not self.index:
             return
         lengths = np.array([len(f) for f in self.frames])
+        num = len(lengths)
         starts = np.cumsum(lengths) - lengths
-        seg = np.repeat(np.arange(len(lengths)), lengths)  # (R,) tube of each row
+        seg = np.repeat(np.arange(num), lengths)  # (R,) tube of each row
         f, b = np.concatenate(self.frames), np.concatenate(self.boxes)  # (R,), (R, 4)
         width, height = self.size
         with np.errstate(invalid="ignore"):
@@ -215,68 +227,76 @@ class _Video:
             outside = ((b[:, :2] < 0).any(axis=1) | (b[:, 2] > width) | (b[:, 3] > height))
 
         def per_tube(rows: np.ndarray) -> np.ndarray:  # (R,) bool -> (T,) count
-            return np.bincount(seg, weights=rows, minlength=len(lengths))
+            return np.bincount(seg, weights=rows, minlength=num)
 
         def per_step(bad: np.ndarray) -> np.ndarray:  # (R-1,) bool -> (T,) count
-            return np.bincount(seg[1:][bad & same], minlength=len(lengths))
+            return np.bincount(seg[1:][bad & same], minlength=num)
 
-        not_whole = per_tube(~whole)
+        not_whole, not_finite = per_tube(~whole), per_tube(~finite)
         unsorted = per_step(~(steps > 0))
-        not_finite = per_tube(~finite)
-        gaps = per_step(steps != 1) if self.contiguous else np.zeros(len(lengths))
-        first = f[starts]
-        last = f[starts + lengths - 1]
+        gaps = per_step(steps != 1) if self.contiguous else np.zeros(num)
+        first, last = f[starts], f[starts + lengths - 1]
+        numf = np.array([self.numf[v] or np.inf for v in self.video])  # (T,)
         counts = {k: per_tube(v & finite) for k, v in
                   (("flipped", flipped), ("off", off), ("outside", outside & ~off))}
+        nan_scores = np.zeros(num, dtype=bool)
+        if self.per_frame:
+            at, arrays = zip(*self.per_frame)
+            rows = np.repeat(at, [len(a) for a in arrays])  # (P,) kept tube of each score
+            nan_scores = np.bincount(rows, weights=~np.isfinite(np.concatenate(arrays)),
+                                     minlength=num) > 0
+        flagged = (not_whole + not_finite + unsorted + gaps + sum(counts.values()) > 0) \
+            | (first < 1) | (last > numf) | nan_scores
         dropped = set()
-        for t in np.flatnonzero((not_whole + unsorted + not_finite + gaps
-                                 + sum(counts.values()) > 0)
-                                | (first < 1) | ((last > self.numf) if self.numf else False)):
-            i, n = self.index[t], int(lengths[t])
+        for t in np.flatnonzero(flagged):
+            n = int(lengths[t])
+            add = functools.partial(self.add, self.video[t], self.index[t])
+            if nan_scores[t]:
+                add(SUSPICIOUS, "per-frame scores", "per-frame scores hold NaN or infinite "
+                    "values (the scorer does not use them)")
             if not_whole[t]:
-                self.add(i, FAILS, "frames", "frames are not whole numbers (or beyond 2^31)")
+                add(FAILS, "frames", "frames are not whole numbers (or beyond 2^31)")
             elif unsorted[t]:
-                self.add(i, FAILS, "frames", "frames are not sorted and unique")
+                add(FAILS, "frames", "frames are not sorted and unique")
             else:
                 if first[t] < 1:
-                    self.add(i, MISSCORED, "frames before 1",
-                             f"frame {int(first[t])} is not 1-based (the scorer compares frame "
-                             "numbers as given)")
-                if self.numf and last[t] > self.numf:
+                    add(MISSCORED, "frames before 1", f"frame {int(first[t])} is not 1-based "
+                        "(the scorer compares frame numbers as given)")
+                if last[t] > numf[t]:
                     # The scorer compares as given: frames past the end never meet the ground
                     # truth but lengthen the temporal union, lowering the ST-IoU silently.
-                    self.add(i, MISSCORED, "frames past the end",
-                             f"frame {int(last[t])} is past the video's last frame "
-                             f"{self.numf} (it lowers the tube's temporal IoU)")
+                    add(MISSCORED, "frames past the end", f"frame {int(last[t])} is past the "
+                        f"video's last frame {int(numf[t])} (it lowers the tube's temporal IoU)")
                 if gaps[t]:
                     rows = self.frames[t]
                     at = int(rows[np.flatnonzero(np.diff(rows) != 1)[0]])
-                    self.add(i, MISSCORED, "gaps",
-                             f"frames are not contiguous (gap after frame {at}): the official "
-                             "scorer compares boxes by position, misaligned")
+                    add(MISSCORED, "gaps", f"frames are not contiguous (gap after frame {at}): "
+                        "the official scorer compares boxes by position, misaligned")
             if not_finite[t]:
-                self.add(i, FAILS, "boxes", "boxes hold NaN or infinite values")
+                add(FAILS, "boxes", "boxes hold NaN or infinite values")
             if not_whole[t] or unsorted[t] or not_finite[t]:
                 dropped.add(t)
                 continue
             if counts["flipped"][t]:
-                self.add(i, MISSCORED, "flipped boxes",
-                         f"{int(counts['flipped'][t])} of {n} boxes without x1 < x2 and y1 < y2 "
-                         "(they overlap nothing)")
+                add(MISSCORED, "flipped boxes", f"{int(counts['flipped'][t])} of {n} boxes "
+                    "without x1 < x2 and y1 < y2 (they overlap nothing)")
             if counts["outside"][t]:
-                self.add(i, SUSPICIOUS, "boxes partly outside",
-                         f"{int(counts['outside'][t])} of {n} boxes partly outside the "
-                         f"{width}x{height} frame (scored unclipped, as the official scorer "
-                         "does)")
+                add(SUSPICIOUS, "boxes partly outside", f"{int(counts['outside'][t])} of {n} "
+                    f"boxes partly outside the {width}x{height} frame (scored unclipped, as "
+                    "the official scorer does)")
             if counts["off"][t]:
-                self.add(i, SUSPICIOUS, "boxes wholly outside",
-                         f"{int(counts['off'][t])} of {n} boxes wholly outside the "
-                         f"{width}x{height} frame (they overlap nothing)")
+                add(SUSPICIOUS, "boxes wholly outside", f"{int(counts['off'][t])} of {n} boxes "
+                    f"wholly outside the {width}x{height} frame (they overlap nothing)")
         if dropped:
-            keep = [t for t in range(len(self.index)) if t not in dropped]
-            for name in ("index", "label", "score", "frames", "boxes"):
+            keep = [t for t in range(num) if t not in dropped]
+            for name in ("video", "index", "label", "score", "frames", "boxes"):
                 values = getattr(self, name)
                 setattr(self, name, [values[t] for t in keep])
+
+    def tube_set(self) -> TubeSet:
+        """The kept tubes, pooled in the official order (videos, then list order)."""
+        return TubeSet(video=self.video, label=self.label, score=self.score,
+                       frames=[f.astype(np.int64) for f in self.frames], boxes=self.boxes)
 
 
 def check_submission(submission, videos: list[str], labels: LabelSpace,
@@ -298,12 +318,11 @@ def check_submission(submission, videos: list[str], labels: LabelSpace,
         return out
     for key in submission:
         if key not in LABEL_TYPES:
-            add(SUSPICIOUS, "unknown label type", "", f"unknown label type {key!r}, not scored "
-                f"(expected {', '.join(LABEL_TYPES)})")
+            add(SUSPICIOUS, "unknown label type", "", f"unknown label type "
+                f"{reprlib.repr(key)}, not scored (expected {', '.join(LABEL_TYPES)})")
     present = [t for t in LABEL_TYPES if t in submission]
     if not present:
         add(FAILS, "top level", "", "no label type present (expected agent and/or triplet)")
-    size = labels.eval_size
     wanted = set(videos)
     for label_type in present:
         per_video = submission[label_type]
@@ -319,22 +338,20 @@ def check_submission(submission, videos: list[str], labels: LabelSpace,
         if extra:
             add(SUSPICIOUS, "extra videos", label_type, f"{len(extra)} videos not evaluated (not "
                 f"in the annotation/list): {', '.join(map(str, extra[:5]))}")
-        pooled = TubeSet()
+        check = _Tubes(label_type, videos, labels.num_classes(label_type), labels.eval_size,
+                       require_contiguous, numf)
         for vi, video in enumerate(videos):
             tubes = per_video.get(video, [])
-            where = f"{label_type}/{video}"
             if not isinstance(tubes, (list, tuple)):
-                add(FAILS, "tubes", where, f"is a {type(tubes).__name__}, not a list of tubes")
+                add(FAILS, "tubes", f"{label_type}/{video}", f"is a {type(tubes).__name__}, "
+                    "not a list of tubes")
                 continue
-            check = _Video(where, labels.num_classes(label_type), size, require_contiguous,
-                           None if numf is None else numf.get(video))
             for i, tube in enumerate(tubes):
-                check.tube(i, tube)
-            check.values()
-            check.found.sort(key=lambda item: item[0])  # tube order
-            out.findings += [f for _, f in check.found]
-            pooled.extend(vi, check.label, check.score, check.frames, check.boxes)
-        out.tubes[label_type] = pooled
+                check.tube(vi, i, tube)
+        check.values()
+        check.found.sort(key=lambda item: item[0])  # videos, then tubes, in order
+        out.findings += [f for _, f in check.found]
+        out.tubes[label_type] = check.tube_set()
     return out
 
 

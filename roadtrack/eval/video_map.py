@@ -42,15 +42,6 @@ class TubeSet:
         self.frames.append(np.asarray(frames, dtype=np.int64).reshape(-1))
         self.boxes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
 
-    def extend(self, video: int, labels: list[int], scores: list[float], frames: list,
-               boxes: list) -> None:
-        """Add tubes of one video: per tube (n,) whole frame numbers and (n, 4) boxes."""
-        self.video += [video] * len(labels)
-        self.label += labels
-        self.score += scores
-        self.frames += [np.asarray(f).astype(np.int64) for f in frames]
-        self.boxes += [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes]
-
     def __len__(self) -> int:
         return len(self.label)
 
@@ -61,31 +52,38 @@ def truth_tubes(anno: Annotation, videos: list[str], label_type: str) -> TubeSet
     out = TubeSet()
     for vi, name in enumerate(videos):
         video = anno.videos[name]
-        for tube in video.tubes.get(label_type, []):
-            if len(tube.rows) == 0:  # a tube without boxes can match nothing
-                continue
-            frames, boxes = video.tube_frames_boxes(tube)
-            out.add(vi, tube.label, 0.0, frames, scale_boxes(boxes, width, height))
+        tubes = [t for t in video.tubes.get(label_type, []) if len(t.rows)]  # no boxes: no match
+        if not tubes:
+            continue
+        rows = np.concatenate([t.rows for t in tubes])  # every tube's rows, one gather
+        cut = np.cumsum([len(t.rows) for t in tubes])[:-1]
+        out.video += [vi] * len(tubes)
+        out.label += [t.label for t in tubes]
+        out.score += [0.0] * len(tubes)
+        out.frames += np.split(video.frames[rows].astype(np.int64), cut)
+        out.boxes += np.split(scale_boxes(video.boxes[rows], width, height), cut)
     return out
 
 
 @dataclass
 class _Flat:
-    """Tubes concatenated: sorted keys ``tube * stride + frame``, boxes, first/last frames."""
+    """Tubes concatenated: tube and frame of each row, boxes, first/last frames; ``keys``
+    ``tube * stride + frame - base`` (sorted) once the stride is known."""
 
-    keys: np.ndarray  # (R,) int64
+    tube: np.ndarray  # (R,) int64
+    frames: np.ndarray  # (R,) int64
     boxes: np.ndarray  # (R, 4)
     first: np.ndarray  # (T,)
     last: np.ndarray  # (T,)
+    keys: np.ndarray | None = None  # (R,) int64
 
 
-def _flatten(tubes: TubeSet, stride: int, base: int) -> _Flat:
-    """Keys ``tube * stride + frame - base`` (``base``: the smallest frame of all tubes)."""
+def _flatten(tubes: TubeSet) -> _Flat:
     lengths = np.array([len(f) for f in tubes.frames], dtype=np.int64)
     frames = np.concatenate(tubes.frames) if len(tubes) else np.zeros(0, dtype=np.int64)
-    keys = np.repeat(np.arange(len(tubes), dtype=np.int64), lengths) * stride + (frames - base)
     ends = np.cumsum(lengths)
-    return _Flat(keys=keys, boxes=np.concatenate(tubes.boxes) if len(tubes) else np.zeros((0, 4)),
+    return _Flat(tube=np.repeat(np.arange(len(tubes), dtype=np.int64), lengths), frames=frames,
+                 boxes=np.concatenate(tubes.boxes) if len(tubes) else np.zeros((0, 4)),
                  first=frames[ends - lengths] if len(tubes) else frames,
                  last=frames[ends - 1] if len(tubes) else frames)
 
@@ -114,9 +112,11 @@ def st_iou(dets: TubeSet, truth: TubeSet, pd: np.ndarray, pg: np.ndarray,
     out = np.zeros(len(pd))
     if len(pd) == 0:
         return out
-    base = min(int(f[0]) for f in dets.frames + truth.frames)  # frames may start below 1
-    stride = max(int(f[-1]) for f in dets.frames + truth.frames) - base + 2
-    d, g = _flatten(dets, stride, base), _flatten(truth, stride, base)
+    d, g = _flatten(dets), _flatten(truth)
+    base = int(min(d.first.min(), g.first.min()))  # frames may start below 1
+    stride = int(max(d.last.max(), g.last.max())) - base + 2
+    d.keys = d.tube * stride + (d.frames - base)
+    g.keys = g.tube * stride + (g.frames - base)
     start = np.maximum(d.first[pd], g.first[pg])
     end = np.minimum(d.last[pd], g.last[pg])
     temporal = (end - start + 1) / (np.maximum(d.last[pd], g.last[pg])
@@ -192,7 +192,7 @@ def video_ap(dets: TubeSet, truth: TubeSet, num_classes: int, num_videos: int,
         overlaps = np.full((len(ranked), valid.shape[1]), -1.0)
         pairs = by_class[bounds[c]:bounds[c + 1]]
         overlaps[rank_pos[pd[pairs]], gt_pos[pg[pairs]]] = overlap[pairs]
-        for t in thresholds:
-            tp = greedy_true_positives(slot, overlaps, valid, t)
+        tps = greedy_true_positives(slot, overlaps, valid, list(thresholds))  # (T, N)
+        for t, tp in zip(thresholds, tps):
             out[t].append(average_precision(tp, len(gt_rows)))
     return out
