@@ -21,6 +21,11 @@ from ..errors import UserError
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
+def shown(name) -> str:
+    """A name from someone else's file, safe on one line: as is when printable, else its repr."""
+    return name if isinstance(name, str) and name.isprintable() else repr(name)
+
+
 def _numpy_function(tail: str, name: str):
     """A function of numpy's core package: ``numpy._core`` (numpy 2) or ``numpy.core`` (1.x)."""
     for package in ("numpy._core", "numpy.core"):
@@ -82,7 +87,7 @@ class _DataUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         make = _ALLOWED.get((module, name))
         if make is None:
-            raise RefusedGlobal(f"{module}.{name}")
+            raise RefusedGlobal(shown(f"{module}.{name}"[:200]))
         return make()
 
 
@@ -102,24 +107,25 @@ def _zip_member(data: bytes, path: Path) -> tuple[bytes, list[str]]:
             pickles = [i for i in real if i.filename.lower().endswith(PICKLE_SUFFIXES)]
             if len(pickles) > 1:
                 raise UserError(f"zip holds {len(pickles)} pickles "
-                                f"({', '.join(i.filename for i in pickles)}): keep one", path)
+                                f"({', '.join(shown(i.filename) for i in pickles)}): keep one", path)
             if not pickles and len(real) == 1:  # one file without the extension: that one
                 pickles = real
             if not pickles:
-                names = ", ".join(i.filename for i in files[:5]) or "nothing"
+                names = ", ".join(shown(i.filename) for i in files[:5]) or "nothing"
                 raise UserError(f"zip holds no .pkl file (found {names})", path)
             member = pickles[0]
-            others = [i.filename for i in files if i is not member]
+            others = [shown(i.filename) for i in files if i is not member]
             warnings = []
             if others:
-                shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+                listed = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
                 warnings.append(f"{path}: zip also holds {len(others)} other entries, ignored: "
-                                f"{shown}")
+                                f"{listed}")
             return archive.read(member), warnings
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError,
             RuntimeError, EOFError, OSError, ValueError) as err:
         # a damaged, encrypted or exotic archive
-        raise UserError(f"unreadable zip ({type(err).__name__}: {err})", path) from None
+        raise UserError(f"unreadable zip ({type(err).__name__}: {shown(str(err))})", path) \
+            from None
 
 
 def read_pickle(path: str | Path) -> tuple[object, list[str]]:
@@ -144,6 +150,6 @@ def read_pickle(path: str | Path) -> tuple[object, list[str]]:
     except RecursionError:
         raise UserError("not a readable pickle (nested too deeply)", path) from None
     except Exception as err:  # noqa: BLE001 - anything raised while decoding untrusted bytes
-        message = str(err).splitlines()[0][:200] if str(err) else ""
+        message = shown(str(err)[:200])
         raise UserError(f"not a readable pickle ({type(err).__name__}: {message})", path) \
             from None

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..labels import LABEL_TYPES, LabelSpace
-from .safe_pickle import read_pickle
+from .safe_pickle import read_pickle, shown
 from .video_map import TubeSet
 
 FAILS, MISSCORED, SUSPICIOUS = "fails", "misscored", "suspicious"
@@ -332,12 +332,12 @@ def check_submission(submission, videos: list[str], labels: LabelSpace,
             continue
         missing = [v for v in videos if v not in per_video]
         if missing:
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            add(FAILS, "videos", label_type, f"{len(missing)} videos missing: {shown}")
+            listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            add(FAILS, "videos", label_type, f"{len(missing)} videos missing: {listed}")
         extra = [v for v in per_video if v not in wanted]
         if extra:
             add(SUSPICIOUS, "extra videos", label_type, f"{len(extra)} videos not evaluated (not "
-                f"in the annotation/list): {', '.join(map(str, extra[:5]))}")
+                f"in the annotation/list): {', '.join(map(shown, extra[:5]))}")
         check = _Tubes(label_type, videos, labels.num_classes(label_type), labels.eval_size,
                        require_contiguous, numf)
         for vi, video in enumerate(videos):
