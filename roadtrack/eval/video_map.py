@@ -56,12 +56,15 @@ def truth_tubes(anno: Annotation, videos: list[str], label_type: str) -> TubeSet
         if not tubes:
             continue
         rows = np.concatenate([t.rows for t in tubes])  # every tube's rows, one gather
-        cut = np.cumsum([len(t.rows) for t in tubes])[:-1]
+        ends = np.cumsum([len(t.rows) for t in tubes]).tolist()
+        spans = list(zip([0] + ends[:-1], ends))
+        frames = video.frames[rows].astype(np.int64)
+        boxes = scale_boxes(video.boxes[rows], width, height)
         out.video += [vi] * len(tubes)
         out.label += [t.label for t in tubes]
         out.score += [0.0] * len(tubes)
-        out.frames += np.split(video.frames[rows].astype(np.int64), cut)
-        out.boxes += np.split(scale_boxes(video.boxes[rows], width, height), cut)
+        out.frames += [frames[a:b] for a, b in spans]
+        out.boxes += [boxes[a:b] for a, b in spans]
     return out
 
 
