@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..labels import LABEL_TYPES, LabelSpace
-from .safe_pickle import read_pickle, shown
+from .safe_pickle import shown
 from .video_map import TubeSet
 
 FAILS, MISSCORED, SUSPICIOUS = "fails", "misscored", "suspicious"
@@ -61,11 +61,6 @@ class SubmissionCheck:
     def problems(self) -> list[Finding]:
         """What ``validate`` fails on: the scorer fails or mis-scores."""
         return self.of(FAILS, MISSCORED)
-
-
-def load_pickle(path: str | Path) -> object:
-    """A submission (or frame detections) pickle, or a zip holding one; see :mod:`.safe_pickle`."""
-    return read_pickle(path)[0]
 
 
 _FLOATS = (float, np.float64, np.float32)  # the usual scores, checked without the ABC
