@@ -81,9 +81,12 @@ def tubes(draw, videos_numf: int = NUMF, scorable_only: bool = False):
 def _numbers(tube, key: str, ndim: int) -> np.ndarray | None:
     """The field as a float array when it still is one (an earlier change may have broken it)."""
     try:
-        value = np.asarray(tube.get(key), dtype=np.float64)
+        value = np.asarray(tube.get(key))
     except (TypeError, ValueError, OverflowError):
         return None
+    if value.dtype.kind not in "iuf":
+        return None
+    value = value.astype(np.float64)
     ok = value.ndim == ndim and len(value) > 0 and (ndim == 1 or value.shape[1] == 4)
     return value if ok else None
 

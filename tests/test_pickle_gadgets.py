@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import io
 import pickle
 import pickletools
@@ -18,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
-from roadtrack.eval.safe_pickle import ALLOWED_GLOBALS, loads
+from roadtrack.errors import UserError
+from roadtrack.eval.safe_pickle import ALLOWED_GLOBALS, loads, read_pickle
 
 from .road_helpers import annotation, moving_object, write_json
 
@@ -321,3 +323,20 @@ def test_protocol_0_and_2_submissions_validate(tmp_path, anno, proto):
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["eval", "road", "--anno", str(anno), "--pred", str(path)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_damaged_bytearray_length_is_one_line(tmp_path, capsys):
+    """Found by fuzzing: CPython also prints an internal SystemError when it frees the
+    half-read bytearray (after the MemoryError is raised)."""
+    data = pickle.dumps({"b": np.arange(3.0)}, protocol=5)
+    at = data.index(b"\x96")  # BYTEARRAY8: an absurd length follows
+    path = tmp_path / "x.pkl"
+    path.write_bytes(data[:at + 1] + b"\x0e\x82\xae\xf8\xb9\x96" + data[at + 1:])
+    message = ""
+    try:
+        read_pickle(path)
+    except UserError as err:
+        message = str(err)
+    gc.collect()  # the exception, its frames and whatever they held are gone
+    assert message.endswith("not a readable pickle (MemoryError: )")
+    assert capsys.readouterr().err == ""

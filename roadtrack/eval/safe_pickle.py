@@ -9,6 +9,7 @@ reading a submission never runs code. Persistent ids are refused by the base cla
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib
 import io
 import pickle
@@ -93,7 +94,15 @@ class _DataUnpickler(pickle.Unpickler):
 
 def loads(data: bytes) -> object:
     """Unpickle bytes with the allow-list (raises :class:`RefusedGlobal` for anything else)."""
-    return _DataUnpickler(io.BytesIO(data)).load()
+    # CPython's unpickler prints "SystemError: deallocated bytearray object has exported
+    # buffers" on stderr when a damaged BYTEARRAY8 length cannot be allocated; the MemoryError
+    # it then raises is what the caller reports, on one line
+    with contextlib.redirect_stderr(io.StringIO()):
+        unpickler = _DataUnpickler(io.BytesIO(data))
+        try:
+            return unpickler.load()
+        finally:
+            del unpickler  # freed here, with its half-built stack, while stderr is redirected
 
 
 def _zip_member(data: bytes, path: Path) -> tuple[bytes, list[str]]:
