@@ -340,3 +340,35 @@ def test_a_damaged_bytearray_length_is_one_line(tmp_path, capsys):
     gc.collect()  # the exception, its frames and whatever they held are gone
     assert message.endswith("not a readable pickle (MemoryError: )")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("flags", [b"63", b"1"])
+def test_a_dtype_state_numpy_would_trust_is_refused(tmp_path, flags):
+    """numpy's dtype.__setstate__ trusts its state: a float64 claiming to hold Python objects
+    (flags 63) or other flags would make arrays numpy then mishandles; only numpy's own state
+    for a plain dtype is accepted."""
+    data = pickle.dumps({"boxes": np.arange(8.0).reshape(2, 4)}, protocol=0)
+    assert data.count(b"I-1\nI-1\nI0\ntp") == 1  # the dtype's state ends with its flags
+    path = tmp_path / "x.pkl"
+    path.write_bytes(data.replace(b"I-1\nI-1\nI0\ntp", b"I-1\nI-1\nI" + flags + b"\ntp"))
+    with pytest.raises(UserError, match=r"refusing to load numpy.dtype\('f8'\) with the state"):
+        read_pickle(path)
+    assert not np.dtype("f8").hasobject and np.arange(3.0).copy().sum() == 3.0
+
+
+def test_a_damaged_dtype_state_leaves_numpy_working(tmp_path):
+    """Found by fuzzing: an EMPTY_DICT spliced into a dtype's state made numpy's setstate fail
+    half-way, and later float64 work in the process raised 'get_clear_loop not set'."""
+    sub = {"agent": {"v": [{"label_id": 0, "score": 0.5, "frames": np.arange(6, 11),
+                            "boxes": np.tile([0.0, 0.0, 5.0, 5.0], (5, 1))}]}}
+    data = pickle.dumps(sub, protocol=0)
+    at = data.index(b"I-1\nI-1\nI0\ntp") + len(b"I-1\nI-1\nI0\n")
+    path = tmp_path / "x.pkl"
+    path.write_bytes(data[:at] + b"}" + data[at:])
+    messages = []
+    for _ in range(2):
+        with pytest.raises(UserError) as caught:
+            read_pickle(path)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "0x" not in messages[0]  # the same line each time
+    assert np.tile(np.arange(4.0), (3, 1)).copy().sum() == 18.0
