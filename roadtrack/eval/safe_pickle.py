@@ -116,18 +116,18 @@ class _ArrayBuilder:
     def __setstate__(self, state):
         if type(state) is not tuple or len(state) not in (4, 5):
             raise RefusedGlobal("a numpy array with an odd state")
-        dtype = state[-3]
+        *head, dtype, fortran, raw = state  # ([version,] shape, dtype, is_fortran, data)
         if type(dtype) is not _DtypeSpec:
             raise RefusedGlobal(f"a numpy array of dtype {type(dtype).__name__}")
         dtype = dtype._real or dtype.real()
-        raw = state[-1]
         if dtype.hasobject:
             raw = _resolve(raw, {})  # the items of an object array
-        array = _numpy_function("multiarray", "_reconstruct")(np.ndarray, (0,), b"b")
-        array.__setstate__(state[:-3] + (dtype, state[-2], raw))
+        array = _NP_RECONSTRUCT(np.ndarray, (0,), b"b")
+        array.__setstate__((*head, dtype, fortran, raw))
         self.array = array
 
 
+_NP_RECONSTRUCT = _numpy_function("multiarray", "_reconstruct")
 _NDARRAY = object()  # what the pickle gets for numpy.ndarray: only _reconstruct's first argument
 
 
