@@ -373,13 +373,16 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
 def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, frame_top_k,
               frame_min_score, json_path, plots_dir):
     """Video-mAP (agent, action, loc, duplex, triplet) and frame-mAP@0.5 as the ROAD++
-    challenge scores them, per class and overall, plus the challenge score."""
+    challenge scores them, per class and overall, plus the challenge score. Scores whatever the
+    official scorer scores (what `validate` lists become warnings); exit 2 when it would fail."""
     from .eval.road import evaluate_road, format_report, to_json
     from .io.atomic import write_json_atomic
 
     result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=subset,
                            thresholds=_thresholds(thresholds), protocol=protocol,
                            frame_top_k=frame_top_k, frame_min_score=frame_min_score)
+    for line in result.warnings:
+        click.echo(f"roadtrack: warning: {line}", err=True)
     click.echo(format_report(result))
     if json_path is not None:
         write_json_atomic(json_path, to_json(result), indent=1)
@@ -399,22 +402,22 @@ def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, fra
                    "name per line, or names joined by commas.")
 @click.option("--subset", default=None, help="With --anno: only videos of this split.")
 def validate(submission, anno, videos_file, subset):
-    """Check a ROAD++ submission pickle against every rule the scorer relies on; lists all
-    problems and exits non-zero when there is any."""
+    """Check a ROAD++ submission pickle (or zip) against every rule the official scorer relies
+    on. Lists every problem (the scorer fails on it or mis-scores it) and exits 1 when there is
+    any; warnings (scored, but odd) do not fail. Exit 2: unreadable or unsafe file."""
     from .eval.validate import validate_file
 
     if (anno is None) == (videos_file is None):
         raise UserError("give exactly one of --anno and --videos")
-    problems, warnings, summary = validate_file(submission, anno=anno, videos_file=videos_file,
-                                                subset=subset)
-    for line in warnings:
-        click.echo(f"warning: {line}", err=True)
-    for line in problems:
+    result = validate_file(submission, anno=anno, videos_file=videos_file, subset=subset)
+    for line in result.warnings:
+        click.echo(f"roadtrack: warning: {line}", err=True)
+    for line in result.problems:
         click.echo(f"{submission}: {line}", err=True)
-    if problems:
-        click.echo(f"{submission}: {len(problems)} problems", err=True)
+    if result.problems:
+        click.echo(result.summary, err=True)
         sys.exit(1)
-    click.echo(summary)
+    click.echo(result.summary)
 
 
 @main.command()

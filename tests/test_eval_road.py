@@ -222,7 +222,7 @@ def test_cli_plots(tmp_path, small_gt):
     assert all((plots / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
-def test_cli_refuses_broken_submissions_with_every_problem(tmp_path, synthetic):
+def test_cli_refuses_what_the_official_scorer_fails_on_in_one_line(tmp_path, synthetic):
     data = json.loads(synthetic["anno"].read_text())
     sub = B.make_submission(data, seed=6, types=["agent"])
     videos = sorted(sub["agent"])
@@ -230,15 +230,145 @@ def test_cli_refuses_broken_submissions_with_every_problem(tmp_path, synthetic):
     tube = sub["agent"][videos[1]][0]
     tube["boxes"] = tube["boxes"].copy()
     tube["boxes"][0, 0] = np.nan
-    sub["agent"][videos[1]][1]["label_id"] = "car"
+    sub["agent"][videos[1]][1]["label_id"] = "car"  # the scorer ignores it: not a failure
     bad = write_pickle(tmp_path / "bad.pkl", sub)
     result = CliRunner().invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]),
                                        "--pred", str(bad), "--json", str(tmp_path / "x.json")])
     assert result.exit_code == 2
-    assert "Traceback" not in result.output
-    assert "1 videos missing" in result.output and "NaN" in result.output
-    assert "label_id 'car'" in result.output
+    assert result.output.splitlines() == [
+        (f"roadtrack: error: {bad}: the official scorer fails on this submission (2 problems, "
+        f"first: agent: 1 videos missing: {videos[0]}); `roadtrack validate` lists them all")]
     assert not (tmp_path / "x.json").exists()
+    result = CliRunner().invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]),
+                                       "--pred", str(write_pickle(tmp_path / "none.pkl", None))])
+    assert result.exit_code == 2 and "top level is a NoneType" in result.output
+
+
+def _perturbed(data: dict) -> dict:
+    """A submission with everything the official scorer scores although validate objects."""
+    sub = B.make_submission(data, seed=6)
+    videos = sorted(sub["agent"])
+    agent = [t for v in videos for t in sub["agent"][v]]
+    for i, tube in enumerate(agent):
+        tube["boxes"] = tube["boxes"].copy()
+        if i % 3 == 0:  # a few pixels outside the frame, as real detectors give
+            tube["boxes"][:, 1] -= 3
+            tube["boxes"][:, 2] += 5
+        elif i % 3 == 1:
+            tube["boxes"][0] = [100, -3, 845, 200]
+            tube["boxes"][-1, 2] = 840.4
+        else:  # wholly outside (empty once clipped), and flipped
+            tube["boxes"][0] = [845, 10, 900, 50]
+            tube["boxes"][-1] = tube["boxes"][-1, [2, 1, 0, 3]]
+    loc = sub["loc"][videos[1]]
+    loc[0]["label_id"] = 99  # no class: ignored
+    loc[1]["label_id"] = "car"
+    loc[2]["label_id"] = 2.5
+    loc[3]["label_id"] = float(loc[3]["label_id"])  # 4.0 is class 4
+    loc[4]["score"] = float("nan")  # ranked last
+    trip = sorted(sub["triplet"][videos[2]], key=lambda t: -len(t["frames"]))
+    keep = np.r_[0:3, 5:len(trip[0]["frames"])]  # a gap: boxes compared by position
+    trip[0]["frames"], trip[0]["boxes"] = trip[0]["frames"][keep], trip[0]["boxes"][keep]
+    trip[0]["scores"] = trip[0]["scores"][keep][:-1]  # per-frame scores: not used
+    trip[1]["frames"] = trip[1]["frames"] - trip[1]["frames"][0]  # starts at frame 0
+    numf = data["db"][videos[2]]["numf"]
+    span = np.arange(numf - 4, numf + 3)  # past the last frame
+    trip[2].update(frames=span, boxes=np.tile([100.0, 100, 200, 200], (len(span), 1)))
+    trip[2].pop("scores")
+    trip[3]["label_id"] = np.int8(trip[3]["label_id"])
+    sub["Agent"] = {}  # not a label type: not scored
+    return sub
+
+
+def test_scores_what_the_official_scorer_scores_with_its_numbers(tmp_path, synthetic):
+    data = json.loads(synthetic["anno"].read_text())
+    pred = write_pickle(tmp_path / "odd.pkl", _perturbed(data))
+    result = evaluate_road(synthetic["anno"], pred=pred)
+    ref = B.reference_evaluate(synthetic["anno"], pred, None)
+    assert B.max_difference(to_json(result), ref) <= 1e-6
+    text = "\n".join(result.warnings)
+    for kind in ("partly outside the 840x600 frame (scored unclipped", "wholly outside",
+                 "without x1 < x2", ("label_id 99 is no class 0..15: the scorer ignores the tube; "
+                 "and 2 more like it"),
+                 "label_id 4.0 is not an integer (scored as class 4)", "score nan",
+                 "frame 0 is not 1-based", "gap after frame", "per-frame scores",
+                 "past the video's last frame", "unknown label type 'Agent'"):
+        assert kind in text, kind
+    assert all(w.startswith(f"{pred}: ") for w in result.warnings)
+    cli = CliRunner().invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]), "--pred",
+                                    str(pred)])
+    assert cli.exit_code == 0, cli.output
+    assert sum(ln.startswith(f"roadtrack: warning: {pred}: ") for ln in
+               cli.output.splitlines()) == len(result.warnings)
+    valid = CliRunner().invoke(main, ["validate", str(pred), "--anno", str(synthetic["anno"])])
+    assert valid.exit_code == 1 and "the official scorer fails on 0, mis-scores 11" in valid.output
+    assert "label_id 'car' is no class" in valid.output and "label_id 2.5 is no" in valid.output
+
+
+def test_boxes_out_of_the_frame_are_scored_as_given(tmp_path, synthetic):
+    """Only boxes a few pixels outside: every AP as the official code gives, validate passes."""
+    data = json.loads(synthetic["anno"].read_text())
+    sub = B.make_submission(data, seed=6, types=["agent"])
+    for tubes in sub["agent"].values():
+        for tube in tubes:
+            tube["boxes"] = tube["boxes"] + [-3.0, -2.0, 4.5, 0.4]
+            tube["boxes"][0] = [100, -3, 845, 200]  # the issue's examples
+            tube["boxes"][-1, 2] = 840.4
+    pred = write_pickle(tmp_path / "out.pkl", sub)
+    ours = to_json(evaluate_road(synthetic["anno"], pred=pred))
+    assert B.max_difference(ours, B.reference_evaluate(synthetic["anno"], pred, None)) <= 1e-6
+    result = CliRunner().invoke(main, ["validate", str(pred), "--anno", str(synthetic["anno"])])
+    assert result.exit_code == 0, result.output
+    assert "partly outside the 840x600 frame" in result.output
+    # not clipped: a box reaching 40 px left of the frame has ST-IoU 169/209 with its truth
+    anno = write_json(tmp_path / "a.json", annotation({"v1": {"numf": 3, "objects": [
+        moving_object("a", 1, 3, x=0.0, speed=0.0)]}}))
+    car = roadpp().index("agent", "Car")
+    for x1, ap in ((-40.0, 0.0), (0.0, 100.0)):
+        tube = {"label_id": car, "score": 0.9, "frames": [1, 2, 3],
+                "boxes": np.tile([x1, 120.0, 168.0, 240.0], (3, 1))}
+        one = write_pickle(tmp_path / "one.pkl", {"agent": {"v1": [tube]}})
+        out = to_json(evaluate_road(anno, pred=one, thresholds=[0.8, 0.9]))
+        assert out["video_map"]["agent"]["0.8"]["ap"][car] == pytest.approx(100.0)
+        assert out["video_map"]["agent"]["0.9"]["ap"][car] == pytest.approx(ap)
+        assert B.max_difference(out, B.reference_evaluate(anno, one, None, None, [0.8, 0.9])) \
+            <= 1e-6
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_uses_its_one_pickle_and_names_the_rest(tmp_path, synthetic):
+    import pickle
+
+    sub = synthetic["pred"].read_bytes()
+    good = _zip(tmp_path / "s.zip", {"README.md": b"team x", "__MACOSX/._submission.pkl": b"x",
+                                     "submission.pkl": sub})
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]), "--pred",
+                                  str(good), "--json", str(tmp_path / "z.json")])
+    assert result.exit_code == 0, result.output
+    assert (f"roadtrack: warning: {good}: zip also holds 2 other entries, ignored: README.md, "
+            "__MACOSX/._submission.pkl") in result.output
+    direct = to_json(evaluate_road(synthetic["anno"], pred=synthetic["pred"]))
+    assert json.loads((tmp_path / "z.json").read_text())["video_map"] == \
+        json.loads(json.dumps(direct["video_map"]))
+    dets = _zip(tmp_path / "d.zip", {"dets.pkl": synthetic["stacked"].read_bytes(),
+                                     "notes.txt": b""})
+    result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]),
+                                  "--frame-dets", str(dets)])
+    assert result.exit_code == 0 and "ignored: notes.txt" in result.output
+    two = _zip(tmp_path / "two.zip", {"a.pkl": sub, "b/b.pkl": pickle.dumps({})})
+    result = runner.invoke(main, ["validate", str(two), "--anno", str(synthetic["anno"])])
+    assert result.exit_code == 2
+    assert result.output == (f"roadtrack: error: {two}: zip holds 2 pickles (a.pkl, b/b.pkl): "
+                             "keep one\n")
 
 
 @pytest.mark.parametrize("content,message", [
@@ -290,8 +420,8 @@ def test_cli_bad_frame_dets_and_options(tmp_path, synthetic):
 
 def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
     """Synthetic dataset -> tracks and events from ground truth -> submit -> validate -> eval."""
-    from roadtrack.events.stage import run_events
     from roadtrack.events.config import EventsConfig
+    from roadtrack.events.stage import run_events
 
     anno = load_annotation(synth_anno_path)
     run = tmp_path / "run"

@@ -341,7 +341,7 @@ def reference_evaluate(anno_path, sub_path=None, dets_path=None, subset=None,
                     groups, boxes, scores = [], [], []
                     for v in videos:
                         for tube in submission[t][v]:
-                            if int(tube["label_id"]) == c:
+                            if tube["label_id"] == c:  # the official test: 1.0 is 1, 1.5 none
                                 groups.append(v)
                                 boxes.append(([int(x) for x in tube["frames"]],
                                               [list(map(float, b)) for b in tube["boxes"]]))

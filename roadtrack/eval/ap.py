@@ -30,38 +30,40 @@ def rank(scores: np.ndarray) -> np.ndarray:
 
 
 def greedy_true_positives(slot: np.ndarray, overlaps: np.ndarray, valid: np.ndarray,
-                          threshold: float) -> np.ndarray:
+                          threshold) -> np.ndarray:
     """Greedy matching of ranked detections against the ground truth of their group.
 
     slot: (N,) group of each detection in rank order, -1 when its group has no ground truth;
     overlaps: (N, M) overlap of each detection with the M padded ground truths of its group;
-    valid: (G, M) which padded ground truths exist. Returns (N,) bool true positives.
+    valid: (G, M) which padded ground truths exist; threshold: a float, or (T,) thresholds
+    matched independently in one pass. Returns (N,) bool true positives, or (T, N).
 
     Detections are processed in rounds: round r takes the r-th ranked detection of every group at
     once, which keeps the official per-detection order inside each group (groups never interact).
     """
+    thresholds = np.atleast_1d(np.asarray(threshold, dtype=np.float64))  # (T,)
     num = len(slot)
-    tp = np.zeros(num, dtype=bool)
+    tp = np.zeros((len(thresholds), num), dtype=bool)
     inside = np.flatnonzero(slot >= 0)
-    if inside.size == 0 or valid.size == 0:
-        return tp
-    remaining = valid.copy()
-    by_group = inside[np.argsort(slot[inside], kind="stable")]
-    groups = slot[by_group]
-    starts = np.r_[0, np.flatnonzero(np.diff(groups)) + 1]
-    lengths = np.diff(np.r_[starts, len(by_group)])
-    round_of = np.arange(len(by_group)) - np.repeat(starts, lengths)
-    order = np.argsort(round_of, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(round_of))]
-    for r in range(len(bounds) - 1):
-        rows = by_group[order[bounds[r]:bounds[r + 1]]]  # at most one detection per group
-        g = slot[rows]
-        cand = np.where(remaining[g], overlaps[rows], -1.0)  # (k, M)
-        best = np.argmax(cand, axis=1)
-        hit = cand[np.arange(len(rows)), best] >= threshold
-        tp[rows[hit]] = True
-        remaining[g[hit], best[hit]] = False
-    return tp
+    if inside.size and valid.size:
+        remaining = np.repeat(valid[None], len(thresholds), axis=0)  # (T, G, M)
+        by_group = inside[np.argsort(slot[inside], kind="stable")]
+        groups = slot[by_group]
+        starts = np.flatnonzero(np.diff(groups, prepend=-1))
+        lengths = np.diff(starts, append=len(by_group))
+        round_of = np.arange(len(by_group)) - np.repeat(starts, lengths)
+        order = np.argsort(round_of, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(round_of))))
+        for r in range(len(bounds) - 1):
+            rows = by_group[order[bounds[r]:bounds[r + 1]]]  # at most one detection per group
+            g = slot[rows]
+            cand = np.where(remaining[:, g], overlaps[rows], -1.0)  # (T, k, M)
+            best = np.argmax(cand, axis=2)  # (T, k)
+            value = np.take_along_axis(cand, best[..., None], axis=2)[..., 0]
+            t, k = np.nonzero(value >= thresholds[:, None])
+            tp[t, rows[k]] = True
+            remaining[t, g[k], best[t, k]] = False
+    return tp if np.ndim(threshold) else tp[0]
 
 
 def average_precision(tp_ranked: np.ndarray, num_positives: int) -> ClassResult:
@@ -74,8 +76,8 @@ def average_precision(tp_ranked: np.ndarray, num_positives: int) -> ClassResult:
     tps = np.cumsum(tp_ranked, dtype=np.float64)
     precision = tps / np.arange(1, n + 1, dtype=np.float64)
     recall = tps / positives
-    p = np.r_[1.0, precision]
-    r = np.r_[0.0, recall]
+    p = np.concatenate(([1.0], precision))
+    r = np.concatenate(([0.0], recall))
     ap = float(np.sum((r[1:] - r[:-1]) * (p[1:] + p[:-1]) / 2.0) * 100.0)
     return ClassResult(ap, precision, recall, int(num_positives), n)
 

@@ -76,28 +76,30 @@ def build_frame_truth(anno: Annotation, videos: list[str]) -> FrameTruth:
                       labels=out_labels)
 
 
-def class_ap(truth_frame: np.ndarray, truth_boxes: np.ndarray, det_frame: np.ndarray,
-             det_boxes: np.ndarray, det_scores: np.ndarray, num_frames: int,
-             threshold: float) -> ClassResult:
-    """AP of one class: ground truth (G,) frame, (G, 4) boxes; detections in pooled order."""
-    order = rank(det_scores)
-    frame = det_frame[order]
-    boxes = det_boxes[order]
+def class_ap(truth_frame: np.ndarray, truth_boxes: np.ndarray, dets: FrameDetections,
+             rows: np.ndarray, num_frames: int, threshold: float) -> ClassResult:
+    """AP of one class: ground truth (G,) frame, (G, 4) boxes; detection ``rows`` (K,) of
+    ``dets`` in pooled order."""
+    rows = rows[rank(dets.scores[rows])]  # (K,) in rank order
+    frame = dets.frame[rows]
+    is_used = np.zeros(num_frames, dtype=bool)
+    is_used[truth_frame] = True
+    used = np.flatnonzero(is_used)  # frames with ground truth of the class, ascending
     slot_of_frame = np.full(num_frames, -1, dtype=np.int64)
-    used = np.unique(truth_frame)
     slot_of_frame[used] = np.arange(len(used))
     group = slot_of_frame[truth_frame]
     position, valid = pad_groups(group, len(used))
     padded = np.zeros(valid.shape + (4,))
     padded[group, position] = truth_boxes
-    slot = slot_of_frame[frame] if len(frame) else np.zeros(0, dtype=np.int64)
-    overlaps = np.full((len(frame), valid.shape[1]), -1.0)
-    inside = np.flatnonzero(slot >= 0)
-    if inside.size and valid.shape[1]:
-        m = valid.shape[1]
-        ious = iou_pairs(np.repeat(boxes[inside], m, axis=0), padded[slot[inside]].reshape(-1, 4))
-        overlaps[inside] = np.where(valid[slot[inside]], ious.reshape(-1, m), -1.0)
-    tp = greedy_true_positives(slot, overlaps, valid, threshold)
+    inside = np.flatnonzero(slot_of_frame[frame] >= 0)  # only these can match
+    slot = slot_of_frame[frame[inside]]
+    m = valid.shape[1]
+    tp = np.zeros(len(rows), dtype=bool)
+    if inside.size and m:
+        boxes = dets.boxes[rows[inside]]  # (I, 4)
+        ious = iou_pairs(np.repeat(boxes, m, axis=0), padded[slot].reshape(-1, 4))
+        overlaps = np.where(valid[slot], ious.reshape(-1, m), -1.0)  # (I, m)
+        tp[inside] = greedy_true_positives(slot, overlaps, valid, threshold)
     return average_precision(tp, len(truth_frame))
 
 
@@ -108,14 +110,15 @@ def level_ap(truth: FrameTruth, level: str, dets: FrameDetections,
     gt_rows, gt_class = np.nonzero(truth.labels[level])  # row-major: rows ascending per class
     gt_by_class = gt_rows[np.argsort(gt_class, kind="stable")]
     gt_bounds = np.searchsorted(np.sort(gt_class), np.arange(num_classes + 1))
-    by_class = np.argsort(dets.label, kind="stable")
-    bounds = np.searchsorted(dets.label[by_class], np.arange(num_classes + 1))
+    # a stable sort keeps the pooled order inside each class; int16 sorts by radix
+    small = dets.label.astype(np.int16 if num_classes < 2 ** 15 else np.int64)
+    by_class = np.argsort(small, kind="stable")
+    bounds = np.searchsorted(small[by_class], np.arange(num_classes + 1))
     results = []
     for c in range(num_classes):
-        rows = by_class[bounds[c]:bounds[c + 1]]
         gt = gt_by_class[gt_bounds[c]:gt_bounds[c + 1]]
-        results.append(class_ap(truth.frame[gt], truth.boxes[gt], dets.frame[rows],
-                                dets.boxes[rows], dets.scores[rows], len(truth.keys), threshold))
+        results.append(class_ap(truth.frame[gt], truth.boxes[gt], dets,
+                                by_class[bounds[c]:bounds[c + 1]], len(truth.keys), threshold))
     return results
 
 

@@ -25,9 +25,8 @@ import numpy as np
 from ..boxes import scale_boxes
 from ..errors import UserError
 from ..io.artifacts import artifact_path, finished_videos, load_stage
-from ..labels import LABEL_TYPES, LabelSpace
+from ..labels import LabelSpace
 from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
-from .video_map import TubeSet
 
 
 def _level_classes(labels: LabelSpace, level: str) -> int:
@@ -44,15 +43,24 @@ def _frame_arrays(value, num_classes: int) -> list[np.ndarray]:
 def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
     """(kept frame indices, rows per class (F*C,), (R, 5) table) in the dict's order.
 
-    The fast path concatenates everything at once; any shape surprise falls back to checking
+    The fast paths concatenate everything at once; any shape surprise falls back to checking
     frame by frame (which names the frame when it is really broken).
     """
-    frames, counts, blocks = [], [], []
+    frames, values = [], []
+    index = truth.index
     for key, value in per_frame.items():
-        fi = truth.index.get(key)
-        if fi is None:
-            continue
-        frames.append(fi)
+        fi = index.get(key)
+        if fi is not None:
+            frames.append(fi)
+            values.append(value)
+    shape = getattr(values[0], "shape", None) if values else None
+    if shape is not None and len(shape) == 3 and shape[0] == num_classes and shape[2] == 5 \
+            and all(type(v) is np.ndarray and v.shape == shape for v in values):
+        # every frame one (C, k, 5) array with the same k: (F*C, k, 5) -> class-major rows
+        table = np.concatenate(values).reshape(-1, 5).astype(np.float64, copy=False)
+        return frames, np.full(len(values) * num_classes, shape[1], dtype=np.int64), table
+    counts, blocks = [], []
+    for value in values:
         if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[0] == num_classes:
             blocks.append(value.reshape(-1, value.shape[2]))  # (C, k, 5) -> class-major rows
             counts.extend([value.shape[1]] * num_classes)
@@ -60,8 +68,9 @@ def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
             blocks.extend(value)
             counts.extend(map(len, value))
         else:
-            raise ValueError(key)
-    table = np.concatenate(blocks).astype(np.float64) if blocks else np.zeros((0, 5))
+            raise ValueError
+    table = np.concatenate(blocks).astype(np.float64, copy=False) if blocks else \
+        np.zeros((0, 5))
     if table.ndim != 2 or table.shape[1] != 5 or len(table) != sum(counts):
         raise ValueError
     return frames, counts, table
@@ -76,7 +85,7 @@ def _pool_level_checked(per_frame: dict, truth: FrameTruth, num_classes: int, le
             continue
         try:
             arrays = _frame_arrays(value, num_classes)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise UserError(f"frame detections: {level}[{key!r}] is not {num_classes} "
                             "(k, 5) arrays of x1 y1 x2 y2 score", path) from None
         frames.append(fi)
@@ -102,7 +111,7 @@ def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
         num_classes = _level_classes(labels, level)
         try:
             frames, counts, table = _pool_level(per_frame, truth, num_classes)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             frames, counts, table = _pool_level_checked(per_frame, truth, num_classes, level,
                                                         path)
         if not np.isfinite(table).all():
@@ -188,20 +197,6 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
         if chunks:
             f, l, b, s = (np.concatenate(x) for x in zip(*chunks))
             out[level] = FrameDetections(frame=f, label=l, boxes=b.reshape(-1, 4), scores=s)
-    return out
-
-
-def tubes_from_submission(submission: dict, videos: list[str]) -> dict[str, TubeSet]:
-    """Pooled tubes per label type (videos in the given order, tubes in list order)."""
-    out = {}
-    for label_type in LABEL_TYPES:
-        if label_type not in submission:
-            continue
-        tubes = TubeSet()
-        for vi, video in enumerate(videos):
-            for tube in submission[label_type].get(video, []):
-                tubes.add(vi, tube["label_id"], tube["score"], tube["frames"], tube["boxes"])
-        out[label_type] = tubes
     return out
 
 

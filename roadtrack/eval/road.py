@@ -1,7 +1,7 @@
 """``roadtrack eval road``: video-mAP and frame-mAP of a submission or a run (ROADPP.md §5)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +13,9 @@ from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
 from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
-from .inputs import (
-    frame_dets_from_pickle,
-    frame_dets_from_run,
-    submission_from_run,
-    tubes_from_submission,
-)
-from .submission import load_pickle, require_valid
+from .inputs import frame_dets_from_pickle, frame_dets_from_run, submission_from_run
+from .safe_pickle import read_pickle
+from .submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from .video_map import PROTOCOLS, truth_tubes, video_ap
 
 CHALLENGE_TYPES = ("agent", "triplet")
@@ -35,6 +31,7 @@ class RoadResult:
     thresholds: list[float]
     video: dict[str, dict[float, list[ClassResult]]]  # type -> threshold -> per class
     frame: dict[str, list[ClassResult]]  # level -> per class
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file
 
 
 def mean_ap(results: list[ClassResult]) -> float:
@@ -53,6 +50,10 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
     A run gives video-mAP when it has event artifacts and frame-mAP when it has detection
     artifacts (each then needed for every evaluated video); of a run's detections, per frame and
     class the ``frame_top_k`` best reaching ``frame_min_score`` are scored.
+
+    A submission is scored as the official scorer scores it (boxes as given, a tube whose label
+    is no class ignored, ...), what ``validate`` lists becoming ``warnings``; one the official
+    scorer fails on is refused.
     """
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
@@ -69,18 +70,18 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
                         anno.path)
     labels = anno.labels
     thresholds = sorted({float(t) for t in thresholds})
-    submission, sub_path = None, None
+    warnings: list[str] = []
+    tubes = {}
     if pred is not None:
-        submission, sub_path = load_pickle(pred), pred
+        submission, notes = read_pickle(pred)
+        warnings += notes
+        tubes = scored_tubes(submission, anno, videos, protocol, pred, warnings)
     elif run is not None:
-        submission, sub_path = submission_from_run(run, videos), run
+        submission = submission_from_run(run, videos)
         if submission is None and not finished_videos(run, "detections"):
             raise UserError("run has neither detections/ nor events/ artifacts", run)
-    tubes = {}
-    if submission is not None:
-        require_valid(submission, videos, labels, sub_path,
-                      require_contiguous=protocol == "official")
-        tubes = tubes_from_submission(submission, videos)
+        if submission is not None:
+            tubes = scored_tubes(submission, anno, videos, protocol, run, warnings)
     video_results = {}
     for label_type, dets in tubes.items():
         video_results[label_type] = video_ap(dets, truth_tubes(anno, videos, label_type),
@@ -90,11 +91,30 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
     if frame_dets is not None or (run is not None and finished_videos(run, "detections")):
         truth = build_frame_truth(anno, videos)
         if frame_dets is not None:
-            dets = frame_dets_from_pickle(load_pickle(frame_dets), truth, labels, frame_dets)
+            raw, notes = read_pickle(frame_dets)
+            warnings += notes
+            dets = frame_dets_from_pickle(raw, truth, labels, frame_dets)
         else:
             dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
         frame_results = frame_map(truth, dets, frame_threshold)
-    return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results)
+    return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results,
+                      warnings)
+
+
+def scored_tubes(submission, anno: Annotation, videos: list[str], protocol: str, path,
+                 warnings: list[str]) -> dict:
+    """The tubes the official scorer compares, per label type; refuses (one line) a submission
+    it fails on, and adds to ``warnings`` what ``validate`` would list."""
+    check = check_submission(submission, videos, anno.labels,
+                             require_contiguous=protocol == "official",
+                             numf={v: anno.videos[v].numf for v in videos})
+    fails = check.of(FAILS)
+    if fails:
+        count = f"{len(fails)} problems, first" if len(fails) > 1 else "1 problem"
+        raise UserError(f"the official scorer fails on this submission ({count}: "
+                        f"{fails[0].line()}); `roadtrack validate` lists them all", path)
+    warnings += [f"{path}: {line}" for line in summarise(check.of(MISSCORED, SUSPICIOUS))]
+    return check.tubes
 
 
 def _key(threshold: float) -> str:

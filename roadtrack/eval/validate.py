@@ -1,17 +1,29 @@
 """``roadtrack validate``: a submission pickle against the videos of an annotation or a list."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
 from ..labels import roadpp
-from .submission import check_submission, load_pickle
+from .safe_pickle import read_pickle
+from .submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
+
+
+@dataclass
+class Validation:
+    """Problems (the scorer fails or mis-scores: exit 1), warnings, and a one-line summary."""
+
+    problems: list[str]
+    warnings: list[str]
+    summary: str
 
 
 def validate_file(submission: str | Path, anno: str | Path | None = None,
                   videos_file: str | Path | None = None, subset: str | None = None
-                  ) -> tuple[list[str], list[str], str]:
-    """(problems, warnings, one-line summary) of a submission file."""
+                  ) -> Validation:
+    """Check a submission file; with ``anno`` also against each video's frame count."""
+    numf = None
     if anno is not None:
         from ..io.annotations import load_annotation
 
@@ -19,15 +31,21 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
         labels, videos = annotation.labels, annotation.split(subset)
         if not videos:
             raise UserError(f"no videos of split {subset!r}", anno)
+        numf = {v: annotation.videos[v].numf for v in videos}
     else:
         from ..io.names import read_video_list
 
         labels, videos = roadpp(), read_video_list(videos_file)
-    data = load_pickle(submission)
-    problems, warnings = check_submission(data, videos, labels)
+    data, notes = read_pickle(submission)
+    check = check_submission(data, videos, labels, numf=numf)
+    warnings = notes + [f"{submission}: {line}" for line in summarise(check.of(SUSPICIOUS))]
+    fails, misscored = check.of(FAILS), check.of(MISSCORED)
+    problems = [p.line() for p in check.problems]  # in the submission's order
     if problems:
-        return problems, warnings, ""
-    tubes = sum(len(data[t].get(v, [])) for t in data for v in videos)
-    summary = (f"{submission}: valid: {', '.join(data)} for {len(videos)} videos, "
-               f"{tubes} tubes")
-    return problems, warnings, summary
+        summary = (f"{submission}: {len(problems)} problems: the official scorer fails on "
+                   f"{len(fails)}, mis-scores {len(misscored)}")
+        return Validation(problems, warnings, summary)
+    tubes = sum(len(t) for t in check.tubes.values())
+    types = ", ".join(check.tubes)
+    return Validation([], warnings, f"{submission}: valid: {types} for {len(videos)} videos, "
+                                    f"{tubes} tubes scored")

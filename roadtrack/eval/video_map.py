@@ -52,30 +52,41 @@ def truth_tubes(anno: Annotation, videos: list[str], label_type: str) -> TubeSet
     out = TubeSet()
     for vi, name in enumerate(videos):
         video = anno.videos[name]
-        for tube in video.tubes.get(label_type, []):
-            if len(tube.rows) == 0:  # a tube without boxes can match nothing
-                continue
-            frames, boxes = video.tube_frames_boxes(tube)
-            out.add(vi, tube.label, 0.0, frames, scale_boxes(boxes, width, height))
+        tubes = [t for t in video.tubes.get(label_type, []) if len(t.rows)]  # no boxes: no match
+        if not tubes:
+            continue
+        rows = np.concatenate([t.rows for t in tubes])  # every tube's rows, one gather
+        ends = np.cumsum([len(t.rows) for t in tubes]).tolist()
+        spans = list(zip([0] + ends[:-1], ends))
+        frames = video.frames[rows].astype(np.int64)
+        boxes = scale_boxes(video.boxes[rows], width, height)
+        out.video += [vi] * len(tubes)
+        out.label += [t.label for t in tubes]
+        out.score += [0.0] * len(tubes)
+        out.frames += [frames[a:b] for a, b in spans]
+        out.boxes += [boxes[a:b] for a, b in spans]
     return out
 
 
 @dataclass
 class _Flat:
-    """Tubes concatenated: sorted keys ``tube * stride + frame``, boxes, first/last frames."""
+    """Tubes concatenated: tube and frame of each row, boxes, first/last frames; ``keys``
+    ``tube * stride + frame - base`` (sorted) once the stride is known."""
 
-    keys: np.ndarray  # (R,) int64
+    tube: np.ndarray  # (R,) int64
+    frames: np.ndarray  # (R,) int64
     boxes: np.ndarray  # (R, 4)
     first: np.ndarray  # (T,)
     last: np.ndarray  # (T,)
+    keys: np.ndarray | None = None  # (R,) int64
 
 
-def _flatten(tubes: TubeSet, stride: int) -> _Flat:
+def _flatten(tubes: TubeSet) -> _Flat:
     lengths = np.array([len(f) for f in tubes.frames], dtype=np.int64)
     frames = np.concatenate(tubes.frames) if len(tubes) else np.zeros(0, dtype=np.int64)
-    keys = np.repeat(np.arange(len(tubes), dtype=np.int64), lengths) * stride + frames
     ends = np.cumsum(lengths)
-    return _Flat(keys=keys, boxes=np.concatenate(tubes.boxes) if len(tubes) else np.zeros((0, 4)),
+    return _Flat(tube=np.repeat(np.arange(len(tubes), dtype=np.int64), lengths), frames=frames,
+                 boxes=np.concatenate(tubes.boxes) if len(tubes) else np.zeros((0, 4)),
                  first=frames[ends - lengths] if len(tubes) else frames,
                  last=frames[ends - 1] if len(tubes) else frames)
 
@@ -104,30 +115,33 @@ def st_iou(dets: TubeSet, truth: TubeSet, pd: np.ndarray, pg: np.ndarray,
     out = np.zeros(len(pd))
     if len(pd) == 0:
         return out
-    stride = max(int(f[-1]) for f in dets.frames + truth.frames) + 2
-    d, g = _flatten(dets, stride), _flatten(truth, stride)
+    d, g = _flatten(dets), _flatten(truth)
+    base = int(min(d.first.min(), g.first.min()))  # frames may start below 1
+    stride = int(max(d.last.max(), g.last.max())) - base + 2
+    d.keys = d.tube * stride + (d.frames - base)
+    g.keys = g.tube * stride + (g.frames - base)
     start = np.maximum(d.first[pd], g.first[pg])
     end = np.minimum(d.last[pd], g.last[pg])
     temporal = (end - start + 1) / (np.maximum(d.last[pd], g.last[pg])
                                     - np.minimum(d.first[pd], g.first[pg]) + 1)
     ok = end >= start
     if protocol == "official":
-        g0, f0 = _find(g.keys, pg * stride + start)
-        g1, f1 = _find(g.keys, pg * stride + end)
-        d0, f2 = _find(d.keys, pd * stride + start)
-        d1, f3 = _find(d.keys, pd * stride + end)
+        g0, f0 = _find(g.keys, pg * stride + start - base)
+        g1, f1 = _find(g.keys, pg * stride + end - base)
+        d0, f2 = _find(d.keys, pd * stride + start - base)
+        d1, f3 = _find(d.keys, pd * stride + end - base)
         ok &= f0 & f1 & f2 & f3
         # boxes by array position between the shared ends; the longer slice is cut
         counts = np.where(ok, np.minimum(g1 - g0, d1 - d0) + 1, 0)
         seg, pos = _segments(counts)
         ious = iou_pairs(d.boxes[d0[seg] + pos], g.boxes[g0[seg] + pos], plus_one=True)
     else:
-        lo = np.searchsorted(g.keys, pg * stride + start)
-        hi = np.searchsorted(g.keys, pg * stride + end, side="right")
+        lo = np.searchsorted(g.keys, pg * stride + start - base)
+        hi = np.searchsorted(g.keys, pg * stride + end - base, side="right")
         counts = np.where(ok, hi - lo, 0)
         seg, pos = _segments(counts)
         rows = lo[seg] + pos
-        frames = g.keys[rows] - pg[seg] * stride
+        frames = g.keys[rows] - pg[seg] * stride  # minus base, as in the keys
         at, found = _find(d.keys, pd[seg] * stride + frames)
         ious = np.zeros(len(rows))
         ious[found] = iou_pairs(d.boxes[at[found]], g.boxes[rows[found]], plus_one=True)
@@ -181,7 +195,7 @@ def video_ap(dets: TubeSet, truth: TubeSet, num_classes: int, num_videos: int,
         overlaps = np.full((len(ranked), valid.shape[1]), -1.0)
         pairs = by_class[bounds[c]:bounds[c + 1]]
         overlaps[rank_pos[pd[pairs]], gt_pos[pg[pairs]]] = overlap[pairs]
-        for t in thresholds:
-            tp = greedy_true_positives(slot, overlaps, valid, t)
+        tps = greedy_true_positives(slot, overlaps, valid, list(thresholds))  # (T, N)
+        for t, tp in zip(thresholds, tps):
             out[t].append(average_precision(tp, len(gt_rows)))
     return out
