@@ -8,29 +8,44 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import UserError
+from .errors import InputWarning, UserError
 
 
 class _Group(click.Group):
-    """Lists commands in the order they were added (the pipeline's order)."""
+    """Lists commands in the order they were added (the pipeline's order); prints each
+    :class:`InputWarning` as one line when it is raised."""
 
     def list_commands(self, ctx):
         return list(self.commands)
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as err:
-            click.echo(f"roadtrack: error: {err}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("roadtrack: interrupted", err=True)
-            ctx.exit(130)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            try:
+                return super().invoke(ctx)
+            except UserError as err:
+                click.echo(f"roadtrack: error: {err}", err=True)
+                ctx.exit(2)
+            except KeyboardInterrupt:
+                click.echo("roadtrack: interrupted", err=True)
+                ctx.exit(130)
+
+
+def _one_line_warning(show):
+    """``warnings.showwarning`` that prints InputWarnings as ``roadtrack: warning: ...``."""
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, InputWarning):
+            click.echo(f"roadtrack: warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+    return show_warning
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
