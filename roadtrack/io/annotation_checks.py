@@ -79,7 +79,8 @@ def check_box_coords(coords: list, where: Callable[[int], str], path) -> np.ndar
     check_types(coords, (list,), where, "'box'", expected, path)
     if not set(map(len, coords)) <= {4}:
         i = next(i for i, c in enumerate(coords) if len(c) != 4)
-        raise UserError(f"{where(i)}: 'box' has {len(coords[i])} values, not 4", path)
+        raise UserError(f"{where(i)}: 'box' has {len(coords[i])} value"
+                        f"{'s' if len(coords[i]) != 1 else ''}, not 4", path)
     flat = list(chain.from_iterable(coords))
     check_types(flat, NUMBER, lambda k: where(k // 4), "a 'box' value", "a number", path)
     try:

@@ -138,10 +138,11 @@ def load_annotation(path: str | Path, videos: list[str] | None = None,
                     findings.add("key_twice", len(repeated), f"video {show(name)}: key "
                                  f"{show(key)} in {locate(raw, obj)}")
                     repeated.clear()
-    except ijson.JSONError as err:
+    except (ijson.JSONError, UnicodeDecodeError) as err:
         after = f" after video {show(name)}" if seen else ""
-        raise UserError(f"malformed or truncated JSON{after} ({_first_line(err)})",
-                        path) from None
+        problem = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) \
+            else "malformed or truncated JSON"
+        raise UserError(f"{problem}{after} ({_first_line(err)})", path) from None
     if not out and wanted is None:
         raise UserError("annotation file has no videos under 'db'", path)
     if wanted is not None and wanted - set(out):
