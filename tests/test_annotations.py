@@ -165,6 +165,7 @@ def _break(anno_dict, how):
         "numf_true": lambda: video.update(numf=True),
         "frames_list": lambda: video.update(frames=list(video["frames"].values())),
         "frame_key": lambda: video["frames"].update({"007": frame}),
+        "frame_key_long": lambda: video["frames"].update({"1" * 5000: frame}),
         "frame_string": lambda: video["frames"].update({n: "x"}),
         "annotated_string": lambda: frame.update(annotated="yes"),
         "width_float": lambda: frame.update(width=1920.5),
@@ -196,6 +197,7 @@ def _break(anno_dict, how):
     ("numf_true", "'numf' is true"),
     ("frames_list", "'frames' is a list, not an object"),
     ("frame_key", "frame key '007' is not a frame number 1..numf="),
+    ("frame_key_long", "frame key '1111111111"),
     ("frame_string", "the frame is the string 'x', not an object"),
     ("annotated_string", "'annotated' is the string 'yes', not a number"),
     ("width_float", "'width' is 1920.5, not a size in pixels"),
@@ -345,11 +347,17 @@ def test_parser_errors_are_one_line_naming_the_last_good_video(tmp_path, anno_di
         in result.output
 
 
-def test_header_lists_must_hold_names(tmp_path, anno_dict):
-    anno_dict["all_agent_labels"] = [["Car"]] + anno_dict["all_agent_labels"][1:]
-    path = _write(tmp_path, json.dumps(anno_dict))
-    with pytest.raises(UserError, match="'all_agent_labels' is not a list of class names"):
+@pytest.mark.parametrize("value,message", [
+    ('[["Car"], "Bus"]', "'all_agent_labels' is not a list of class names"),
+    ("[" + "1" * 5000 + "]", "malformed value for 'all_agent_labels' (a number too long)"),
+    ("[" * 100000 + "]" * 100000, "malformed value for 'all_agent_labels' (nested too deeply)"),
+])
+def test_header_lists_must_hold_names(tmp_path, anno_dict, value, message):
+    anno_dict["all_agent_labels"] = "PLACEHOLDER"
+    path = _write(tmp_path, json.dumps(anno_dict).replace('"PLACEHOLDER"', value))
+    with pytest.raises(UserError) as err:
         load_annotation(path)
+    assert str(err.value) == f"{path}: {message}"
 
 
 def _annotation_commands(tmp_path, path):

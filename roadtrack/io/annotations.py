@@ -237,10 +237,10 @@ def _value_of_key(data: mmap.mmap, key: str, path: Path) -> list:
     text = data[colon + 1: end].decode("utf-8", errors="replace").lstrip()
     try:
         value, _ = json.JSONDecoder().raw_decode(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"malformed value for {key!r} ({err.msg})", path) from None
-    except RecursionError:
-        raise UserError(f"malformed value for {key!r} (nested too deeply)", path) from None
+    except (ValueError, RecursionError) as err:
+        why = err.msg if isinstance(err, json.JSONDecodeError) else \
+            "nested too deeply" if isinstance(err, RecursionError) else "a number too long"
+        raise UserError(f"malformed value for {key!r} ({why})", path) from None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UserError(f"{key!r} is not a list of class names", path)
     return value
@@ -269,7 +269,8 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
     rows, frames, frame_keys, box_keys = [], [], [], []  # per box: field tuple, frame, keys
     width = height = 0
     for frame_key, frame in frames_raw.items():
-        n = int(frame_key) if frame_key.isascii() and frame_key.isdigit() else -1
+        n = int(frame_key) if frame_key.isascii() and frame_key.isdigit() \
+            and len(frame_key) < 10 else -1
         if str(n) != frame_key or not 1 <= n <= numf:
             raise UserError(f"{where}: frame key {frame_key[:40]!r} is not a frame number "
                             f"1..numf={numf}", path)
