@@ -29,6 +29,7 @@ from .annotation_checks import (
     check_box_coords,
     check_label_ids,
     check_types,
+    describe,
     locate,
     show,
 )
@@ -377,7 +378,8 @@ def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, where: str,
         if type(label) is not int:
             raise bad(at, "'label_id'", label, "an integer", path)
         if not 0 <= label < len(mapping):
-            raise UserError(f"{at}: label_id {label} out of range 0..{len(mapping) - 1}", path)
+            raise UserError(f"{at}: label_id {describe(label)} out of range "
+                            f"0..{len(mapping) - 1}", path)
         if not isinstance(annos, dict):
             raise bad(at, "'annos'", annos, "an object of box keys by frame", path)
         if mapping[label] < 0:
