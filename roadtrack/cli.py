@@ -6,6 +6,7 @@ and exit code 2.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -18,34 +19,41 @@ from .errors import InputWarning, UserError
 
 
 class _Group(click.Group):
-    """Lists commands in the order they were added (the pipeline's order); prints each
-    :class:`InputWarning` as one line when it is raised."""
+    """Lists commands in the order they were added (the pipeline's order)."""
 
     def list_commands(self, ctx):
         return list(self.commands)
 
     def invoke(self, ctx):
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", InputWarning)
-            warnings.showwarning = _one_line_warning(warnings.showwarning)
-            try:
-                return super().invoke(ctx)
-            except UserError as err:
-                click.echo(f"roadtrack: error: {err}", err=True)
-                ctx.exit(2)
-            except KeyboardInterrupt:
-                click.echo("roadtrack: interrupted", err=True)
-                ctx.exit(130)
+        with _input_warnings_as_lines():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"roadtrack: error: {err}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("roadtrack: interrupted", err=True)
+            ctx.exit(130)
 
 
-def _one_line_warning(show):
-    """``warnings.showwarning`` that prints InputWarnings as ``roadtrack: warning: ...``."""
-    def show_warning(message, category, *args, **kwargs):
-        if issubclass(category, InputWarning):
-            click.echo(f"roadtrack: warning: {message}", err=True)
-        else:
-            show(message, category, *args, **kwargs)
-    return show_warning
+@contextlib.contextmanager
+def _input_warnings_as_lines():
+    """Every :class:`InputWarning` printed when raised, as one ``roadtrack: warning:`` line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        show = warnings.showwarning
+
+        def show_warning(message, category, *args, **kwargs):
+            if issubclass(category, InputWarning):
+                click.echo(f"roadtrack: warning: {message}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
