@@ -6,14 +6,16 @@ and exit code 2.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import UserError
+from .errors import InputWarning, UserError
 
 
 class _Group(click.Group):
@@ -23,6 +25,10 @@ class _Group(click.Group):
         return list(self.commands)
 
     def invoke(self, ctx):
+        with _input_warnings_as_lines():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as err:
@@ -31,6 +37,23 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("roadtrack: interrupted", err=True)
             ctx.exit(130)
+
+
+@contextlib.contextmanager
+def _input_warnings_as_lines():
+    """Every :class:`InputWarning` printed when raised, as one ``roadtrack: warning:`` line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        show = warnings.showwarning
+
+        def show_warning(message, category, *args, **kwargs):
+            if issubclass(category, InputWarning):
+                click.echo(f"roadtrack: warning: {message}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

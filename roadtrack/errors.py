@@ -14,3 +14,8 @@ class UserError(Exception):
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class InputWarning(UserWarning):
+    """Something odd in a file from someone else that roadtrack reads around. The message names
+    the file; the CLI prints each as one ``roadtrack: warning:`` line."""
