@@ -54,7 +54,7 @@ def read_mot(path: str | Path, drop_invalid: bool = True, first_frame: int = 1,
     Every line has the column count of the first (at least 6; a 6-column file gets score 1),
     every field is a number, frames are whole numbers >= ``first_frame`` (returned 1-based:
     ``first_frame=0`` shifts them by one) and ids whole numbers; anything else raises UserError
-    naming the file and the line (``frame_hint`` is added to frame errors). Blank lines are
+    naming the file and the line (``frame_hint`` is added when a frame is too small). Blank lines are
     skipped. Rows with non-finite values or boxes without area are dropped with one warning giving
     their count (``drop_invalid``), or raise. An empty file raises unless ``allow_empty``.
     """
@@ -95,19 +95,23 @@ def _whole(values: np.ndarray, lines: np.ndarray, name: str, low: int, high: int
     bad = (values != np.round(values)) | (values < low) | (values > high)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        what = f"{name} numbers must be integers >= {low}" if values[k] <= high else \
+        v = values[k]
+        what = f"{name} numbers must be integers >= {low}" if v <= high else \
             f"{name} numbers must be integers <= {high}"
         if name == "id":
             what = "ids must be integers (|id| <= 2**53)"
-        raise UserError(f"line {int(lines[k])}: {what}, not {values[k]:g}{hint}", path)
+        raise UserError(f"line {int(lines[k])}: {what}, not {v:g}{hint if v < low else ''}",
+                        path)
     return values.astype(np.int64)
 
 
 def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
     """All data lines of the file as (N, C) float64 and their line numbers (N,), or (None, None)
     when it has none; UserError at the first line whose column count differs from the first data
-    line's, or with a field that is not a number."""
-    chunks, numbers = [], []
+    line's, or with a field that is not a number. The table is allocated once, for as many rows
+    as the file has lines, and filled block by block."""
+    table = numbers = None
+    filled = 0
     sep = ncols = first_line = None
     line0 = 0  # lines before this block
     with open(path, "rb") as fh:
@@ -127,15 +131,38 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
                 if ncols < 6:
                     raise UserError(f"line {first_line}: fewer than 6 columns "
                                     "(frame,id,left,top,width,height)", path)
-            table = _numbers(rows, sep, ncols, first_line, line_numbers, path)
-            if table.shape[1] != ncols:  # loadtxt checked the lines of this block against its first
-                raise UserError(f"line {int(line_numbers[0])}: {table.shape[1]} column(s) where "
+            block = _numbers(rows, sep, ncols, first_line, line_numbers, path)
+            if block.shape[1] != ncols:  # loadtxt checked the lines of this block against its first
+                raise UserError(f"line {int(line_numbers[0])}: {block.shape[1]} column(s) where "
                                 f"line {first_line} has {ncols}", path)
-            chunks.append(table)
-            numbers.append(line_numbers)
-    if not chunks:
+            end = filled + len(block)
+            if table is None or end > len(table):  # first block (or a file that grew meanwhile)
+                size = max(end, _count_lines(path) - line0 + end)
+                table = _grow(table, filled, (size, ncols), np.float64)
+                numbers = _grow(numbers, filled, (size,), np.int64)
+            table[filled:end] = block
+            numbers[filled:end] = line_numbers
+            filled = end
+    if table is None:
         return None, None
-    return np.concatenate(chunks), np.concatenate(numbers)
+    return table[:filled], numbers[:filled]
+
+
+def _grow(array: np.ndarray | None, filled: int, shape: tuple, dtype) -> np.ndarray:
+    out = np.empty(shape, dtype=dtype)
+    if array is not None:
+        out[:filled] = array[:filled]
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in the file (a last line without a newline included): an upper bound on rows."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK_BYTES):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
 
 
 def _blocks(fh, path: Path):
