@@ -157,3 +157,11 @@ def test_large_file_is_read_in_blocks(tmp_path, monkeypatch):
     path.write_bytes(b"1" * 200)  # no newline at all
     with pytest.raises(UserError, match="line longer than"):
         read_mot(path)
+
+
+def test_a_lone_carriage_return_ends_a_line(tmp_path):
+    # loadtxt splits lines at \r: counted as a line break here too, so rows keep their lines
+    path = tmp_path / "det.txt"
+    path.write_bytes(b"1 -1 1 1 5 5\r2 -1 1 1 5 5\n3 -1 1 1 5 5")
+    table = read_mot(path)
+    assert table.frames.tolist() == [1, 2, 3] and table.lines.tolist() == [1, 2, 3]

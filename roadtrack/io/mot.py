@@ -116,7 +116,10 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
     line0 = 0  # lines before this block
     with open(path, "rb") as fh:
         for data in _blocks(fh, path):
-            lines = _decode(data, path, line0).split("\n")
+            text = _decode(data, path, line0)
+            if "\r" in text:  # \r\n and a lone \r end lines too (loadtxt would split there)
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            lines = text.split("\n")
             if lines[-1] == "":
                 lines.pop()
             keep = [k for k, ln in enumerate(lines) if ln and not ln.isspace()]
@@ -132,6 +135,9 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
                     raise UserError(f"line {first_line}: fewer than 6 columns "
                                     "(frame,id,left,top,width,height)", path)
             block = _numbers(rows, sep, ncols, first_line, line_numbers, path)
+            if len(block) != len(rows):  # a line break loadtxt saw and we did not
+                raise UserError(f"lines {int(line_numbers[0])}-{int(line_numbers[-1])}: "
+                                "unreadable line breaks", path)
             if block.shape[1] != ncols:  # loadtxt checked the lines of this block against its first
                 raise UserError(f"line {int(line_numbers[0])}: {block.shape[1]} column(s) where "
                                 f"line {first_line} has {ncols}", path)
