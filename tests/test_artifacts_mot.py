@@ -165,3 +165,15 @@ def test_a_lone_carriage_return_ends_a_line(tmp_path):
     path.write_bytes(b"1 -1 1 1 5 5\r2 -1 1 1 5 5\n3 -1 1 1 5 5")
     table = read_mot(path)
     assert table.frames.tolist() == [1, 2, 3] and table.lines.tolist() == [1, 2, 3]
+
+
+def test_whitespace_file_checks_lines_after_the_first_block(tmp_path, monkeypatch):
+    # found by tests/test_fuzz_mot.py: the separator None (whitespace) read as "not set yet",
+    # so each block re-took its own first line's column count (a traceback, exit 1)
+    from roadtrack.io import mot
+
+    monkeypatch.setattr(mot, "CHUNK_BYTES", 16)
+    path = tmp_path / "det.txt"
+    path.write_text("1\t1\t10\t10\t40\t9\t1\n2\t1\t\t10\t40\t9.00000\n")  # 2 fields short
+    with pytest.raises(UserError, match="line 2: 5 column.s. where line 1 has 7"):
+        read_mot(path)

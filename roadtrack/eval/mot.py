@@ -230,7 +230,8 @@ def _repeats(frames: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(N,) bool: rows whose (frame, id) an earlier row already has."""
     order = np.lexsort((np.arange(len(ids)), ids, frames))
     same = np.zeros(len(ids), dtype=bool)
-    same[order[1:]] = (frames[order][1:] == frames[order][:-1]) & (ids[order][1:] == ids[order][:-1])
+    f, i = frames[order], ids[order]
+    same[order[1:]] = (f[1:] == f[:-1]) & (i[1:] == i[:-1])
     return same
 
 

@@ -54,9 +54,10 @@ def read_mot(path: str | Path, drop_invalid: bool = True, first_frame: int = 1,
     Every line has the column count of the first (at least 6; a 6-column file gets score 1),
     every field is a number, frames are whole numbers >= ``first_frame`` (returned 1-based:
     ``first_frame=0`` shifts them by one) and ids whole numbers; anything else raises UserError
-    naming the file and the line (``frame_hint`` is added when a frame is too small). Blank lines are
-    skipped. Rows with non-finite values or boxes without area are dropped with one warning giving
-    their count (``drop_invalid``), or raise. An empty file raises unless ``allow_empty``.
+    naming the file and the line (``frame_hint`` is added when a frame is too small). Blank
+    lines are skipped. Rows with non-finite values or boxes without area are dropped with one
+    warning giving their count (``drop_invalid``), or raise. An empty file raises unless
+    ``allow_empty``.
     """
     path = Path(path)
     try:
@@ -128,7 +129,7 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
             line0 += len(lines)
             if not rows:
                 continue
-            if sep is None:
+            if ncols is None:  # the first data line sets the separator and the column count
                 sep = "," if "," in rows[0] else None
                 ncols, first_line = _count(rows[0], sep), int(line_numbers[0])
                 if ncols < 6:
