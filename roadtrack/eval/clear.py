@@ -1,10 +1,11 @@
 """CLEAR MOT and identity metrics of one sequence with motmetrics' rules, in bounded memory.
 
 motmetrics 1.4.0 keeps a pandas row per event (every candidate pair included) and computes IDF1
-with a dense (ids_gt + ids_pred)^2 cost matrix: 20 GB for 9,000 ids. :class:`ClearMot` follows
-``MOTAccumulator.update`` frame by frame (carry the previous frame's pairs when still within the
-threshold, then motmetrics' own solver on the rest, switch/transfer/ascend/migrate as it decides
-them) but keeps a few arrays per id and one flag per ground-truth row. IDF1's global assignment
+with dense (ids_gt + ids_pred)^2 matrices (2.6 GB each for 9,000 ids a side).
+:class:`ClearMot` follows ``MOTAccumulator.update`` frame by frame (carry the previous frame's
+pairs when still within the threshold, then motmetrics' own solver on the rest,
+switch/transfer/ascend/migrate as it decides them) but keeps a few arrays per id and one flag
+per ground-truth row. IDF1's global assignment
 is a sparse maximum-weight matching of the (gt id, prediction id) pairs seen within the threshold:
 motmetrics' min-cost assignment has the same optimum, and its IDFN and IDFP follow from it.
 Ids must be unique within a frame on each side (what the MOTChallenge tools require).
@@ -12,6 +13,8 @@ Ids must be unique within a frame on each side (what the MOTChallenge tools requ
 from __future__ import annotations
 
 import numpy as np
+
+from .frames import dense
 
 
 class ClearMot:
@@ -94,8 +97,6 @@ class ClearMot:
         sj = np.sort(j)
         if (i[1:] == i[:-1]).any() or (sj[1:] == sj[:-1]).any():
             # the solver on motmetrics' own matrix, so ties break the same way
-            from .frames import dense
-
             masked = dense(n, m, i, j, d, fill=np.nan)
             i, j = self.solve(masked)
             keep = np.isfinite(masked[i, j])

@@ -1,7 +1,7 @@
 """HOTA of one sequence with ``trackeval.metrics.HOTA``'s rules, in bounded memory.
 
-trackeval keeps every frame's similarity matrix and 1 + 19 dense (gt ids x tracker ids) count
-matrices: 12 GB for 9,000 ids on each side. :class:`Hota` makes trackeval's two passes over the
+trackeval keeps every frame's similarity matrix and 21 dense (gt ids x tracker ids) matrices
+(13 GB for 9,000 ids a side). :class:`Hota` makes trackeval's two passes over the
 frames with the same arithmetic in the same order but keeps only the pairs that ever overlap:
 pass one sums each pair's per-frame normalised overlap (the global alignment score), pass two
 matches each frame by that score times IoU (trackeval's solver on trackeval's matrix) and keeps
@@ -12,6 +12,8 @@ differs, at the level of one rounding). Ids must be unique within a frame on eac
 from __future__ import annotations
 
 import numpy as np
+
+from .frames import dense
 
 EPS = np.finfo("float").eps
 
@@ -47,8 +49,6 @@ class Hota:
         column (K,), IoU (K,)."""
         if not len(iou):
             return
-        from .frames import dense
-
         similarity = dense(len(gt_rows), len(pr_rows), r, c, iou)  # (n, m), for trackeval's sums
         col_sum, row_sum = similarity.sum(0), similarity.sum(1)
         denom = col_sum[c] + row_sum[r] - iou  # trackeval's sim_iou_denom at the pairs
@@ -89,8 +89,7 @@ class Hota:
         rows, cols = r[pos], c[pos]
         sc = np.sort(cols)
         if (rows[1:] == rows[:-1]).any() or (sc[1:] == sc[:-1]).any():
-            from .frames import dense  # trackeval's solver on trackeval's matrix
-
+            # trackeval's solver on trackeval's matrix, so ties break the same way
             rows, cols = linear_sum_assignment(-dense(n, m, r, c, score))
             sims = dense(n, m, r, c, iou)[rows, cols]
         else:  # each positive score alone in its row and column: all matched, in row order
