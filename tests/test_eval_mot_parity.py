@@ -67,6 +67,18 @@ def test_equals_motmetrics_and_trackeval_on_generated_sequences(seqs, threshold)
     assert_same(evaluate_sequences(seqs, threshold), reference_evaluate(seqs, threshold))
 
 
+@settings(max_examples=15)
+@given(sequences())
+def test_equal_with_tiny_batches_and_buffers(monkeypatch, seqs):
+    # frames walked a few rows at a time, sums folded every few pairs: the same numbers
+    from roadtrack.eval import frames, sparse
+
+    monkeypatch.setattr(frames, "BATCH_ROWS", 5)
+    monkeypatch.setattr(frames, "PAIRS", 7)
+    monkeypatch.setattr(sparse, "PENDING", 3)
+    assert_same(evaluate_sequences(seqs), reference_evaluate(seqs))
+
+
 def test_empty_sides_equal_the_reference():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], dtype=np.float64)
     frames, ids, none = np.array([1, 2]), np.array([1, 1]), np.zeros(0, dtype=np.int64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .frames import dense
+from .sparse import KeySums
 
 
 class ClearMot:
@@ -39,7 +40,7 @@ class ClearMot:
         # the same order, motp comes out to the last bit
         self.distances = np.zeros(len(gt_index) + len(pr_index))
         self.cursor = 0
-        self.pairs: list[np.ndarray] = []  # per frame: gt id * num_pr_ids + pr id within reach
+        self.within = KeySums(np.int64)  # per (gt id * num_pr_ids + pr id): frames within reach
         self.counts = dict.fromkeys(["num_matches", "num_switches", "num_transfer", "num_ascend",
                                      "num_migrate", "num_false_positives", "num_misses"], 0)
 
@@ -52,7 +53,7 @@ class ClearMot:
         none = np.zeros(0, dtype=np.int64)
         carried = lsa = (none, none, np.zeros(0))
         if len(rows):
-            self.pairs.append(gi[rows] * self.num_pr_ids + pj[cols])
+            self.within.add(gi[rows] * self.num_pr_ids + pj[cols], np.ones(len(rows), np.int64))
             carried = self._carry(gi, pj, rows, cols, dist)
             lsa = self._assign(gi, pj, rows, cols, dist, carried)
         matched = len(carried[0]) + len(lsa[0])
@@ -167,9 +168,7 @@ class ClearMot:
     def _identity_weight(self) -> int:
         """IDTP: the most (gt, prediction) frames within reach that a one-to-one id assignment
         keeps."""
-        if not self.pairs:
-            return 0
-        keys, tps = np.unique(np.concatenate(self.pairs), return_counts=True)
+        keys, tps = self.within.result()
         return max_matching_weight(keys // self.num_pr_ids, keys % self.num_pr_ids, tps,
                                    self.num_gt_ids, self.num_pr_ids)
 

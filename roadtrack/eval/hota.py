@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from .frames import dense
+from .sparse import KeySums
 
 EPS = np.finfo("float").eps
+LEVELS = 32  # > the number of alpha thresholds (19)
 
 
 class Hota:
@@ -31,14 +33,13 @@ class Hota:
         self.num_pr_ids = num_pr_ids
         self.gt_count = np.bincount(gt_index, minlength=num_gt_ids).astype(float)  # (G,)
         self.pr_count = np.bincount(pr_index, minlength=num_pr_ids).astype(float)  # (P,)
-        self.keys: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
+        self.potential = KeySums()  # per pair key: the summed normalised overlaps
         self.pair_keys = self.alignment = None
         k = len(self.alphas)
         self.tp, self.fn, self.fp = np.zeros(k), np.zeros(k), np.zeros(k)
         self.loca = np.zeros(k)
-        self.matched: list[np.ndarray] = []  # per frame: pair keys of the matches
-        self.levels: list[np.ndarray] = []  # per frame: how many alphas each match passes
+        # matches per (pair key, how many alphas the match passes): key * LEVELS + level
+        self.matches = KeySums(np.int64)
 
     def _keys(self, gt_rows, pr_rows, r, c) -> np.ndarray:
         return self.gt_index[gt_rows[r]] * self.num_pr_ids + self.pr_index[pr_rows[c]]
@@ -53,16 +54,13 @@ class Hota:
         col_sum, row_sum = similarity.sum(0), similarity.sum(1)
         denom = col_sum[c] + row_sum[r] - iou  # trackeval's sim_iou_denom at the pairs
         mask = denom > 0 + EPS
-        self.keys.append(self._keys(gt_rows, pr_rows, r[mask], c[mask]))
-        self.values.append(iou[mask] / denom[mask])
+        self.potential.add(self._keys(gt_rows, pr_rows, r[mask], c[mask]),
+                           iou[mask] / denom[mask])
 
     def _finish_first(self) -> None:
-        keys = np.concatenate(self.keys) if self.keys else np.zeros(0, dtype=np.int64)
-        values = np.concatenate(self.values) if self.values else np.zeros(0)
-        self.keys = self.values = None
-        self.pair_keys, inverse = np.unique(keys, return_inverse=True)
-        # bincount adds in input order, frame after frame, as trackeval's += does
-        potential = np.bincount(inverse, weights=values, minlength=len(self.pair_keys))
+        # summed frame after frame, as trackeval's += does
+        self.pair_keys, potential = self.potential.result()
+        self.potential = None
         g, p = self.pair_keys // self.num_pr_ids, self.pair_keys % self.num_pr_ids
         self.alignment = potential / (self.gt_count[g] + self.pr_count[p] - potential)
 
@@ -103,8 +101,8 @@ class Hota:
         if len(sims):  # summed left to right, as trackeval's sum() is
             self.loca += np.cumsum(np.where(passes, sims, 0.0), axis=1)[:, -1]
         keep = level > 0
-        self.matched.append(self._keys(gt_rows, pr_rows, rows[keep], cols[keep]))
-        self.levels.append(level[keep].astype(np.uint8))
+        self.matches.add(self._keys(gt_rows, pr_rows, rows[keep], cols[keep]) * LEVELS
+                         + level[keep], np.ones(int(keep.sum()), np.int64))
 
     def result(self) -> dict:
         """trackeval's ``HOTA.eval_sequence`` result."""
@@ -121,13 +119,13 @@ class Hota:
             res["LocA(0)"] = 1.0
             return res
         res["HOTA_TP"], res["HOTA_FN"], res["HOTA_FP"] = self.tp, self.fn, self.fp
-        keys = np.concatenate(self.matched) if self.matched else np.zeros(0, dtype=np.int64)
-        levels = np.concatenate(self.levels) if self.levels else np.zeros(0, dtype=np.uint8)
-        pairs, inverse = np.unique(keys, return_inverse=True)
+        keys, counts = self.matches.result()
+        pairs, inverse = np.unique(keys // LEVELS, return_inverse=True)
+        levels = keys % LEVELS
         gt_count = self.gt_count[pairs // self.num_pr_ids]
         pr_count = self.pr_count[pairs % self.num_pr_ids]
         for a in range(k):
-            count = np.bincount(inverse[levels > a], minlength=len(pairs)).astype(float)
+            count = np.bincount(inverse, weights=counts * (levels > a), minlength=len(pairs))
             tp = np.maximum(1, self.tp[a])
             ass_a = count / np.maximum(1, gt_count + pr_count - count)
             res["AssA"][a] = np.sum(count * ass_a) / tp
