@@ -344,28 +344,40 @@ def _thresholds(value: str) -> list[float]:
 @click.option("--subset", default=None, help="Only videos of this split (with --anno).")
 @click.option("--iou", "iou_threshold", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True), help="IoU needed for a match.")
+@click.option("--zero-based", is_flag=True,
+              help="The --gt and --pred files number frames from 0 (default: from 1).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the metrics as JSON here.")
 def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_threshold,
-             json_path):
-    """CLEAR/identity metrics (motmetrics) and HOTA/DetA/AssA (trackeval), per sequence and
-    overall: MOTChallenge folders (--gt/--pred) or a ROAD++ run (--anno/--run)."""
+             zero_based, json_path):
+    """CLEAR/identity metrics (motmetrics' rules) and HOTA/DetA/AssA (trackeval's), per sequence
+    and overall: MOTChallenge folders (--gt/--pred) or a ROAD++ run (--anno/--run)."""
+    import warnings
+
     from .eval import mot
     from .io.atomic import write_json_atomic
 
     if (gt_root is None) != (pred_root is None) or (anno is None) != (run_dir is None) \
             or (gt_root is None) == (anno is None):
         raise UserError("give either --gt and --pred, or --anno and --run")
-    if anno is not None:
-        from .io.annotations import load_annotation
+    if zero_based and anno is not None:
+        raise UserError("--zero-based is for --gt/--pred files")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if anno is not None:
+            from .io.annotations import load_annotation
 
-        if not run_dir.is_dir():
-            raise UserError("no such run folder", run_dir)
-        result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset, iou_threshold)
-    else:
-        sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
-                                               pred_name)
-        result = mot.evaluate_sequences(sequences, iou_threshold)
+            if not run_dir.is_dir():
+                raise UserError("no such run folder", run_dir)
+            result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset,
+                                              iou_threshold)
+        else:
+            sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
+                                                   pred_name, zero_based)
+            result = mot.evaluate_sequences(sequences, iou_threshold)
+    for w in caught:
+        if issubclass(w.category, UserWarning):  # ours, not libraries' deprecations
+            click.echo(f"roadtrack: warning: {w.message}", err=True)
     click.echo(mot.format_mot_report(result))
     if json_path is not None:
         write_json_atomic(json_path, result, indent=1)

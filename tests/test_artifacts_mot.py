@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,101 @@ def test_bad_rows_are_dropped_with_a_counted_warning(tmp_path):
     with pytest.warns(UserWarning, match="skipped 2 rows"):
         table = read_mot(path)
     assert table.frames.tolist() == [1, 2]  # sorted by frame
+
+
+def test_a_line_with_another_column_count_is_an_error_naming_it(tmp_path):
+    # the column count was the minimum over lines: one 6-column line cut every score to 1.0
+    path = tmp_path / "det.txt"
+    path.write_text("1,-1,1,1,5,5,0.3,-1,-1,-1\n2,-1,1,1,5,5,0.4,-1,-1,-1\n3,-1,1,1,5,5\n")
+    with pytest.raises(UserError, match="line 3: 6 column.s. where line 1 has 10") as err:
+        read_mot(path)
+    assert str(path) in str(err.value)
+    path.write_text("1,-1,1,1,5,5,0.3\n\n2,-1,1,1,5,5,0.4,-1\n")  # a longer line too
+    with pytest.raises(UserError, match="line 3: 8 column.s. where line 1 has 7"):
+        read_mot(path)
+    path.write_text("1 -1 1 1 5 5 0.3\n2,-1,1,1,5,5,0.4\n")  # separators mixed
+    with pytest.raises(UserError, match="line 2: 1 column.s. where line 1 has 7"):
+        read_mot(path)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1,-1,1,1,5,5,1\n1.5,-1,1,1,5,5,1\n", "line 2: frame numbers must be integers >= 1, not 1.5"),
+    ("0,-1,1,1,5,5,1\n", "line 1: frame numbers must be integers >= 1, not 0"),
+    ("-3,-1,1,1,5,5,1\n", "line 1: frame numbers must be integers >= 1, not -3"),
+    ("3e9,-1,1,1,5,5,1\n", "line 1: frame numbers must be integers <= 2147483647"),
+    ("1,2.5,1,1,5,5,1\n", "line 1: ids must be integers"),
+    ("1,1e300,1,1,5,5,1\n", "line 1: ids must be integers"),
+    ("1,-1,1,1,5,5,1\n\n\n2,-1,1,x,5,5,1\n", "line 4, column 4: not numeric"),
+    ("1,-1,1,1,5,5,1,\n", "line 1, column 8: not numeric"),
+    ("1,-1,1,1,5,5,1\n\xff\xfe\x00garbage\n", "line 2: not text"),
+])
+def test_frames_and_ids_must_be_integers_and_fields_numbers(tmp_path, text, expected):
+    path = tmp_path / "gt.txt"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UserError, match=re.escape(expected)) as err:
+        read_mot(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_zero_based_frames_are_shifted_when_asked(tmp_path):
+    path = tmp_path / "gt.txt"
+    path.write_text("1,7,1,1,5,5,1\n0,7,2,2,5,5,1\n")
+    table = read_mot(path, first_frame=0)
+    assert table.frames.tolist() == [1, 2] and table.lines.tolist() == [2, 1]
+    assert table.boxes_xywh[:, 0].tolist() == [2, 1]
+    path.write_text("0,7,2,2,5,5,1\n-1,7,2,2,5,5,1\n")
+    with pytest.raises(UserError, match="line 2: frame numbers must be integers >= 0"):
+        read_mot(path, first_frame=0)
+
+
+def test_blank_lines_bom_whitespace_and_crlf(tmp_path):
+    path = tmp_path / "det.txt"
+    path.write_bytes(b"\xef\xbb\xbf3,-1,1,1,5,5,0.5\r\n\r\n  \n1,-1,2,2,6,6,0.25\r\n")
+    table = read_mot(path)
+    assert table.frames.tolist() == [1, 3] and table.lines.tolist() == [4, 1]
+    assert table.scores.tolist() == [0.25, 0.5]
+    path.write_text("1 -1 1 1 5 5 0.5\n2\t-1\t1\t1\t5\t5\t0.5\n")
+    assert read_mot(path).frames.tolist() == [1, 2]
+    path.write_text("\n \n")
+    with pytest.raises(UserError, match="MOT file is empty"):
+        read_mot(path)
+    assert len(read_mot(path, allow_empty=True)) == 0
+
+
+def test_large_file_is_read_in_blocks(tmp_path, monkeypatch):
+    from roadtrack.io import mot
+
+    monkeypatch.setattr(mot, "CHUNK_BYTES", 64)  # many blocks, lines cut across them
+    rows = [f"{f},{f % 3},{f}.5,2,5,5,0.{f}" for f in range(1, 200)]
+    path = tmp_path / "gt.txt"
+    path.write_text("\n".join(rows))  # no newline at the end
+    table = read_mot(path)
+    assert table.frames.tolist() == list(range(1, 200))
+    assert table.lines.tolist() == list(range(1, 200))
+    assert table.boxes_xywh[-1, 0] == 199.5
+    path.write_text("\n".join(rows[:150] + ["150,1,1,1,5"] + rows[151:]))
+    with pytest.raises(UserError, match="line 151: 5 column"):
+        read_mot(path)
+    path.write_bytes(b"1" * 200)  # no newline at all
+    with pytest.raises(UserError, match="line longer than"):
+        read_mot(path)
+
+
+def test_a_lone_carriage_return_ends_a_line(tmp_path):
+    # loadtxt splits lines at \r: counted as a line break here too, so rows keep their lines
+    path = tmp_path / "det.txt"
+    path.write_bytes(b"1 -1 1 1 5 5\r2 -1 1 1 5 5\n3 -1 1 1 5 5")
+    table = read_mot(path)
+    assert table.frames.tolist() == [1, 2, 3] and table.lines.tolist() == [1, 2, 3]
+
+
+def test_whitespace_file_checks_lines_after_the_first_block(tmp_path, monkeypatch):
+    # found by tests/test_fuzz_mot.py: the separator None (whitespace) read as "not set yet",
+    # so each block re-took its own first line's column count (a traceback, exit 1)
+    from roadtrack.io import mot
+
+    monkeypatch.setattr(mot, "CHUNK_BYTES", 16)
+    path = tmp_path / "det.txt"
+    path.write_text("1\t1\t10\t10\t40\t9\t1\n2\t1\t\t10\t40\t9.00000\n")  # 2 fields short
+    with pytest.raises(UserError, match="line 2: 5 column.s. where line 1 has 7"):
+        read_mot(path)

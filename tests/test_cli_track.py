@@ -136,6 +136,9 @@ def test_frames_out_of_order_are_fine(tmp_path):
     ("1,-1,10,20,30\n", "fewer than 6 columns"),
     ("1,-1,10,20,30,abc,1\n", "not numeric"),
     ("0,-1,10,20,30,40,1\n", "frame numbers must be integers >= 1"),
+    ("1.5,-1,10,20,30,40,1\n", "line 1: frame numbers must be integers >= 1, not 1.5"),
+    ("1,-1,10,20,30,40,0.9,-1,-1,-1\n2,-1,10,20,30,40\n",
+     "line 2: 6 column(s) where line 1 has 10"),
 ])
 def test_broken_det_files_fail_with_one_line_and_write_nothing(tmp_path, content, message):
     det = tmp_path / "s" / "det" / "det.txt"

@@ -1,10 +1,13 @@
-"""``roadtrack eval mot``: CLEAR and identity metrics (motmetrics) and HOTA (trackeval).
+"""``roadtrack eval mot``: CLEAR and identity metrics (motmetrics' rules) and HOTA (trackeval's).
 
-One motmetrics accumulator per sequence, fed with our own vectorised 1 - IoU distances
-(motmetrics' ``iou_matrix`` needs ``np.asfarray``, gone in NumPy 2); pairs below the IoU
-threshold are "do not pair" (NaN). ``overall`` is motmetrics' own ``generate_overall`` summary,
-and HOTA/DetA/AssA come from ``trackeval.metrics.HOTA`` (mean over its alpha thresholds),
-combined over sequences with trackeval's ``combine_sequences``.
+Each sequence's frames are visited in order, both sides' boxes in that frame compared by IoU
+(our vectorised matrix; motmetrics' ``iou_matrix`` needs ``np.asfarray``, gone in NumPy 2), pairs
+below the IoU threshold "do not pair". :class:`~roadtrack.eval.clear.ClearMot` follows
+motmetrics' ``MOTAccumulator`` and ``compute_many(..., generate_overall=True)``,
+:class:`~roadtrack.eval.hota.Hota` trackeval's ``HOTA.eval_sequence`` (mean over its alpha
+thresholds) and sequences are combined by trackeval's ``combine_sequences``: the same numbers as
+those libraries, in memory that grows with the rows and the overlapping id pairs, not with the
+ids squared. Ids must be unique within a frame on each side.
 """
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..boxes import iou_matrix
 from ..errors import UserError
 
 CLEAR_METRICS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_objects",
@@ -39,66 +41,66 @@ class Sequence:
     pr_boxes: np.ndarray
 
 
-def _by_frame(frames: np.ndarray) -> dict[int, np.ndarray]:
-    order = np.argsort(frames, kind="stable")
-    values, starts = np.unique(frames[order], return_index=True)
-    return dict(zip(values.tolist(), np.split(order, starts[1:])))
+def evaluate_sequence(seq: Sequence, iou_threshold: float = 0.5) -> tuple[dict, dict]:
+    """motmetrics' per-sequence values (see :func:`roadtrack.eval.clear.ClearMot.summary`) and
+    trackeval's HOTA result of one sequence."""
+    from .clear import ClearMot
+    from .frames import frame_overlaps
+    from .hota import Hota
 
-
-def accumulate(seq: Sequence, iou_threshold: float = 0.5):
-    """motmetrics accumulator and trackeval HOTA input of one sequence.
-
-    Frames seen by either side are visited in order (a frame missing from the tracker gives
-    misses, one missing from the ground truth false positives), as motmetrics' own
-    ``compare_to_groundtruth`` does.
-    """
-    import motmetrics as mm
-
-    acc = mm.MOTAccumulator(auto_id=False)
-    gt_rows, pr_rows = _by_frame(seq.gt_frames), _by_frame(seq.pr_frames)
     gt_uid, gt_index = np.unique(seq.gt_ids, return_inverse=True)
     pr_uid, pr_index = np.unique(seq.pr_ids, return_inverse=True)
-    empty = np.zeros(0, dtype=np.int64)
-    hota = {"num_gt_ids": len(gt_uid), "num_tracker_ids": len(pr_uid),
-            "num_gt_dets": len(seq.gt_frames), "num_tracker_dets": len(seq.pr_frames),
-            "gt_ids": [], "tracker_ids": [], "similarity_scores": []}
-    for frame in sorted(set(gt_rows) | set(pr_rows)):
-        g, p = gt_rows.get(frame, empty), pr_rows.get(frame, empty)
-        iou = iou_matrix(seq.gt_boxes[g], seq.pr_boxes[p])  # (n_gt, n_pred)
-        dist = np.where(1.0 - iou > 1.0 - iou_threshold, np.nan, 1.0 - iou)
-        acc.update(seq.gt_ids[g].tolist(), seq.pr_ids[p].tolist(), dist, frameid=frame)
-        hota["gt_ids"].append(gt_index[g])
-        hota["tracker_ids"].append(pr_index[p])
-        hota["similarity_scores"].append(iou)
-    return acc, hota
+    gt_index, pr_index = gt_index.reshape(-1), pr_index.reshape(-1)
+    clear = ClearMot(gt_index, pr_index, len(gt_uid), len(pr_uid))
+    hota = Hota(gt_index, pr_index, len(gt_uid), len(pr_uid))
+    walk = (seq.gt_frames, seq.gt_boxes, seq.pr_frames, seq.pr_boxes)
+    for g, p, r, c, iou in frame_overlaps(*walk):  # pairs with IoU > 0
+        within = ~(1.0 - iou > 1.0 - iou_threshold)  # the others "do not pair" (NaN)
+        clear.update(g, p, r[within], c[within], 1.0 - iou[within])
+        hota.first(g, p, r, c, iou)
+    for g, p, r, c, iou in frame_overlaps(*walk):
+        hota.second(g, p, r, c, iou)
+    return clear.summary(seq.gt_frames), hota.result()
+
+
+def check_unique_ids(frames: np.ndarray, ids: np.ndarray) -> tuple[int, int] | None:
+    """Rows (i, j), i < j, of the first id that appears twice in one frame, or None."""
+    repeated = _repeats(frames, ids)
+    if not repeated.any():
+        return None
+    j = int(np.flatnonzero(repeated)[0])
+    i = int(np.flatnonzero((frames[:j] == frames[j]) & (ids[:j] == ids[j]))[0])
+    return i, j
 
 
 def evaluate_sequences(sequences: dict[str, Sequence], iou_threshold: float = 0.5) -> dict:
     """``{"sequences": {name: {metric: value}}, "overall": {...}}`` (motmetrics' names)."""
-    import motmetrics as mm
     from trackeval.metrics import HOTA
+
+    from .clear import combine
 
     if not sequences:
         raise UserError("no sequences to evaluate")
-    names = list(sequences)
-    accs, hota_res = [], {}
-    hota = HOTA()
+    clear_res, hota_res = {}, {}
+    for name, seq in sequences.items():
+        for side, frames, ids in (("ground-truth", seq.gt_frames, seq.gt_ids),
+                                  ("predicted", seq.pr_frames, seq.pr_ids)):
+            twice = check_unique_ids(frames, ids)
+            if twice is not None:
+                raise UserError(f"sequence {name}: {side} id {ids[twice[0]]} appears twice in "
+                                f"frame {frames[twice[0]]}")
+        clear_res[name], hota_res[name] = evaluate_sequence(seq, iou_threshold)
+    clear_res["OVERALL"] = combine(list(clear_res.values()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for name in names:
-            acc, data = accumulate(sequences[name], iou_threshold)
-            accs.append(acc)
-            hota_res[name] = hota.eval_sequence(data)
-        summary = mm.metrics.create().compute_many(accs, metrics=CLEAR_METRICS, names=names,
-                                                   generate_overall=True)
-        hota_res["OVERALL"] = hota.combine_sequences({n: hota_res[n] for n in names})
+        hota_res["OVERALL"] = HOTA().combine_sequences({n: hota_res[n] for n in sequences})
     out = {}
-    for row_name, row in summary.iterrows():
-        values = {m: _plain(row[m], integer=m in COUNT_METRICS) for m in CLEAR_METRICS}
-        res = hota_res[row_name]
-        values.update(hota=float(np.mean(res["HOTA"])), deta=float(np.mean(res["DetA"])),
-                      assa=float(np.mean(res["AssA"])))
-        out[row_name] = values
+    for name, values in clear_res.items():
+        row = {m: _plain(values[m], integer=m in COUNT_METRICS) for m in CLEAR_METRICS}
+        res = hota_res[name]
+        row.update(hota=float(np.mean(res["HOTA"])), deta=float(np.mean(res["DetA"])),
+                   assa=float(np.mean(res["AssA"])))
+        out[name] = row
     overall = out.pop("OVERALL")
     return {"sequences": out, "overall": overall}
 
@@ -125,12 +127,13 @@ def find_pred(pred_root: Path, seq: str, pred_name: str | None) -> Path:
 
 
 def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
-                           seqs: list[str] | None = None,
-                           pred_name: str | None = None) -> dict[str, Sequence]:
+                           seqs: list[str] | None = None, pred_name: str | None = None,
+                           zero_based: bool = False) -> dict[str, Sequence]:
     """Read ground truth (``<seq>/gt.txt`` or ``<seq>/gt/gt.txt``) and predictions
-    (``<seq>.txt`` or ``<seq>/<pred_name>``). Ground-truth rows whose 7th column is 0 (the
-    MOT16+ "ignore" flag) are left out."""
-    from ..io.mot import read_mot
+    (``<seq>.txt`` or ``<seq>/<pred_name>``; an empty file is a tracker that found nothing).
+    Ground-truth rows whose 7th column is 0 (the MOT16+ "ignore" flag) are left out. Frames count
+    from 1, or from 0 in both with ``zero_based``; an id twice in a frame is an error."""
+    from ..boxes import xywh_to_xyxy
 
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if not gt_root.is_dir():
@@ -149,11 +152,27 @@ def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
         pred_path = find_pred(pred_root, seq, pred_name)
         if not pred_path.is_file():
             raise UserError(f"no predictions for sequence {seq!r}", pred_path)
-        gt = read_mot(gt_path)
-        gt = gt.select(gt.scores != 0)
-        pr = read_mot(pred_path)
-        out[seq] = Sequence(gt.frames, gt.ids, gt.boxes_xyxy, pr.frames, pr.ids, pr.boxes_xyxy)
+        gt = _read_tracks(gt_path, zero_based, allow_empty=False)
+        keep = gt.scores != 0
+        gt_seq = (gt.frames[keep], gt.ids[keep], xywh_to_xyxy(gt.boxes_xywh[keep]))
+        del gt
+        pr = _read_tracks(pred_path, zero_based, allow_empty=True)
+        out[seq] = Sequence(*gt_seq, pr.frames, pr.ids, pr.boxes_xyxy)
     return out
+
+
+def _read_tracks(path: Path, zero_based: bool, allow_empty: bool):
+    """A MOT file of tracks: frames from 1 (or 0), each id at most once per frame."""
+    from ..io.mot import read_mot
+
+    table = read_mot(path, first_frame=0 if zero_based else 1, allow_empty=allow_empty,
+                     frame_hint="" if zero_based else "; --zero-based reads files counting from 0")
+    twice = check_unique_ids(table.frames, table.ids)
+    if twice is not None:
+        a, b = twice
+        raise UserError(f"lines {table.lines[a]} and {table.lines[b]}: id {table.ids[a]} twice "
+                        f"in frame {table.frames[a] - int(zero_based)}", path)
+    return table
 
 
 # ---------------------------------------------------------------- ROAD++ runs
@@ -174,6 +193,11 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
         va = anno.videos[video]
         tr = load_stage(run, "tracks", video)
         keep_gt = va.annotated[va.frames - 1]
+        repeated = _repeats(va.frames, va.track_ids)
+        if repeated.any():  # the evaluators need one box per tube and frame
+            warnings.warn(f"{anno.path}: video {video}: {int(repeated.sum())} boxes repeat a "
+                          "tube_uid within a frame; the first of each is scored", stacklevel=2)
+            keep_gt &= ~repeated
         gt_frames, gt_ids = va.frames[keep_gt].astype(np.int64), va.track_ids[keep_gt]
         gt_boxes = scale_boxes(va.boxes[keep_gt], width, height)
         gt_agent = va.labels["agent"][keep_gt]
@@ -181,6 +205,11 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
         inside = (frames >= 1) & (frames <= va.numf)
         inside[inside] = va.annotated[frames[inside] - 1]
         ids = tr["track_ids"].astype(np.int64)[inside]
+        source = Path(run) / "tracks" / f"{video}.npz"
+        if _repeats(frames[inside], ids).any():
+            raise UserError("a track_id appears twice in one frame", source)
+        if not np.isfinite(tr["boxes"][inside]).all():
+            raise UserError("non-finite track boxes", source)
         boxes = scale_boxes(tr["boxes"][inside], width / float(tr["width"]),
                             height / float(tr["height"]))
         probs = tr["agent"][inside].astype(np.float64)
@@ -195,6 +224,15 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
                 per_class[name][video] = Sequence(gt_frames[g], gt_ids[g], gt_boxes[g],
                                                   frames[inside][p], ids[p], boxes[p])
     return overall, {k: v for k, v in per_class.items() if v}
+
+
+def _repeats(frames: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows whose (frame, id) an earlier row already has."""
+    order = np.lexsort((np.arange(len(ids)), ids, frames))
+    same = np.zeros(len(ids), dtype=bool)
+    f, i = frames[order], ids[order]
+    same[order[1:]] = (f[1:] == f[:-1]) & (i[1:] == i[:-1])
+    return same
 
 
 def evaluate_road_tracks(anno, run: str | Path, subset: str | None = None,
