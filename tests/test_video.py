@@ -4,8 +4,16 @@ import pytest
 
 from roadtrack.errors import UserError
 from roadtrack.io.annotations import load_annotation
-from roadtrack.io.video import (VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoReadError,
-                                clip_frame_numbers, discover_videos, iter_clips, open_video)
+from roadtrack.io.video import (
+    VIDEO_EXTENSIONS,
+    FrameFolder,
+    VideoFile,
+    VideoReadError,
+    clip_frame_numbers,
+    discover_videos,
+    iter_clips,
+    open_video,
+)
 
 
 def test_every_synth_video_decodes_to_numf_frames(synth_root, synth_anno_path):
