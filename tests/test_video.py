@@ -220,6 +220,18 @@ def test_broken_image_names_its_frame(synth_root, tmp_path, damage):
     assert read == list(range(1, 10))
 
 
+def test_image_claiming_a_huge_size_is_a_clear_error(synth_root, tmp_path):
+    folder = _frame_folder(synth_root / "rgb-images" / "train_00000", tmp_path / "v")
+    image = folder / "00003.jpg"
+    data = bytearray(image.read_bytes())
+    sof = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+    data[sof + 5: sof + 9] = (60000).to_bytes(2, "big") * 2
+    image.write_bytes(bytes(data))
+    with pytest.raises(VideoReadError, match="00003.jpg: cannot decode image") as caught:
+        FrameFolder(folder).read(3)
+    assert caught.value.frame == 3
+
+
 def test_frames_beyond_the_declared_count_are_warned(tmp_path):
     path = _write_video(tmp_path / "v.vob", "mpg2", frames=23)
     cap = cv2.VideoCapture(str(path))

@@ -108,7 +108,11 @@ class VideoFile(VideoSource):
             if start > 1:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, start - 1)
             for n in range(start, stop + 1):
-                ok, frame = cap.read()
+                try:
+                    ok, frame = cap.read()
+                except cv2.error as err:
+                    raise VideoReadError(f"decoding failed at frame {n} (OpenCV: {err.err})",
+                                         info.path, n) from None
                 if not ok:
                     raise VideoReadError(f"decoding failed at frame {n} of {info.num_frames}",
                                          info.path, n)
@@ -156,8 +160,9 @@ class FrameFolder(VideoSource):
             raise VideoReadError(f"frame folder has no image for frame {n}", self.info.path, n)
         frame = _read_image(path, n)
         if frame.shape[:2] != (self.info.height, self.info.width):
-            raise VideoReadError(f"image is {frame.shape[1]}x{frame.shape[0]}, the folder's "
-                                 f"first {self.info.width}x{self.info.height}", path, n)
+            raise VideoReadError(f"image is {frame.shape[1]}x{frame.shape[0]}, the folder's first "
+                                 f"({self.files[0].name}) {self.info.width}x{self.info.height}",
+                                 path, n)
         return frame
 
     def read_frames(self, numbers):
@@ -228,7 +233,10 @@ def _read_image(path: Path, n: int) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise VideoReadError(f"cannot read image ({err.strerror})", path, n) from None
-    frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    try:
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    except cv2.error as err:  # a header claiming a huge image, say
+        raise VideoReadError(f"cannot decode image (OpenCV: {err.err})", path, n) from None
     if frame is None:
         raise VideoReadError("cannot decode image", path, n)
     if bytes(data[:2]) == b"\xff\xd8" and not bytes(data[-64:]).rstrip(b"\0").endswith(b"\xff\xd9"):
