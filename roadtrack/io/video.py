@@ -208,7 +208,8 @@ def numbered_images(folder: Path) -> dict[int, Path]:
                              "names are not frame numbers (expected 00001.jpg, ...)", folder)
     if missing:
         warnings.warn(f"{folder}: {missing} of frames 1-{numbers[-1]} have no image "
-                      f"({_ranges(_gaps(numbers))}); they get no detections", stacklevel=2)
+                      f"({_ranges(_gaps(numbers))}); those frames are skipped, the others keep their "
+                      "numbers", stacklevel=2)
     return {n: by_number[n] for n in numbers}
 
 
