@@ -140,6 +140,37 @@ def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
                    f"run in {summary.run}")
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Warnings (a gap in a frame folder, a skipped file) print at once, one line each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"roadtrack: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
+def _exit_if_failed(failures, main_rank: bool = True) -> None:
+    """The closing table of the videos that failed and exit status 1 (none failed: nothing)."""
+    from .batch import EXIT_SOME_FAILED, failure_table
+
+    if not failures:
+        return
+    if main_rank:
+        click.echo(f"roadtrack: {len(failures)} video(s) failed; the others are done, and a rerun "
+                   "retries only these:", err=True)
+        click.echo(failure_table(failures), err=True)
+    sys.exit(EXIT_SOME_FAILED)
+
+
+_STRICT_HELP = ("Stop at the first video that cannot be read (exit 2); by default such videos are "
+                "listed at the end (exit 1) and the others are done.")
+
+
 @main.command("detect")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A training run folder (its run.yaml and checkpoints).")
@@ -156,7 +187,8 @@ def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
               help="Which checkpoint of --run (default detect.checkpoint).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-def detect_command(run_dir, weights, config_path, videos, out, names, which, device):
+@click.option("--strict", is_flag=True, help=_STRICT_HELP)
+def detect_command(run_dir, weights, config_path, videos, out, names, which, device, strict):
     """Detect agents in every frame of every video; resumes by skipping finished videos."""
     from .config import load_config
     from .engine import distributed
@@ -168,11 +200,15 @@ def detect_command(run_dir, weights, config_path, videos, out, names, which, dev
     detector = load_detector(run=run_dir, weights=weights, config=config,
                              config_path=config_path, which=which)
     try:
-        summary = detect_videos(detector, videos, out, names=list(names) or None, device=device)
+        with _warnings_as_lines():
+            summary = detect_videos(detector, videos, out, names=list(names) or None,
+                                    device=device, strict=strict)
     finally:
         distributed.teardown()
-    if int(os.environ.get("RANK", "0")) == 0:
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
         click.echo(summary.table())
+    _exit_if_failed(summary.failures, main_rank)
 
 
 @main.command()
@@ -225,7 +261,9 @@ def track(dets, out_dir, config, per_class, progress):
               help="Only these videos: a file with one name per line, or names joined by commas.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-def run_command(config, videos, out_dir, weights, events_head, from_stage, video_list, device):
+@click.option("--strict", is_flag=True, help=_STRICT_HELP)
+def run_command(config, videos, out_dir, weights, events_head, from_stage, video_list, device,
+                strict):
     """Detect, track and find events in every video; each stage resumes per video."""
     from .config import load_config
     from .engine import distributed
@@ -240,13 +278,16 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
         detector = load_detector(weights=weights, config=run_config, config_path=config)
     names = read_video_list(video_list) if video_list else None
     try:
-        reports = run_pipeline(detector, videos, out_dir, run_config, events_head, from_stage,
-                               names, device=device, config_path=config)
+        with _warnings_as_lines():
+            reports, failures = run_pipeline(detector, videos, out_dir, run_config, events_head,
+                                             from_stage, names, device=device,
+                                             config_path=config, strict=strict)
     finally:
         distributed.teardown()
     click.echo(report_table(reports))
     click.echo(detector.note)
     click.echo(f"run folder: {out_dir}")
+    _exit_if_failed(failures)
 
 
 @main.command("train-events")

@@ -104,7 +104,7 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     started = time.perf_counter()
     detector = load_detector(run=out / "detector")
     run_pipeline(detector, data, out / "train-run", run_config, names=anno.split("train"),
-                 progress=progress, config_path=config)
+                 progress=progress, config_path=config, strict=True)
     head_dir = out / "event-head"
     if not (head_dir / HEAD_FILE).is_file():
         fit_event_head(data, out / "train-run", head_dir,
@@ -115,7 +115,7 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     val = anno.split("val")
     run = out / "run"
     run_pipeline(detector, data, run, run_config, head_dir, names=val, progress=progress,
-                 config_path=config)
+                 config_path=config, strict=True)
     clock.step("pipeline on val", started)
 
     started = time.perf_counter()

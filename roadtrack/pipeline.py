@@ -3,7 +3,9 @@
 Each stage writes one artifact per video into the run folder (``detections/``, ``tracks/``,
 ``events/``) and skips videos whose artifact already exists, so a killed run resumes where it
 stopped and gives the same files as an uninterrupted one. ``from_stage`` reruns a stage and the
-ones after it for every video (with other settings, say) and keeps what comes before.
+ones after it for every video (with other settings, say) and keeps what comes before. A video
+that fails at a stage (cannot be opened, breaks mid-way, a broken artifact) is left out of the
+later stages and listed with the reports (``roadtrack.batch``); a rerun retries exactly those.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .batch import Failure, record_failures
 from .errors import UserError
 from .io.artifacts import artifact_path
 from .io.atomic import write_text_atomic
@@ -29,6 +32,7 @@ class StageReport:
     skipped: int
     frames: int
     seconds: float
+    failed: int = 0
 
     @property
     def fps(self) -> float:
@@ -89,17 +93,18 @@ def _check_same_detector(run: Path, detector) -> None:
 def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict,
                  event_head: str | Path | None = None, from_stage: str | None = None,
                  names: list[str] | None = None, progress: bool = True,
-                 device: str = "auto", config_path: str | Path | None = None
-                 ) -> list[StageReport]:
-    """Run the three stages over ``videos`` into ``out``; returns a report per stage.
+                 device: str = "auto", config_path: str | Path | None = None,
+                 strict: bool = False) -> tuple[list[StageReport], list[Failure]]:
+    """Run the three stages over ``videos`` into ``out``: a report per stage, and the videos that
+    failed (``strict``: the first failure raises instead).
 
     ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); ``run_config``
     the whole parsed config (its ``track`` and ``events`` sections are used here).
     """
-    from .engine.detect import detect_videos
+    from .engine.detect import detect_sources
+    from .events.config import EventsConfig
     from .events.stage import TrainedHead, run_events
     from .events.train import HEAD_FILE
-    from .events.config import EventsConfig
     from .io.video import discover_videos
     from .labels import LabelSpace
     from .tracking.run import read_detection_artifact, track_detections, write_tracks
@@ -107,13 +112,17 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     out = Path(out)
     if from_stage is not None and from_stage not in STAGES:
         raise UserError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
-    sources = discover_videos(videos, names)
-    video_names = [s.name for s in sources]
+    unopened: list | None = None if strict else []
+    sources = discover_videos(videos, names, unopened)
+    failures = [Failure.of(err, name, "detect", err.path) for name, err in unopened or []]
+    video_names = [s.name for s in sources] + [f.video for f in failures]
     tracker = tracker_config(run_config.get("track"))
     events_cfg = EventsConfig.from_dict(run_config.get("events"), config_path)
     head = TrainedHead(Path(event_head) / HEAD_FILE if Path(event_head).is_dir()
                        else event_head) if event_head else None
     labels = LabelSpace.from_dict(detector.labels)
+    if head is not None and head.labels != labels:
+        raise UserError("event head was trained for another label space", head.path)
     if from_stage != "detect" and (out / RUN_FILE).is_file():
         _check_same_detector(out, detector)
     if from_stage is not None:
@@ -122,26 +131,39 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     reports = []
 
     started = time.perf_counter()
-    summary = detect_videos(detector, videos, out, names=video_names, progress=progress,
-                            device=device)
+    summary = detect_sources(detector, sources, out, videos, failures, progress=progress,
+                             device=device, strict=strict)
+    failures = summary.failures
     reports.append(StageReport("detect", summary.videos, summary.skipped, summary.frames,
-                               time.perf_counter() - started))
+                               time.perf_counter() - started, len(failures)))
     for stage in ("track", "events"):
-        started, done, frames = time.perf_counter(), 0, 0
+        started, done, skipped, frames, failed = time.perf_counter(), 0, 0, 0, 0
+        upstream = {f.video for f in failures}  # failed at an earlier stage: nothing to go on
         for source in sources:
-            if artifact_path(out, STAGE_DIRS[stage], source.name).is_file():
+            if source.name in upstream:
                 continue
-            if stage == "track":
-                det = read_detection_artifact(out, source.name)
-                write_tracks(det, track_detections(det, tracker), out / "mot")
-            else:
-                run_events(out, source.name, labels, events_cfg, head)
+            if artifact_path(out, STAGE_DIRS[stage], source.name).is_file():
+                skipped += 1
+                continue
+            try:
+                if stage == "track":
+                    det = read_detection_artifact(out, source.name)
+                    write_tracks(det, track_detections(det, tracker), out / "mot")
+                else:
+                    run_events(out, source.name, labels, events_cfg, head)
+            except UserError as err:
+                if strict:
+                    raise
+                failures.append(Failure.of(err, source.name, stage, source.info.path))
+                failed += 1
+                continue
             done += 1
-            frames += source.info.num_frames
-        reports.append(StageReport(stage, done, len(sources) - done, frames,
-                                   time.perf_counter() - started))
+            frames += len(source.numbers())
+        reports.append(StageReport(stage, done, skipped, frames, time.perf_counter() - started,
+                                   failed))
     _record(out, videos, tracker, events_cfg, event_head)
-    return reports
+    record_failures(out, failures, video_names)
+    return reports, failures
 
 
 def _record(out: Path, videos, tracker, events_cfg, event_head) -> None:
@@ -158,6 +180,7 @@ def _record(out: Path, videos, tracker, events_cfg, event_head) -> None:
 def report_table(reports: list[StageReport]) -> str:
     from .report import table
 
-    rows = [[r.stage, r.done, r.skipped, r.frames, round(r.seconds, 1), round(r.fps, 1)]
+    rows = [[r.stage, r.done, r.skipped, r.failed, r.frames, round(r.seconds, 1), round(r.fps, 1)]
             for r in reports]
-    return table(rows, ["stage", "videos", "skipped", "frames", "seconds", "frames/s"])
+    return table(rows, ["stage", "videos", "skipped", "failed", "frames", "seconds",
+                        "frames/s"])

@@ -104,3 +104,76 @@ def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_mode
                                         r"the checkpoint's"):
         load_detector(weights=weights, config={"model": {"decoder": {"num_stages": 2}}},
                       config_path="mine.yaml", builder=toy_builder())
+
+
+def _cut_mkv(source_mp4, dest):
+    """``source_mp4`` re-encoded as mkv and cut to half its bytes: it opens, then breaks."""
+    import cv2
+
+    from roadtrack.io.video import VideoFile
+
+    source = VideoFile(source_mp4)
+    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), 10,
+                             (source.info.width, source.info.height))
+    for _, frame in source.frames():
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    dest.write_bytes(dest.read_bytes()[: dest.stat().st_size // 2])
+    return dest
+
+
+def _failed(run):
+    import yaml
+
+    return [(f["video"], f["frame"] is None) for f in
+            yaml.safe_load((run / "run.yaml").read_text()).get("failed", [])]
+
+
+def test_broken_videos_are_listed_and_the_others_done(synth_root, toy_run, tmp_path):
+    import shutil
+
+    from roadtrack.io.artifacts import finished_videos
+    from roadtrack.io.video import VideoReadError
+
+    folder = tmp_path / "videos"
+    shutil.copytree(synth_root / "videos", folder)
+    (folder / "a_garbage.mp4").write_bytes(b"not a video")
+    _cut_mkv(folder / "train_00001.mp4", folder / "b_cut.mkv")
+    detector = load_detector(run=toy_run, builder=toy_builder())
+    out = tmp_path / "out"
+    summary = detect_videos(detector, folder, out, progress=False)
+    assert finished_videos(out, "detections") == ["train_00000", "train_00001", "train_00002"]
+    rows = {f.video: f for f in summary.failures}
+    assert sorted(rows) == ["a_garbage", "b_cut"] and summary.videos == 3
+    assert rows["a_garbage"].frame is None and "cannot open" in rows["a_garbage"].reason
+    assert 1 < rows["b_cut"].frame < 30 and rows["b_cut"].path == str(folder / "b_cut.mkv")
+    assert _failed(out) == [("a_garbage", True), ("b_cut", False)]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # nothing half-written
+    # a rerun retries only the failed two; once one is mended it is done and off the list
+    again = detect_videos(detector, folder, out, progress=False)
+    assert (again.videos, again.skipped, len(again.failures)) == (0, 3, 2)
+    shutil.copy(folder / "train_00001.mp4", folder / "b_cut.mkv")
+    again = detect_videos(detector, folder, out, progress=False)
+    assert (again.videos, again.skipped, len(again.failures)) == (1, 3, 1)
+    assert _failed(out) == [("a_garbage", True)]
+    with pytest.raises(VideoReadError, match="a_garbage.mp4: cannot open video"):
+        detect_videos(detector, folder, tmp_path / "strict", progress=False, strict=True)
+
+
+def test_gapped_frame_folder_keeps_its_frame_numbers(synth_root, toy_run, tmp_path):
+    import shutil
+
+    name = "train_00002"
+    folder = tmp_path / "frames" / name
+    shutil.copytree(synth_root / "rgb-images" / name, folder)
+    (folder / "00005.jpg").unlink()
+    detector = load_detector(run=toy_run, builder=toy_builder())
+    with pytest.warns(UserWarning, match="1 of frames 1-30 have no image"):
+        detect_videos(detector, folder.parent, tmp_path / "gapped", progress=False)
+    detect_videos(detector, synth_root / "rgb-images", tmp_path / "full", names=[name],
+                  progress=False)
+    gapped, full = (load_stage(tmp_path / x, "detections", name) for x in ("gapped", "full"))
+    assert sorted(set(gapped["frames"].tolist())) == [n for n in range(1, 31) if n != 5]
+    for n in (3, 10, 30):  # frames whose clips hold no missing frame: the same detections
+        assert np.array_equal(gapped["boxes"][gapped["frames"] == n],
+                              full["boxes"][full["frames"] == n])

@@ -1,6 +1,7 @@
 """``roadtrack run`` (detect -> track -> events) with the real tiny detector, shrunk: resume after
 an interruption, rerunning later stages alone, and bad input."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -124,24 +125,82 @@ def test_run_folder_of_another_detector_is_refused(detector, synth_root, tmp_pat
     assert code == 2 and "other weights" in out
 
 
-def test_empty_folder_and_broken_video(detector, synth_root, tmp_path):
+def test_empty_folder_is_an_error(detector, tmp_path):
     config, det = detector
     (tmp_path / "empty").mkdir()
     code, out = _run("run", config, "--videos", tmp_path / "empty", "--out", tmp_path / "r1",
                      "--weights", det)
     assert code == 2 and "no videos" in out and "Traceback" not in out
+
+
+def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_root, tmp_path):
+    config, det = detector
     data = copy_dataset(synth_root, tmp_path / "data", frames=False)
     unreadable = data / "videos" / "train_00002.mp4"
     unreadable.write_bytes(unreadable.read_bytes()[: unreadable.stat().st_size // 3])
-    code, out = _run("run", config, "--videos", data / "videos", "--out", tmp_path / "r2",
-                     "--weights", det)
-    assert code == 2 and "train_00002.mp4" in out and not (tmp_path / "r2").exists()
-    unreadable.unlink()
     _halfway_broken_avi(data / "videos" / "train_00001.mp4", data / "videos" / "train_00001.avi")
-    code, out = _run("run", config, "--videos", data / "videos", "--out", tmp_path / "r3",
+    run = tmp_path / "run"
+    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    assert code == 1 and "Traceback" not in out, out
+    table = out[out.index("2 video(s) failed"):].splitlines()
+    assert "train_00001.avi" in table[3] and "decoding failed at frame" in table[3]
+    assert "train_00002.mp4" in table[4] and "cannot open video" in table[4]
+    for stage in STAGE_DIRS:  # the good video went through every stage
+        assert finished_videos(run, stage) == ["train_00000"]
+    # a rerun retries only the two (and fails them again); with --strict it stops at the first
+    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    assert code == 1 and "2 video(s) failed" in out
+    assert re.search(r"^detect +0 +1 +2 ", out, re.MULTILINE)  # videos done, skipped, failed
+    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det,
+                     "--strict")
+    assert code == 2 and out.strip().splitlines()[-1].startswith("roadtrack: error: ")
+    assert "train_00002.mp4: cannot open video" in out and "failed;" not in out
+    # the detect command alone behaves the same way
+    code, out = _run("detect", "--run", det, "--videos", data / "videos", "--out",
+                     tmp_path / "det-only")
+    assert code == 1 and "2 video(s) failed" in out
+    assert finished_videos(tmp_path / "det-only", "detections") == ["train_00000"]
+
+
+def test_name_collision_is_an_error_before_any_work(detector, synth_root, tmp_path):
+    config, det = detector
+    data = copy_dataset(synth_root, tmp_path / "data", frames=False)
+    (data / "videos" / "Train_00001.mov").write_bytes(
+        (data / "videos" / "train_00001.mp4").read_bytes())
+    code, out = _run("run", config, "--videos", data / "videos", "--out", tmp_path / "run",
                      "--weights", det)
-    assert code == 2 and "train_00001.avi" in out and "decoding failed at frame" in out
-    assert finished_videos(tmp_path / "r3", "detections") == ["train_00000"]  # kept
+    assert code == 2 and len(out.strip().splitlines()) == 1, out
+    assert "Train_00001.mov and train_00001.mp4 are both video 'train_00001'" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_gapped_frame_folder_gives_real_frame_numbers_downstream(detector, synth_root,
+                                                                    tmp_path):
+    config, det = detector
+    data = copy_dataset(synth_root, tmp_path / "data")
+    for n in (5, 6):
+        (data / "rgb-images" / "train_00000" / f"{n:05d}.jpg").unlink()
+    run = tmp_path / "run"
+    code, out = _run("run", config, "--videos", data, "--out", run, "--weights", det,
+                     "--video-list", "train_00000")
+    assert code == 0, out
+    assert "warning: " in out and "train_00000: 2 of frames 1-30 have no image (5-6)" in out
+    for stage in ("detections", "tracks"):
+        frames = set(load_stage(run, stage, "train_00000")["frames"].tolist())
+        assert frames and frames <= set(range(1, 31)) - {5, 6} and max(frames) == 30, stage
+    mot = np.loadtxt(run / "mot" / "train_00000.txt", delimiter=",", ndmin=2)
+    assert not set(mot[:, 0].astype(int)) & {5, 6}
+
+
+def test_broken_artifact_fails_its_video_in_later_stages(detector, synth_root, tmp_path):
+    config, det = detector
+    run = tmp_path / "run"
+    assert _run("run", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    (run / "detections" / "train_00001.npz").write_bytes(b"broken")
+    code, out = _run("run", config, "--videos", synth_root, "--out", run, "--weights", det,
+                     "--from", "track")
+    assert code == 1 and "train_00001  track" in out and "corrupt artifact" in out, out
+    assert finished_videos(run, "events") == ["train_00000", "train_00002"]
 
 
 def _halfway_broken_avi(mp4, avi):

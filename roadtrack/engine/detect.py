@@ -2,16 +2,18 @@
 
 Each frame is the key frame of its own clip (T frames around it, the ends padded), clips go
 through the model in batches, the last stage's queries are filtered by agentness and per-class
-NMS (class = top agent label), and ``detections/<video>.npz`` is written atomically. Videos whose
-artifact exists are skipped, so an interrupted run resumes; under ``torchrun`` each rank takes
-every world-th video.
+NMS (class = top agent label), and ``detections/<video>.npz`` is written atomically once the whole
+video is done. Videos whose artifact exists are skipped, so an interrupted run resumes; under
+``torchrun`` each rank takes every world-th video. A video that cannot be opened or that breaks
+mid-way gets no artifact and is listed in the summary's failures (``roadtrack.batch``); the others
+go on (``strict``: the first one raises).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,10 @@ from torch import nn
 from torchvision.ops import batched_nms, roi_align
 from tqdm import tqdm
 
+from ..batch import Failure, record_failures
 from ..errors import UserError
 from ..io.artifacts import artifact_path, save_stage
-from ..io.video import VideoSource, discover_videos, iter_clips
+from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
 from ..report import table
 from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint, load_model_state
@@ -205,15 +208,17 @@ class DetectSummary:
     frames: int
     detections: int
     seconds: float
+    failures: list[Failure] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def table(self) -> str:
-        return table([[self.videos, self.skipped, self.frames, self.detections,
-                       round(self.seconds, 1), round(self.fps, 1)]],
-                     ["videos", "skipped", "frames", "detections", "seconds", "frames/s"])
+        return table([[self.videos, self.skipped, len(self.failures), self.frames,
+                       self.detections, round(self.seconds, 1), round(self.fps, 1)]],
+                     ["videos", "skipped", "failed", "frames", "detections", "seconds",
+                      "frames/s"])
 
 
 class _Resized(VideoSource):
@@ -226,12 +231,29 @@ class _Resized(VideoSource):
         for n, frame in self.source.frames(start, stop):
             yield n, resize_frames(frame[None], self.size)[0]
 
+    def numbers(self) -> np.ndarray:
+        return self.source.numbers()
+
 
 def detect_videos(detector: LoadedDetector, videos: str | Path, out: str | Path,
                   names: list[str] | None = None, progress: bool = True,
-                  device: str = "auto") -> DetectSummary:
-    """Write ``detections/<video>.npz`` into ``out`` for each video under ``videos``."""
-    sources = discover_videos(videos, names)
+                  device: str = "auto", strict: bool = False) -> DetectSummary:
+    """Write ``detections/<video>.npz`` into ``out`` for each video under ``videos``.
+
+    Videos that cannot be opened or that break are left out and listed in the summary's
+    ``failures`` (and in ``out/run.yaml``); ``strict`` raises at the first instead.
+    """
+    unopened: list | None = None if strict else []
+    sources = discover_videos(videos, names, unopened)
+    failures = [Failure.of(err, name, "detect", err.path) for name, err in unopened or []]
+    return detect_sources(detector, sources, out, videos, failures, progress, device, strict)
+
+
+def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: str | Path,
+                   videos: str | Path, failures: list[Failure] = (), progress: bool = True,
+                   device: str = "auto", strict: bool = False) -> DetectSummary:
+    """:func:`detect_videos` on opened ``sources`` (found under ``videos``; ``failures``: the ones
+    that would not open)."""
     cfg = detector.config
     size = check_input_size(cfg.detect.input_size or cfg.data.input_size, "detect.input_size")
     dist = D.setup(device)  # the caller ends the process group (D.teardown)
@@ -244,25 +266,39 @@ def detect_videos(detector: LoadedDetector, videos: str | Path, out: str | Path,
     runner = ClipDetector(detector.model, detector.normalize, cfg.detect, dist.device, half)
     mine = sources[dist.rank::dist.world]
     todo = [s for s in mine if not artifact_path(out, "detections", s.name).exists()]
-    bar = tqdm(total=sum(s.info.num_frames for s in todo), desc="detect", unit="frame",
+    bar = tqdm(total=sum(len(s.numbers()) for s in todo), desc="detect", unit="frame",
                disable=not (progress and dist.main), dynamic_ncols=True)
     started = time.perf_counter()
-    frames = detections = 0
+    done = frames = detections = 0
+    broken: list[Failure] = []
     for source in todo:
-        count = _detect_video(runner, source, size, int(detector.model.num_frames),
-                              cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar)
-        frames += source.info.num_frames
-        detections += count
+        try:
+            counts = _detect_video(runner, source, size, int(detector.model.num_frames),
+                                   cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar)
+        except VideoReadError as err:
+            if strict:
+                raise
+            broken.append(Failure.of(err, source.name, "detect", source.info.path))
+            continue
+        done += 1
+        frames += counts[0]
+        detections += counts[1]
     bar.close()
-    totals = D.all_sum(torch.tensor([len(todo), len(mine) - len(todo), frames, detections],
+    totals = D.all_sum(torch.tensor([done, len(mine) - len(todo), frames, detections],
                                     dtype=torch.float64))
+    failures = list(failures) + D.all_gather_objects(broken)
     D.barrier()
+    if dist.main:
+        record_failures(out, failures, [s.name for s in sources] + [f.video for f in failures])
     return DetectSummary(videos=int(totals[0]), skipped=int(totals[1]), frames=int(totals[2]),
-                         detections=int(totals[3]), seconds=time.perf_counter() - started)
+                         detections=int(totals[3]), seconds=time.perf_counter() - started,
+                         failures=failures)
 
 
 def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, int],
-                  num_frames: int, frame_step: int, batch_size: int, out: Path, bar) -> int:
+                  num_frames: int, frame_step: int, batch_size: int, out: Path,
+                  bar) -> tuple[int, int]:
+    """Detect every frame of ``source`` and write its artifact; (frames, detections)."""
     info = source.info
     parts: list[tuple[int, dict]] = []
     keys: list[int] = []
@@ -286,7 +322,7 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
     frames = np.concatenate([np.full(len(p["scores"]), k, dtype=np.int32) for k, p in parts])
     save_stage(out, "detections", info.name, frames=frames, **fields, width=info.width,
                height=info.height, fps=info.fps)
-    return len(frames)
+    return len(parts), len(frames)
 
 
 def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:

@@ -72,6 +72,15 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
     return values.to(home)
 
 
+def all_gather_objects(items: list) -> list:
+    """Every process's ``items`` (picklable) joined in rank order (``items`` when alone)."""
+    if not dist.is_initialized():
+        return list(items)
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(items))
+    return [item for part in parts for item in part]
+
+
 def mean_over_ranks(value: float) -> float:
     """The mean of ``value`` over all processes (itself when alone)."""
     if not dist.is_initialized():

@@ -1,4 +1,4 @@
-"""Lists of video names given on the command line."""
+"""Video names: of a file or frame folder, and lists of them given on the command line."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,3 +18,10 @@ def read_video_list(value: str | Path) -> list[str]:
     if not names:
         raise UserError(f"no video names in {value!r}")
     return names
+
+
+def video_name(path: str | Path) -> str:
+    """The name of the video a file or frame folder holds: the file's stem or the folder's name,
+    lower-cased (``Clip.MP4`` and ``clip/`` are both ``clip``)."""
+    path = Path(path)
+    return (path.name if path.is_dir() else path.stem).lower()

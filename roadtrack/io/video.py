@@ -1,24 +1,47 @@
 """Video sources read with OpenCV as streams: video files and ROAD-style frame folders.
 
 Frames are numbered from 1 as in the annotations and handed out as RGB uint8 (H, W, 3) arrays.
-A clip is T frames ``stride`` apart around a key frame; frames before the first or after the last
-repeat the edge frame (padding), so every frame can be a key frame.
+A frame folder's frame n is its image numbered n (``00005.jpg`` is frame 5): an image missing
+from the folder is a frame the source does not have (one warning names them), never filled by
+shifting the later ones. A clip is T frames ``stride`` apart around a key frame; frames before the
+first or after the last repeat the edge frame (padding), a missing frame the nearest present one,
+so every frame can be a key frame.
+
+A video that cannot be opened or that breaks mid-way raises :class:`VideoReadError`, a UserError
+that says at which frame, so that a batch can note it and go on with the other videos.
 """
 from __future__ import annotations
 
+import mimetypes
+import re
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from ..errors import UserError
+from .names import video_name
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".qt", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
+                    ".vob", ".wmv", ".asf", ".flv", ".ts", ".mts", ".m2ts", ".3gp")
+"""Containers taken as videos: each decodes with the FFmpeg inside OpenCV (tests/test_video.py)."""
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 10.0
 """ROAD++ is annotated at 10 fps; frame folders carry no rate of their own."""
+MOST_MISSING = 0.99
+"""A frame folder whose image numbers leave more frames missing than this share is refused: its
+names are not frame numbers (timestamps, say), and stepping through the gaps would never end."""
+
+
+class VideoReadError(UserError):
+    """A video that cannot be opened (``frame`` None) or that breaks at ``frame``."""
+
+    def __init__(self, reason: str, path: str | Path, frame: int | None = None):
+        super().__init__(reason, path)
+        self.reason, self.frame = reason, frame
 
 
 @dataclass(frozen=True)
@@ -28,11 +51,11 @@ class VideoInfo:
     fps: float
     width: int
     height: int
-    num_frames: int
+    num_frames: int  # the last frame's number (a frame folder may miss some before it)
 
 
 class VideoSource:
-    """One video: its facts (``info``) and its frames in order (``frames``)."""
+    """One video: its facts (``info``), the frames it has (``numbers``), its frames in order."""
 
     info: VideoInfo
 
@@ -40,27 +63,32 @@ class VideoSource:
     def name(self) -> str:
         return self.info.name
 
+    def numbers(self) -> np.ndarray:
+        """(F,) int64 ascending: the numbers of the frames this source has."""
+        return np.arange(1, self.info.num_frames + 1)
+
     def frames(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (frame number, RGB frame) for frames start..stop (inclusive, 1-based)."""
+        """Yield (frame number, RGB frame) for the frames start..stop (inclusive, 1-based) it has."""
         raise NotImplementedError
 
     def read_frames(self, numbers: Iterable[int]) -> dict[int, np.ndarray]:
         """Frames by number (any order, repeats allowed), read in one forward pass."""
-        wanted = set(int(n) for n in numbers)
+        wanted = {int(n) for n in numbers}
         if not wanted:
             return {}
         return {n: f for n, f in self.frames(min(wanted), max(wanted)) if n in wanted}
 
 
 class VideoFile(VideoSource):
-    """A video file decoded with ``cv2.VideoCapture``."""
+    """A video file decoded with ``cv2.VideoCapture``; its container says how many frames."""
 
     def __init__(self, path: str | Path, name: str | None = None):
         path = Path(path)
         cap = cv2.VideoCapture(str(path))
         try:
             if not cap.isOpened():
-                raise UserError("cannot open video (missing, unreadable or not a video)", path)
+                raise VideoReadError("cannot open video (missing, unreadable or not a video)",
+                                     path)
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
             height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -69,98 +97,259 @@ class VideoFile(VideoSource):
         finally:
             cap.release()
         if not ok or count <= 0 or width <= 0 or height <= 0:
-            raise UserError("video has no decodable frames", path)
-        self.info = VideoInfo(name or path.stem.lower(), path, fps, width, height, count)
+            raise VideoReadError("video has no decodable frames", path)
+        self.info = VideoInfo(name or video_name(path), path, fps, width, height, count)
 
     def frames(self, start: int = 1, stop: int | None = None):
-        stop = self.info.num_frames if stop is None else min(stop, self.info.num_frames)
-        cap = cv2.VideoCapture(str(self.info.path))
+        info = self.info
+        stop = info.num_frames if stop is None else min(stop, info.num_frames)
+        cap = cv2.VideoCapture(str(info.path))
         try:
             if start > 1:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, start - 1)
             for n in range(start, stop + 1):
-                ok, frame = cap.read()
+                try:
+                    ok, frame = cap.read()
+                except cv2.error as err:
+                    raise VideoReadError(f"decoding failed at frame {n} (OpenCV: {err.err})",
+                                         info.path, n) from None
                 if not ok:
-                    raise UserError(f"decoding failed at frame {n} of {self.info.num_frames}",
-                                    self.info.path)
+                    raise VideoReadError(f"decoding failed at frame {n} of {info.num_frames}",
+                                         info.path, n)
+                if frame.shape[:2] != (info.height, info.width):
+                    raise VideoReadError(f"frame {n} is {frame.shape[1]}x{frame.shape[0]}, the "
+                                         f"video {info.width}x{info.height}", info.path, n)
+                if n == info.num_frames and cap.grab():
+                    warnings.warn(f"{info.path}: video holds more frames than the {n} its "
+                                  f"container declares; frames after {n} are not read",
+                                  stacklevel=2)
                 yield n, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
 
 
 class FrameFolder(VideoSource):
-    """A folder of numbered images (``00001.jpg``, ...), as ROAD's ``rgb-images/<video>/``."""
+    """A folder of numbered images (``00001.jpg``, ...), as ROAD's ``rgb-images/<video>/``.
 
-    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS):
+    Frame n is the image whose name ends in the number n; a folder numbered from 0 (``00000.jpg``)
+    is read as frames 1, 2, ... with a warning, as frames are numbered from 1 everywhere here.
+    """
+
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS, name: str | None = None):
         path = Path(path)
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS) \
-            if path.is_dir() else []
-        if not files:
-            raise UserError("frame folder holds no images", path)
-        self.files = files
-        first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
-        if first is None:
-            raise UserError("cannot decode image", files[0])
-        height, width = first.shape[:2]
-        self.info = VideoInfo(path.name.lower(), path, fps, width, height, len(files))
+        self.by_number = numbered_images(path)  # frame number -> image, ascending
+        self.files = list(self.by_number.values())
+        first = next(iter(self.by_number))
+        image = _read_image(self.by_number[first], first)
+        height, width = image.shape[:2]
+        last = next(reversed(self.by_number))
+        self.info = VideoInfo(name or video_name(path), path, fps, width, height, last)
+
+    def numbers(self) -> np.ndarray:
+        return np.fromiter(self.by_number, dtype=np.int64, count=len(self.by_number))
 
     def frames(self, start: int = 1, stop: int | None = None):
         stop = self.info.num_frames if stop is None else min(stop, self.info.num_frames)
-        for n in range(start, stop + 1):
-            yield n, self.read(n)
+        for n in self.by_number:
+            if start <= n <= stop:
+                yield n, self.read(n)
 
     def read(self, n: int) -> np.ndarray:
-        path = self.files[n - 1]
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise UserError("cannot decode image", path)
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        path = self.by_number.get(n)
+        if path is None:
+            raise VideoReadError(f"frame folder has no image for frame {n}", self.info.path, n)
+        frame = _read_image(path, n)
+        if frame.shape[:2] != (self.info.height, self.info.width):
+            raise VideoReadError(f"image is {frame.shape[1]}x{frame.shape[0]}, the folder's first "
+                                 f"({self.files[0].name}) {self.info.width}x{self.info.height}",
+                                 path, n)
+        return frame
 
     def read_frames(self, numbers):
-        return {n: self.read(n) for n in sorted(set(int(n) for n in numbers))}
+        return {n: self.read(n) for n in sorted({int(n) for n in numbers})}
 
 
-def open_video(path: str | Path) -> VideoSource:
+_NUMBER = re.compile(r"(\d+)$")
+
+
+def numbered_images(folder: Path) -> dict[int, Path]:
+    """{frame number: image} of a frame folder, ascending; warns once about missing numbers.
+
+    The number is the one that ends the image's name (``00005.jpg``, ``frame_5.png``: 5). A
+    name without one, two images of one number, or numbers that leave nearly every frame missing
+    raise VideoReadError.
+    """
+    try:
+        images = [p for p in folder.iterdir()
+                  if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]
+    except OSError as err:
+        raise VideoReadError(f"cannot read folder ({err.strerror})", folder) from None
+    if not images:
+        raise VideoReadError("frame folder holds no images", folder)
+    by_number: dict[int, Path] = {}
+    for image in sorted(images):
+        match = _NUMBER.search(image.stem)
+        if match is None:
+            raise VideoReadError("image name holds no frame number (expected 00001.jpg, ...)",
+                                 image)
+        n = int(match.group(1))
+        if n in by_number:
+            raise VideoReadError(f"{by_number[n].name} and {image.name} are both frame {n}",
+                                 folder)
+        by_number[n] = image
+    if 0 in by_number:
+        warnings.warn(f"{folder}: images are numbered from 0; read as frames 1, 2, ... (frame n "
+                      "is image n-1)", stacklevel=2)
+        by_number = {n + 1: p for n, p in by_number.items()}
+    numbers = sorted(by_number)
+    missing = numbers[-1] - len(numbers)
+    if missing > MOST_MISSING * numbers[-1]:
+        raise VideoReadError(f"image numbers run to {numbers[-1]} with {len(numbers)} images: "
+                             "names are not frame numbers (expected 00001.jpg, ...)", folder)
+    if missing:
+        warnings.warn(f"{folder}: {missing} of frames 1-{numbers[-1]} have no image "
+                      f"({_ranges(_gaps(numbers))}); those frames are skipped, the others keep their "
+                      "numbers", stacklevel=2)
+    return {n: by_number[n] for n in numbers}
+
+
+def _gaps(numbers: list[int]) -> list[tuple[int, int]]:
+    """The runs (first, last) of numbers in 1..numbers[-1] missing from ascending ``numbers``."""
+    runs, previous = [], 0
+    for n in numbers:
+        if n > previous + 1:
+            runs.append((previous + 1, n - 1))
+        previous = n
+    return runs
+
+
+def _ranges(runs: list[tuple[int, int]], shown: int = 5) -> str:
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:shown])
+    return text + (f" and {len(runs) - shown} more runs" if len(runs) > shown else "")
+
+
+def _read_image(path: Path, n: int) -> np.ndarray:
+    """RGB (H, W, 3) of frame ``n``'s image; unreadable, undecodable or cut-off JPEGs raise."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise VideoReadError(f"cannot read image ({err.strerror})", path, n) from None
+    try:
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    except cv2.error as err:  # a header claiming a huge image, say
+        raise VideoReadError(f"cannot decode image (OpenCV: {err.err})", path, n) from None
+    if frame is None:
+        raise VideoReadError("cannot decode image", path, n)
+    if bytes(data[:2]) == b"\xff\xd8" and not bytes(data[-64:]).rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise VideoReadError("JPEG is cut off (no end-of-image marker)", path, n)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def open_video(path: str | Path, name: str | None = None) -> VideoSource:
     """A video file or a frame folder."""
     path = Path(path)
     if path.is_dir():
-        return FrameFolder(path)
+        return FrameFolder(path, name=name)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise UserError(f"not a video file (expected one of {', '.join(VIDEO_EXTENSIONS)})", path)
-    return VideoFile(path)
+    return VideoFile(path, name)
 
 
-def discover_videos(path: str | Path, names: Iterable[str] | None = None) -> list[VideoSource]:
-    """The videos under ``path``, sorted by name.
+def find_videos(path: str | Path, names: Iterable[str] | None = None) -> list[tuple[str, Path]]:
+    """(name, file or frame folder) of the videos under ``path`` by name, none opened yet.
 
     ``path`` may be a video file, a folder of video files and/or frame folders, or a dataset root
     holding ``rgb-images/`` (preferred: the exact frames annotations were made on) or ``videos/``.
-    ``names`` keeps only those videos and raises when one is missing.
+    A name is the lower-cased stem (see :func:`~roadtrack.io.names.video_name`); two inputs of one
+    name are an error naming both. Files of other video containers get one warning. ``names``
+    keeps only those videos (any case) and raises when one is missing.
     """
     path = Path(path)
     if not path.exists():
         raise UserError("no such file or folder", path)
     if path.is_file():
-        sources = [open_video(path)]
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise UserError(f"not a video file (expected one of {', '.join(VIDEO_EXTENSIONS)})",
+                            path)
+        inputs = [path]
     else:
         for sub in ("rgb-images", "videos"):
             if (path / sub).is_dir() and any((path / sub).iterdir()):
                 path = path / sub
                 break
-        entries = sorted(path.iterdir())
-        sources = [open_video(p) for p in entries
-                   if p.suffix.lower() in VIDEO_EXTENSIONS
-                   or (p.is_dir() and any(q.suffix.lower() in FRAME_EXTENSIONS for q in p.iterdir()))]
-    if not sources:
-        raise UserError("no videos (mp4, avi, mkv, mov) or frame folders found", path)
-    by_name = {s.name: s for s in sources}
+        inputs = _folder_inputs(path)
+    if not inputs:
+        raise UserError("no videos (mp4, avi, mkv, mov, webm, ...) or frame folders found", path)
+    by_name: dict[str, Path] = {}
+    for item in inputs:
+        name = video_name(item)
+        if name in by_name:
+            raise UserError(f"{by_name[name].name} and {item.name} are both video {name!r} "
+                            "(names are lower-cased stems); rename one", path)
+        by_name[name] = item
     if names is not None:
-        names = list(names)
+        names = list(dict.fromkeys(n.lower() for n in names))
         missing = [n for n in names if n not in by_name]
         if missing:
             raise UserError(f"videos not found: {', '.join(missing[:5])}", path)
-        return [by_name[n] for n in names]
-    return [by_name[n] for n in sorted(by_name)]
+        return [(n, by_name[n]) for n in names]
+    return sorted(by_name.items())
+
+
+def _folder_inputs(folder: Path) -> list[Path]:
+    """The video files and frame folders in ``folder``; warns about other video containers."""
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise UserError(f"cannot read folder ({err.strerror})", folder) from None
+    inputs, others = [], []
+    for entry in entries:
+        if entry.is_dir():
+            if _holds_images(entry):
+                inputs.append(entry)
+        elif entry.suffix.lower() in VIDEO_EXTENSIONS:
+            inputs.append(entry)
+        elif (mimetypes.guess_type(entry.name)[0] or "").startswith("video/"):
+            others.append(entry.name)
+    if others:
+        warnings.warn(f"{folder}: skipped {len(others)} files in video containers not read here "
+                      f"({', '.join(others[:5])}{' ...' if len(others) > 5 else ''}); convert "
+                      f"them to one of {', '.join(VIDEO_EXTENSIONS)}", stacklevel=3)
+    return inputs
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether ``folder`` looks like a frame folder (an unreadable one does: opening says why)."""
+    try:
+        return any(p.suffix.lower() in FRAME_EXTENSIONS for p in folder.iterdir())
+    except OSError:
+        return True
+
+
+def discover_videos(path: str | Path, names: Iterable[str] | None = None,
+                    failures: list | None = None) -> list[VideoSource]:
+    """The videos under ``path`` (see :func:`find_videos`), opened, by name.
+
+    A video that cannot be opened raises VideoReadError, or, when a ``failures`` list is given,
+    is left out and appended to it as (name, VideoReadError).
+    """
+    sources = []
+    for name, item in find_videos(path, names):
+        try:
+            sources.append(open_video(item, name))
+        except VideoReadError as err:
+            if failures is None:
+                raise
+            failures.append((name, err))
+    return sources
+
+
+def nearest_frames(numbers: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(n,) each of ``numbers`` replaced by the nearest of ``present`` (ascending; ties: later)."""
+    right = np.minimum(np.searchsorted(present, numbers), len(present) - 1)  # (n,)
+    left = np.maximum(right - 1, 0)
+    closer_left = np.abs(numbers - present[left]) < np.abs(present[right] - numbers)
+    return np.where(closer_left, present[left], present[right])
 
 
 def clip_frame_numbers(key: int, num_frames: int, length: int, stride: int = 1) -> np.ndarray:
@@ -174,19 +363,24 @@ def clip_frame_numbers(key: int, num_frames: int, length: int, stride: int = 1) 
 
 def iter_clips(source: VideoSource, length: int, stride: int = 1,
                keys: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Stream (key frame, clip (T, H, W, 3) RGB uint8) for ascending ``keys`` (default: all).
+    """Stream (key frame, clip (T, H, W, 3) RGB uint8) for ascending ``keys`` (default: every
+    frame the source has). A frame the source lacks is replaced by the nearest one it has.
 
     Frames are decoded once, in order, and only the window the next clips need stays in memory.
     """
     num = source.info.num_frames
-    keys = list(range(1, num + 1)) if keys is None else sorted(int(k) for k in keys)
+    present = source.numbers()  # (F,)
+    keys = present.tolist() if keys is None else sorted(int(k) for k in keys)
     if not keys:
         return
+    gapped = len(present) < num
     buffer: dict[int, np.ndarray] = {}
     stream = source.frames(1, num)
     last_read = 0
     for key in keys:
         numbers = clip_frame_numbers(key, num, length, stride)
+        if gapped:
+            numbers = nearest_frames(numbers, present)
         while last_read < numbers.max():
             last_read, frame = next(stream)
             buffer[last_read] = frame
