@@ -405,20 +405,22 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
         raise UserError("--zero-based is for --gt/--pred files")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if anno is not None:
-            from .io.annotations import load_annotation
+        try:
+            if anno is not None:
+                from .io.annotations import load_annotation
 
-            if not run_dir.is_dir():
-                raise UserError("no such run folder", run_dir)
-            result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset,
-                                              iou_threshold)
-        else:
-            sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
-                                                   pred_name, zero_based)
-            result = mot.evaluate_sequences(sequences, iou_threshold)
-    for w in caught:
-        if issubclass(w.category, UserWarning):  # ours, not libraries' deprecations
-            click.echo(f"roadtrack: warning: {w.message}", err=True)
+                if not run_dir.is_dir():
+                    raise UserError("no such run folder", run_dir)
+                result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset,
+                                                  iou_threshold)
+            else:
+                sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
+                                                       pred_name, zero_based)
+                result = mot.evaluate_sequences(sequences, iou_threshold)
+        finally:  # warnings of the inputs are shown also when a later error ends the command
+            for w in caught:
+                if issubclass(w.category, UserWarning):  # ours, not libraries' deprecations
+                    click.echo(f"roadtrack: warning: {w.message}", err=True)
     click.echo(mot.format_mot_report(result))
     if json_path is not None:
         write_json_atomic(json_path, result, indent=1)
