@@ -11,7 +11,7 @@ from roadtrack.io.annotations import load_annotation
 from roadtrack.io.artifacts import load_stage
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
-from .train_helpers import copy_dataset, toy_builder
+from .train_helpers import copy_dataset, halfway_broken_copy, toy_builder
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +106,6 @@ def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_mode
                       config_path="mine.yaml", builder=toy_builder())
 
 
-def _cut_mkv(source_mp4, dest):
-    """``source_mp4`` re-encoded as mkv and cut to half its bytes: it opens, then breaks."""
-    import cv2
-
-    from roadtrack.io.video import VideoFile
-
-    source = VideoFile(source_mp4)
-    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), 10,
-                             (source.info.width, source.info.height))
-    for _, frame in source.frames():
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    dest.write_bytes(dest.read_bytes()[: dest.stat().st_size // 2])
-    return dest
-
-
 def _failed(run):
     import yaml
 
@@ -138,7 +122,7 @@ def test_broken_videos_are_listed_and_the_others_done(synth_root, toy_run, tmp_p
     folder = tmp_path / "videos"
     shutil.copytree(synth_root / "videos", folder)
     (folder / "a_garbage.mp4").write_bytes(b"not a video")
-    _cut_mkv(folder / "train_00001.mp4", folder / "b_cut.mkv")
+    halfway_broken_copy(folder / "train_00001.mp4", folder / "b_cut.mkv")
     detector = load_detector(run=toy_run, builder=toy_builder())
     out = tmp_path / "out"
     summary = detect_videos(detector, folder, out, progress=False)

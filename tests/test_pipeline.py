@@ -12,7 +12,7 @@ from roadtrack.engine.colour import HUE_BINS
 from roadtrack.io import artifacts
 from roadtrack.io.artifacts import finished_videos, load_stage
 
-from .train_helpers import copy_dataset, tiny_config
+from .train_helpers import copy_dataset, halfway_broken_copy, tiny_config
 
 STAGE_DIRS = ("detections", "tracks", "events")
 
@@ -138,7 +138,9 @@ def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_roo
     data = copy_dataset(synth_root, tmp_path / "data", frames=False)
     unreadable = data / "videos" / "train_00002.mp4"
     unreadable.write_bytes(unreadable.read_bytes()[: unreadable.stat().st_size // 3])
-    _halfway_broken_avi(data / "videos" / "train_00001.mp4", data / "videos" / "train_00001.avi")
+    mp4 = data / "videos" / "train_00001.mp4"
+    halfway_broken_copy(mp4, data / "videos" / "train_00001.avi", fourcc="MJPG")
+    mp4.unlink()
     run = tmp_path / "run"
     code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det)
     assert code == 1 and "Traceback" not in out, out
@@ -201,22 +203,6 @@ def test_broken_artifact_fails_its_video_in_later_stages(detector, synth_root, t
                      "--from", "track")
     assert code == 1 and "train_00001  track" in out and "corrupt artifact" in out, out
     assert finished_videos(run, "events") == ["train_00000", "train_00002"]
-
-
-def _halfway_broken_avi(mp4, avi):
-    """Re-encode ``mp4`` as MJPG ``avi`` and cut the file in half (the index says more frames)."""
-    import cv2
-
-    from roadtrack.io.video import VideoFile
-
-    source = VideoFile(mp4)
-    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10,
-                             (source.info.width, source.info.height))
-    for _, frame in source.frames():
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    mp4.unlink()
-    avi.write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])
 
 
 def test_loader_workers_fork_safely_after_in_process_synthesis(tmp_path):

@@ -113,3 +113,20 @@ def tiny_config(tmp_path: Path, **train) -> str:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
+
+
+def halfway_broken_copy(source_video, dest, fourcc: str = "mp4v"):
+    """``source_video`` re-encoded into ``dest`` (container by its suffix) and cut to half its
+    bytes: it opens, then breaks mid-way."""
+    import cv2
+
+    from roadtrack.io.video import VideoFile
+
+    source = VideoFile(source_video)
+    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*fourcc), 10,
+                             (source.info.width, source.info.height))
+    for _, frame in source.frames():
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    dest.write_bytes(dest.read_bytes()[: dest.stat().st_size // 2])
+    return dest
