@@ -122,11 +122,10 @@ def info(annotation, split):
                    "default train.procs. Ignored under torchrun.")
 def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
     """Train the detector of CONFIG; under torchrun, on every process (DDP)."""
-    from .config import load_config
-    from .engine.settings import resolve_config
+    from .engine.config import load_run_config
     from .engine.train import launch_train
 
-    cfg = resolve_config(load_config(config), config)
+    cfg = load_run_config(config)
     data_dir = data_dir or (Path(cfg.data.root) if cfg.data.root else None)
     if data_dir is None:
         raise UserError("no dataset: pass --data DIR or set data.root", config)
@@ -190,13 +189,13 @@ _STRICT_HELP = ("Stop at the first video that cannot be read (exit 2); by defaul
 @click.option("--strict", is_flag=True, help=_STRICT_HELP)
 def detect_command(run_dir, weights, config_path, videos, out, names, which, device, strict):
     """Detect agents in every frame of every video; resumes by skipping finished videos."""
-    from .config import load_config
     from .engine import distributed
+    from .engine.config import load_run_config
     from .engine.detect import detect_videos, load_detector
 
     if (run_dir is None) == (weights is None) or (weights is not None) != (config_path is not None):
         raise UserError("give either --run RUN, or --weights CKPT together with --config CONFIG")
-    config = load_config(config_path) if config_path is not None else None
+    config = load_run_config(config_path) if config_path is not None else None
     detector = load_detector(run=run_dir, weights=weights, config=config,
                              config_path=config_path, which=which)
     try:
@@ -265,13 +264,13 @@ def track(dets, out_dir, config, per_class, progress):
 def run_command(config, videos, out_dir, weights, events_head, from_stage, video_list, device,
                 strict):
     """Detect, track and find events in every video; each stage resumes per video."""
-    from .config import load_config
     from .engine import distributed
+    from .engine.config import load_run_config
     from .engine.detect import load_detector
     from .io.names import read_video_list
     from .pipeline import report_table, run_pipeline
 
-    run_config = load_config(config)
+    run_config = load_run_config(config)
     if weights.is_dir():  # the run's model; CONFIG's detect settings
         detector = load_detector(run=weights, config=run_config, config_path=config)
     else:
@@ -300,10 +299,10 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
               help="Folder for the event head (event_head.pt).")
 def train_events(config, data, run_dir, out_dir):
     """Train the event head on tracked detections matched to the ground truth."""
-    from .events.config import events_config
+    from .engine.config import load_run_config
     from .events.train import fit_event_head
 
-    summary = fit_event_head(data, run_dir, out_dir, events_config(config))
+    summary = fit_event_head(data, run_dir, out_dir, load_run_config(config).events)
     click.echo(f"event head: {summary['tracks']} tracks, {summary['frames']} matched frames, "
                f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f} in "
                f"{summary['seconds']:.0f} s; wrote {out_dir / 'event_head.pt'}")

@@ -1,280 +1,220 @@
-"""Run configuration: a YAML file with sections ``model``, ``data``, ``train`` and ``detect``.
+"""Config sections as dataclasses: a parsed YAML mapping in, a checked dataclass out.
 
-Every section is a dataclass with defaults, so a file states only what differs; its annotations
-give each key's type and its ``__post_init__`` the ranges (see :mod:`roadtrack.sections`).
-Loading checks every key of every section, ``track`` and ``events`` included, before any command
-writes anything: an unknown key (a typo such as ``train.lrr``), a value of the wrong type or out
-of range is a :class:`~roadtrack.errors.UserError` naming the key and the file.
-``load_config`` returns plain dicts (defaults filled in) that ``build_detector`` and the training
-code take.
-
-The ``model`` section belongs to the detector (issue #5); ``data``, ``train`` and ``detect`` are
-filled in by the training and detection stages: add fields to their dataclasses below.
+Every section of a config (the run config's, the tracker's, the event stage's) is a dataclass:
+its annotations give each key's type (``int``, ``float``, ``str``, ``bool``, ``list[int]``,
+``float | None``, a nested section) and its ``__post_init__`` checks ranges and choices with the
+helpers below, which raise :class:`BadValue`. :func:`section_from_dict` builds such a dataclass
+from a mapping and turns every problem into one :class:`~roadtrack.errors.UserError` naming the
+dotted key and the file: an unknown key (with the closest known one), a wrong type, a value out of
+range. No torch here: the tracker loads its settings through this module.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import difflib
+import functools
+import math
+import re
+import reprlib
+import types
+import typing
 from pathlib import Path
 
-from .events.config import EventsConfig
-from .sections import (
-    SEED_MAX,
-    BadValue,
-    above,
-    at_least,
-    one_of,
-    read_yaml,
-    section_from_dict,
-    within,
-)
+import yaml
 
-# ---------------------------------------------------------------------------------------------
-# model section
-# ---------------------------------------------------------------------------------------------
+from .errors import UserError
+
+SEED_MAX = 2**32 - 1  # numpy's seeds
+# YAML 1.1 reads ``1e-4`` (no dot) as a string: such strings pass as numbers
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-@dataclass
-class BackboneConfig:
-    """Video backbone giving 4 levels (strides 4, 8, 16, 32) sharing one temporal length."""
+class BadValue(ValueError):
+    """A value out of range: ``key`` (dotted, relative to its section) and the problem."""
 
-    name: str = "slowfast"  # "slowfast" or "mc3_18" (torchvision, random init)
-    depths: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # Bottleneck blocks/stage
-    width: int = 64  # slow pathway stem channels (Bottleneck planes of res2)
-    alpha: int = 4  # fast frames per slow frame
-    beta: float = 0.125  # fast channels / slow channels
-    fuse_kernel: int = 5  # temporal kernel of the fast -> slow lateral convolutions
-    norm: str = "bn"  # "bn" (BatchNorm3d) or "gn" (GroupNorm, for small batches)
-
-    def __post_init__(self):
-        one_of(self, "name", "slowfast", "mc3_18")
-        one_of(self, "norm", "bn", "gn")
-        at_least(self, 1, "width", "alpha", "fuse_kernel")
-        within(self, 0, 1, "beta", low_open=True)
-        if len(self.depths) != 4 or not all(d >= 1 for d in self.depths):
-            raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
-        if self.fuse_kernel % 2 == 0:
-            raise BadValue("fuse_kernel", f"must be odd, got {self.fuse_kernel}")
+    def __init__(self, key: str, problem: str):
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}")
 
 
-@dataclass
-class DecoderConfig:
-    """STMixer decoder: stages of query attention, adaptive sampling and mixing."""
-
-    num_queries: int = 100
-    num_stages: int = 6
-    dim: int = 256  # query and feature width D
-    num_heads: int = 8  # self-attention heads
-    ffn_dim: int = 2048
-    spatial_points: int = 32  # sample points per group
-    groups: int = 4  # sampling / mixing groups (D / groups channels each)
-    out_multiplier: int = 4  # AdaptiveMixing out_points = in_points * out_multiplier
-    mapping_stride: float = 3.0
-    tau: float = 2.0
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        at_least(self, 1, "num_queries", "num_stages", "dim", "num_heads", "ffn_dim",
-                 "spatial_points", "groups", "out_multiplier")
-        above(self, 0, "tau")
-        within(self, 0, 1, "dropout", high_open=True)
-        if self.dim % 8 or self.dim % self.groups or self.dim % self.num_heads:
-            raise BadValue("dim", f"must be a multiple of 8 (the box position code), of "
-                                  f"decoder.groups ({self.groups}) and of decoder.num_heads "
-                                  f"({self.num_heads}), got {self.dim}")
+_SHORT = reprlib.Repr()  # a few levels and items: YAML aliases can nest a list a billion times
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 3, 4, 4, 40
 
 
-@dataclass
-class ClassesConfig:
-    """Number of classes of each multi-label head (ROAD++ used classes by default)."""
-
-    agent: int = 10
-    action: int = 22
-    loc: int = 16
-
-    def __post_init__(self):
-        at_least(self, 1, "agent", "action", "loc")
+def show(value, limit: int = 60) -> str:
+    """``repr(value)`` on one line, shortened to about ``limit`` characters."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@dataclass
-class LossConfig:
-    """Matching costs and loss weights (per stage; every stage is supervised)."""
-
-    agentness: str = "focal"  # "focal" or "ce" (binary cross-entropy, no-object weight below)
-    no_object_weight: float = 0.1  # weight of "nothing" queries in the "ce" agentness loss
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    cost_agentness: float = 2.0
-    cost_l1: float = 2.0
-    cost_giou: float = 2.0
-    weight_agentness: float = 2.0
-    weight_l1: float = 2.0
-    weight_giou: float = 2.0
-    weight_agent: float = 8.0
-    weight_action: float = 8.0
-    weight_loc: float = 8.0
-
-    def __post_init__(self):
-        one_of(self, "agentness", "focal", "ce")
-        within(self, 0, 1, "focal_alpha")
-        at_least(self, 0, *(f.name for f in dataclasses.fields(self)
-                            if f.name not in ("agentness", "focal_alpha")))
+# -- range checks for __post_init__ -------------------------------------------------------------
 
 
-@dataclass
-class ModelConfig:
-    num_frames: int = 32  # T of an input clip (key frame T // 2)
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    classes: ClassesConfig = field(default_factory=ClassesConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-
-    def __post_init__(self):
-        at_least(self, 1, "num_frames")
-        alpha = self.backbone.alpha
-        if self.backbone.name == "slowfast" and self.num_frames % alpha:
-            raise BadValue("num_frames", f"must be a multiple of model.backbone.alpha ({alpha}), "
-                                         f"got {self.num_frames}")
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-# ---------------------------------------------------------------------------------------------
-# sections owned by the training / detection stages (issue #6 extends them)
-# ---------------------------------------------------------------------------------------------
+def _kind(value) -> str:
+    return "an integer" if isinstance(value, int) else "a number"
 
 
-@dataclass
-class DataConfig:
-    """Where training clips come from and how they are augmented (roadtrack.engine)."""
-
-    root: str = ""  # dataset root; ``roadtrack train --data`` overrides it
-    annotation: str = ""  # file name in the root; "" finds road(_waymo)_trainval_v1.0.json
-    train_split: str = "train"
-    val_split: str = "val"
-    videos: list[str] = field(default_factory=list)  # restrict to these videos (all when empty)
-    input_size: list[int] = field(default_factory=lambda: [640, 448])  # network input W, H (x32)
-    frame_step: int = 1  # frames between the T frames of a clip
-    key_stride: int = 1  # use every k-th annotated frame as a training key frame
-    crop_prob: float = 0.5
-    crop_min_scale: float = 0.6  # least share of the width and height a crop keeps
-    keep_threshold: float = 0.3  # a cropped box must keep more than this share of its area
-    flip_prob: float = 0.5
-    box_jitter: float = 0.0  # box sides move by up to this share of the box's size
-    workers: int = 2  # DataLoader worker processes
-
-    def __post_init__(self):
-        check_size(self, "input_size")
-        at_least(self, 1, "frame_step", "key_stride")
-        at_least(self, 0, "workers", "box_jitter")
-        within(self, 0, 1, "crop_prob", "keep_threshold", "flip_prob")
-        within(self, 0, 1, "crop_min_scale", low_open=True)
+def at_least(section, bound, *names: str) -> None:
+    """Each field in ``names`` must be a number >= ``bound``."""
+    for name in names:
+        value = getattr(section, name)
+        if not (_number(value) and value >= bound):
+            raise BadValue(name, f"must be {_kind(value)} >= {bound}, got {show(value)}")
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation, schedule, checkpoints and logging (roadtrack.engine.train)."""
-
-    seed: int = 0
-    batch_size: int = 8  # clips per process and step
-    procs: int = 1  # local processes (DDP) that `roadtrack train` starts when not under torchrun
-    max_steps: int = 10000  # optimiser steps; the schedule spans them
-    epochs: int = 0  # when > 0: max_steps = epochs x steps per epoch
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    warmup_steps: int = 500
-    decay: str = "cosine"  # cosine | linear | none, from the end of warm-up to max_steps
-    decay_span: str = "steps"  # steps | budget: the decay also ends with the time budget
-    min_lr_ratio: float = 0.01  # the decay ends at lr x min_lr_ratio
-    clip_grad_norm: float = 1.0  # 0 switches clipping off
-    amp: str = "auto"  # auto (bf16, else fp16, on GPU; off on CPU) | bf16 | fp16 | off
-    time_budget_minutes: float = 0.0  # stop with a checkpoint after this much training; 0: none
-    log_every: int = 10
-    val_every: int = 0  # steps between validations; 0: only at the end
-    checkpoint_every: int = 500  # steps between writes of checkpoints/last.pt
-    val_map: bool = True  # validation frame-mAP with the evaluator (the loss always)
-    deterministic: bool = True
-
-    def __post_init__(self):
-        within(self, 0, SEED_MAX, "seed")
-        at_least(self, 1, "batch_size", "procs", "max_steps", "log_every")
-        at_least(self, 0, "epochs", "warmup_steps", "val_every", "checkpoint_every",
-                 "weight_decay", "clip_grad_norm", "time_budget_minutes")
-        above(self, 0, "lr")
-        within(self, 0, 1, "min_lr_ratio")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise BadValue("betas", f"must be two numbers in [0, 1), got {self.betas}")
-        one_of(self, "decay", "cosine", "linear", "none")
-        one_of(self, "decay_span", "steps", "budget")
-        one_of(self, "amp", "auto", "bf16", "fp16", "off")
+def above(section, bound, *names: str) -> None:
+    """Each field in ``names`` must be a number > ``bound``."""
+    for name in names:
+        value = getattr(section, name)
+        if not (_number(value) and value > bound):
+            raise BadValue(name, f"must be a number > {bound}, got {show(value)}")
 
 
-@dataclass
-class DetectConfig:
-    """Sliding-clip inference and its post-processing (roadtrack.engine.detect)."""
-
-    batch_size: int = 8  # clips per forward pass
-    input_size: list[int] = field(default_factory=list)  # W, H; empty: data.input_size
-    score_threshold: float = 0.05  # agentness below this is dropped
-    nms_iou: float = 0.5  # per-class NMS (class = top agent label); 1.0 switches it off
-    max_per_frame: int = 50
-    half: str = "auto"  # auto (on GPU) | on | off
-    checkpoint: str = "best"  # which checkpoint of --run: best | last
-
-    def __post_init__(self):
-        if self.input_size:
-            check_size(self, "input_size")
-        at_least(self, 1, "batch_size", "max_per_frame")
-        within(self, 0, 1, "score_threshold")
-        within(self, 0, 1, "nms_iou", low_open=True)
-        one_of(self, "half", "auto", "on", "off")
-        one_of(self, "checkpoint", "best", "last")
+def within(section, low, high, *names: str, low_open: bool = False,
+           high_open: bool = False) -> None:
+    """Each field in ``names`` must be a number in [low, high] (ends open as asked)."""
+    for name in names:
+        value = getattr(section, name)
+        ok = _number(value) and (value > low if low_open else value >= low) \
+            and (value < high if high_open else value <= high)
+        if not ok:
+            span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise BadValue(name, f"must be {_kind(value)} in {span}, got {show(value)}")
 
 
-def is_size(size) -> bool:
-    """Whether ``size`` is [W, H], positive multiples of 32 (a network input size)."""
-    return isinstance(size, (list, tuple)) and len(size) == 2 and all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 and s % 32 == 0 for s in size)
+def one_of(section, name: str, *choices: str) -> None:
+    value = getattr(section, name)
+    if value not in choices:
+        raise BadValue(name, f"must be one of {', '.join(choices)}, got {show(value)}")
 
 
-def check_size(section, name: str) -> None:
-    if not is_size(getattr(section, name)):
-        raise BadValue(name, f"must be [W, H], positive multiples of 32, got "
-                             f"{getattr(section, name)}")
+# -- types from the annotations -----------------------------------------------------------------
 
 
-@dataclass
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    detect: DetectConfig = field(default_factory=DetectConfig)
-    track: dict = field(default_factory=dict)  # tracker preset and overrides, checked by it
-    events: EventsConfig = field(default_factory=EventsConfig)
+@functools.cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
 
 
-# ---------------------------------------------------------------------------------------------
-# loading
-# ---------------------------------------------------------------------------------------------
+_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings"), bool: ("true or false", "true/false values"),
+          dict: ("a mapping", "mappings"), list: ("a list", "lists")}
 
 
-def config_from_dict(data: dict | None, path=None) -> dict:
-    """Validate a whole config mapping and return it as plain dicts with defaults filled in.
-
-    The ``track`` section stays as written (a preset and overrides) once the tracker has checked
-    it against its preset: problems in the overrides are blamed on ``path``."""
-    from .tracking.config import tracker_from_section
-
-    full = dataclasses.asdict(section_from_dict(Config, data, "", path))
-    tracker_from_section(full["track"], path)
-    return full
+def describe(hint, plural: bool = False) -> str:
+    """A type annotation in words: ``list[int]`` -> 'a list of integers'."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else describe(a, plural) for a in args)
+    if typing.get_origin(hint) is list and args:
+        return f"a list of {describe(args[0], plural=True)}"
+    return _WORDS.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)[plural]
 
 
-def model_config(data: dict | None) -> ModelConfig:
-    """The ``model`` section as a dataclass (defaults filled in, keys checked)."""
-    return section_from_dict(ModelConfig, data, "model.")
+_MISSING = object()
 
 
-def load_config(path: str | Path) -> dict:
-    """Read and check a YAML config; returns ``{"model": {...}, "data": ..., "train": ...,
-    "detect": ..., "track": ..., "events": ...}``."""
-    return config_from_dict(read_yaml(path), path)
+def convert(value, hint):
+    """``value`` as type ``hint`` (ints pass as floats, finite numbers only), or ``_MISSING``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            got = convert(value, arg)
+            if got is not _MISSING:
+                return got
+        return _MISSING
+    if hint is type(None):
+        return None if value is None else _MISSING
+    if hint is dict and value is None:  # a section left empty (``track:``)
+        return {}
+    if hint is bool or hint is str or hint is dict:
+        return value if type(value) is hint else _MISSING
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _MISSING
+    if hint is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)
+        if not _number(value):
+            return _MISSING
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float
+            return _MISSING
+        return value if math.isfinite(value) else _MISSING
+    if origin is list or hint is list:
+        if not isinstance(value, list):
+            return _MISSING
+        items = [convert(v, args[0]) for v in value] if args else list(value)
+        return _MISSING if any(v is _MISSING for v in items) else items
+    return value
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def unknown_key(key, known, prefix: str = "") -> str:
+    """'unknown config key ...' with the closest known key when one is close."""
+    text = key if isinstance(key, str) else show(key)
+    close = difflib.get_close_matches(text, list(known), n=1) if isinstance(key, str) else []
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    return f"unknown config key {show(prefix + text)}{hint}"
+
+
+def section_from_dict(cls, data, prefix: str = "", path: str | Path | None = None):
+    """Dataclass ``cls`` from ``data``: missing keys keep their defaults, nested sections too.
+
+    ``prefix`` is the section's dotted name plus a dot ('' at the top); any problem raises
+    UserError naming the key and ``path``.
+    """
+    data = {} if data is None else data
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: must be a mapping of keys to values, got {show(data)}", path)
+    hints = _hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise UserError(unknown_key(key, fields, prefix), path)
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = section_from_dict(hint, value, f"{prefix}{name}.", path)
+            continue
+        got = convert(value, hint)
+        if isinstance(got, str) and "\x00" in got:  # no file name or label holds one
+            raise UserError(f"{prefix}{name}: must not contain NUL characters", path)
+        if got is _MISSING:
+            raise UserError(f"{prefix}{name}: must be {describe(hint)}, got {show(value)}", path)
+        values[name] = got
+    try:
+        return cls(**values)
+    except BadValue as err:
+        raise UserError(f"{prefix}{err.key}: {err.problem}", path) from None
+
+
+def read_yaml(path: str | Path, what: str = "config"):
+    """The parsed YAML file at ``path``; an unreadable file or bad YAML raises UserError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot read {what}: {err.strerror or err}", path) from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not UTF-8 text", path) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or (str(err).splitlines() or ["?"])[0]
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise UserError(f"not valid YAML: {problem}{at}", path) from None
+    except RecursionError:
+        raise UserError("not valid YAML: nested too deeply", path) from None
+    except (ValueError, TypeError, OverflowError) as err:  # e.g. a date such as 2001-02-30
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UserError(f"not valid YAML: {first[:100]}", path) from None

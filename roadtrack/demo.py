@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .engine.config import RunConfig
 from .report import table
 
 DEMO_VIDEOS = 24  # 17 train, 7 val: the val videos hold 66 of the 86 triplet classes (16: 51)
@@ -29,15 +30,13 @@ class _Clock:
         self.steps.append((name, time.perf_counter() - started))
 
 
-def _train_detector(config_path: Path, data: Path, run: Path, progress: bool) -> None:
-    from .config import load_config
-    from .engine.settings import resolve_config
+def _train_detector(cfg: RunConfig, config_path: Path, data: Path, run: Path,
+                    progress: bool) -> None:
     from .engine.train import launch_train
 
     if (run / DONE).is_file():
         return
     resume = (run / "checkpoints" / "last.pt").is_file()
-    cfg = resolve_config(load_config(config_path), config_path)
     launch_train(cfg, data, run, resume=resume, progress=progress, config_path=config_path)
     (run / DONE).write_text("trained\n")
 
@@ -74,9 +73,8 @@ def summary_table(report: dict) -> str:
 
 def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     """Run every step into ``out``; returns the closing tables."""
-    from .config import load_config
+    from .engine.config import load_run_config
     from .engine.detect import load_detector
-    from .events.config import EventsConfig
     from .events.submit import submit_run
     from .events.train import HEAD_FILE, fit_event_head
     from .io.annotations import load_annotation
@@ -87,7 +85,7 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     from .viz import render_run_video
 
     out, config = Path(out), Path(config)
-    run_config = load_config(config)
+    run_config = load_run_config(config)
     clock = _Clock()
     data = out / "data"
 
@@ -98,7 +96,7 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     clock.step("synthesise data", started)
 
     started = time.perf_counter()
-    _train_detector(config, data, out / "detector", progress)
+    _train_detector(run_config, config, data, out / "detector", progress)
     clock.step("train detector", started)
 
     started = time.perf_counter()
@@ -108,7 +106,7 @@ def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     head_dir = out / "event-head"
     if not (head_dir / HEAD_FILE).is_file():
         fit_event_head(data, out / "train-run", head_dir,
-                       EventsConfig.from_dict(run_config["events"], config), progress=progress)
+                       run_config.events, progress=progress)
     clock.step("train event head", started)
 
     started = time.perf_counter()

@@ -13,7 +13,11 @@ import numpy as np
 
 from .errors import UserError
 
-LABEL_TYPES = ("agent", "action", "loc", "duplex", "triplet")
+BOX_TYPES = ("agent", "action", "loc")
+"""The label types every box carries (the detector's and the event head's heads); duplex and
+triplet combine them."""
+
+LABEL_TYPES = BOX_TYPES + ("duplex", "triplet")
 """The five label types the challenge evaluates, in the official order."""
 
 ALL_TYPES = LABEL_TYPES + ("av_action",)

@@ -10,12 +10,13 @@ later stages and listed with the reports (``roadtrack.batch``); a rerun retries 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
 from .batch import Failure, record_failures
+from .engine.config import RunConfig
 from .errors import UserError
 from .io.artifacts import artifact_path
 from .io.atomic import write_text_atomic
@@ -62,15 +63,6 @@ def recorded_videos_dir(run: str | Path) -> Path:
     raise UserError("run.yaml does not say where the videos are; give --videos", run)
 
 
-def tracker_config(section: dict | None):
-    """``track:`` of a run config: ``preset`` (a name or YAML file) plus keys that override it."""
-    from .tracking.config import load_config
-
-    section = dict(section or {})
-    preset = section.pop("preset", None)
-    return load_config(preset, **section)
-
-
 def _stale(run: Path, stage: str, videos: list[str]) -> None:
     """Remove ``stage``'s artifacts of ``videos`` so that the stage runs again."""
     for video in videos:
@@ -85,12 +77,12 @@ def _check_same_detector(run: Path, detector) -> None:
         raise UserError(f"run folder was made with other weights ({weights}); use a new --out "
                         "or --from detect to redo every stage", run)
     settings = recorded.get("settings")
-    if settings and settings != detector.config.to_dict()["detect"]:
+    if settings and settings != asdict(detector.config.detect):
         raise UserError("run folder was made with other detect settings; use a new --out or "
                         "--from detect to redo every stage", run)
 
 
-def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict,
+def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunConfig,
                  event_head: str | Path | None = None, from_stage: str | None = None,
                  names: list[str] | None = None, progress: bool = True,
                  device: str = "auto", config_path: str | Path | None = None,
@@ -98,11 +90,10 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     """Run the three stages over ``videos`` into ``out``: a report per stage, and the videos that
     failed (``strict``: the first failure raises instead).
 
-    ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); ``run_config``
-    the whole parsed config (its ``track`` and ``events`` sections are used here).
+    ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); of
+    ``run_config`` the ``track`` and ``events`` sections are used here.
     """
     from .engine.detect import detect_sources
-    from .events.config import EventsConfig
     from .events.stage import TrainedHead, run_events
     from .events.train import HEAD_FILE
     from .io.video import discover_videos
@@ -116,8 +107,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
     sources = discover_videos(videos, names, unopened)
     failures = [Failure.of(err, name, "detect", err.path) for name, err in unopened or []]
     video_names = [s.name for s in sources] + [f.video for f in failures]
-    tracker = tracker_config(run_config.get("track"))
-    events_cfg = EventsConfig.from_dict(run_config.get("events"), config_path)
+    tracker, events_cfg = run_config.track, run_config.events
     head = TrainedHead(Path(event_head) / HEAD_FILE if Path(event_head).is_dir()
                        else event_head) if event_head else None
     labels = LabelSpace.from_dict(detector.labels)
@@ -168,8 +158,6 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: dict
 
 def _record(out: Path, videos, tracker, events_cfg, event_head) -> None:
     """Note the track and event settings in ``run.yaml`` (the detect stage notes its own)."""
-    from dataclasses import asdict
-
     content = read_run_file(out)
     content["pipeline"] = {"videos": str(Path(videos).resolve()), "track": tracker.to_dict(),
                            "events": asdict(events_cfg),

@@ -14,6 +14,7 @@ from .errors import UserError
 from .io.artifacts import artifact_path, load_events, load_stage
 from .io.atomic import atomic_path
 from .io.video import VideoSource
+from .labels import BOX_TYPES
 
 
 def _colour(track_id: int) -> tuple[int, int, int]:
@@ -63,7 +64,7 @@ def render_run_video(run: str | Path, source: VideoSource, out: str | Path) -> i
                     cv2.rectangle(img, (x1, y1), (x2, y2), colour, 1)
                     names = labels.get((int(track_id), int(n)), {})
                     text = " ".join([f"#{int(track_id)}"] + [names[t] for t in
-                                    ("agent", "action", "loc") if t in names])
+                                    BOX_TYPES if t in names])
                     cv2.putText(img, text, (x1, max(8, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.3,
                                 colour, 1, cv2.LINE_AA)
                 cv2.putText(img, f"{source.name} {n}", (4, size[1] - 5), cv2.FONT_HERSHEY_SIMPLEX,

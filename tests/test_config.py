@@ -1,8 +1,14 @@
-"""roadtrack.config: defaults, checked keys and kinds, one-line errors naming key and file."""
+"""The run config (roadtrack.engine.config over roadtrack.config): defaults, checked keys and
+kinds, one-line errors naming key and file, frozen sections."""
+import dataclasses
+
 import pytest
 
-from roadtrack.config import config_from_dict, load_config, model_config
+from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_dict
 from roadtrack.errors import UserError
+from roadtrack.events.config import EventsConfig
+from roadtrack.models.config import ModelConfig
+from roadtrack.tracking.config import TrackerConfig, load_config as load_tracker
 
 
 def write(tmp_path, text, name="run.yaml"):
@@ -12,13 +18,16 @@ def write(tmp_path, text, name="run.yaml"):
 
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
-    cfg = load_config(write(tmp_path, "model:\n  decoder:\n    num_queries: 7\ntrain:\n  lr: 1\n"))
-    assert set(cfg) == {"model", "data", "train", "detect", "track", "events"}
-    assert cfg["model"]["decoder"]["num_queries"] == 7
-    assert cfg["model"]["decoder"]["num_stages"] == 6  # default kept beside the override
-    assert cfg["model"]["backbone"]["depths"] == [3, 4, 6, 3]
-    assert cfg["train"]["lr"] == 1.0 and isinstance(cfg["train"]["lr"], float)
-    assert load_config(write(tmp_path, "")) == config_from_dict({})
+    cfg = load_run_config(write(tmp_path, "model:\n  decoder:\n    num_queries: 7\ntrain:\n"
+                                          "  lr: 1\n"))
+    assert isinstance(cfg, RunConfig) and isinstance(cfg.model, ModelConfig)
+    assert isinstance(cfg.track, TrackerConfig) and isinstance(cfg.events, EventsConfig)
+    assert cfg.model.decoder.num_queries == 7
+    assert cfg.model.decoder.num_stages == 6  # default kept beside the override
+    assert cfg.model.backbone.depths == [3, 4, 6, 3]
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.track == load_tracker("bytetrack")  # no track section: the default preset
+    assert load_run_config(write(tmp_path, "")) == run_config_from_dict({}) == RunConfig()
 
 
 @pytest.mark.parametrize("text,key", [
@@ -29,7 +38,7 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path):
 def test_unknown_keys_name_key_and_file(tmp_path, text, key):
     path = write(tmp_path, text)
     with pytest.raises(UserError) as err:
-        load_config(path)
+        load_run_config(path)
     assert f"unknown config key '{key}'" in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -45,45 +54,56 @@ def test_unknown_keys_name_key_and_file(tmp_path, text, key):
 def test_bad_values_and_broken_files(tmp_path, text, needle):
     path = write(tmp_path, text)
     with pytest.raises(UserError) as err:
-        load_config(path)
+        load_run_config(path)
     assert needle in str(err.value) and str(path) in str(err.value)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="cannot read config"):
-        load_config(tmp_path / "nope.yaml")
+        load_run_config(tmp_path / "nope.yaml")
 
 
-def test_model_section_dataclass_and_build_errors():
-    cfg = model_config({"decoder": {"dim": 32}})
+def test_model_section_dataclass_and_errors():
+    cfg = run_config_from_dict({"model": {"decoder": {"dim": 32}}}).model
     assert cfg.decoder.dim == 32 and cfg.classes.action == 22
-    from roadtrack.models import build_detector
-
     with pytest.raises(UserError, match=r"model.decoder.dim: must be a multiple of 8 .* got 30"):
-        model_config({"decoder": {"dim": 30}})
+        run_config_from_dict({"model": {"decoder": {"dim": 30}}})
     with pytest.raises(UserError, match=r"model.num_frames: must be a multiple of "
                                         r"model.backbone.alpha \(4\), got 6"):
-        build_detector({"num_frames": 6})
+        run_config_from_dict({"model": {"num_frames": 6}})
     with pytest.raises(UserError, match="unknown config key 'model.backbone.widht'"):
-        build_detector({"backbone": {"widht": 3}})
-    changed = model_config({})
-    changed.decoder.num_stages = 0  # a dataclass changed after it was checked is checked again
-    with pytest.raises(UserError, match="model.decoder.num_stages: must be an integer >= 1"):
-        build_detector(changed)
+        run_config_from_dict({"model": {"backbone": {"widht": 3}}})
+
+
+def test_sections_are_frozen_and_changes_are_checked_again():
+    cfg = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.decoder.num_stages = 0  # type: ignore[misc]
+    assert cfg.with_values("train", max_steps=10).train.max_steps == 10
+    assert cfg.train.max_steps == 10000  # the original is untouched
+    with pytest.raises(UserError, match="train.max_steps: must be an integer >= 1, got 0"):
+        cfg.with_values("train", max_steps=0)
+
+
+def test_the_stored_mapping_reads_back_to_the_same_config(tmp_path):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("max_age: 5\nhigh_score: 0.3\n")
+    cfg = load_run_config(write(tmp_path, f"track:\n  preset: {preset}\n  n_init: 4\n"
+                                          "events:\n  fit:\n    steps: 7\n"))
+    again = run_config_from_dict(cfg.to_dict())  # what run.yaml and checkpoints hold
+    assert again == cfg and again.track.max_age == 5 and again.events.fit.steps == 7
 
 
 def test_events_section_is_checked_like_the_others(tmp_path):
-    from roadtrack.events.config import events_config
-
-    cfg = events_config(write(tmp_path, "events:\n  fit:\n    steps: 7\n"))
+    cfg = load_run_config(write(tmp_path, "events:\n  fit:\n    steps: 7\n")).events
     assert cfg.fit.steps == 7 and cfg.tubes.min_length == 4
     with pytest.raises(UserError, match="events.tubes.min_lenght"):
-        events_config(write(tmp_path, "events:\n  tubes:\n    min_lenght: 2\n"))
+        load_run_config(write(tmp_path, "events:\n  tubes:\n    min_lenght: 2\n"))
 
 
 def _error(path) -> str:
     with pytest.raises(UserError) as err:
-        load_config(path)
+        load_run_config(path)
     message = str(err.value)
     assert "\n" not in message
     return message
@@ -147,7 +167,8 @@ def test_a_tracker_preset_file_is_blamed_for_its_own_problems(tmp_path):
     preset.write_text("max_age: 5\nhigh_score: 0.3\n")
     path = tmp_path / "x.yaml"
     path.write_text(f"track:\n  preset: {preset}\n  n_init: 4\n")
-    assert load_config(path)["track"] == {"preset": str(preset), "n_init": 4}
+    track = load_run_config(path).track
+    assert (track.name, track.max_age, track.high_score, track.n_init) == ("mine", 5, 0.3, 4)
     path.write_text(f"track:\n  preset: {preset}\n  low_score: 0.4\n")
     assert _error(path) == f"{path}: track.low_score: must not exceed high_score (0.3), got 0.4"
     preset.write_text("max_age: -1\nmax_agge: 3\n")
@@ -158,8 +179,8 @@ def test_a_tracker_preset_file_is_blamed_for_its_own_problems(tmp_path):
 
 
 def test_numbers_that_yaml_reads_as_strings_pass(tmp_path):
-    cfg = load_config(write(tmp_path, "train:\n  lr: 1e-4\n", "x.yaml"))
-    assert cfg["train"]["lr"] == 1e-4
+    cfg = load_run_config(write(tmp_path, "train:\n  lr: 1e-4\n", "x.yaml"))
+    assert cfg.train.lr == 1e-4
     assert "train.lr: must be a number" in _error(write(tmp_path, "train:\n  lr: 1e-4x\n"))
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from roadtrack.engine.detect import detect_videos, load_detector, postprocess
-from roadtrack.engine.settings import DetectConfig, resolve_config
+from roadtrack.engine.config import DetectConfig, run_config_from_dict
 from roadtrack.engine.train import train
 from roadtrack.errors import UserError
 from roadtrack.io.annotations import load_annotation
@@ -17,7 +17,7 @@ from .train_helpers import copy_dataset, halfway_broken_copy, toy_builder
 @pytest.fixture(scope="module")
 def toy_run(synth_root, tmp_path_factory):
     run = tmp_path_factory.mktemp("toy") / "run"
-    cfg = resolve_config({"model": {}, "data": {"input_size": [64, 64], "workers": 0},
+    cfg = run_config_from_dict({"model": {}, "data": {"input_size": [64, 64], "workers": 0},
                           "train": {"max_steps": 3, "warmup_steps": 1, "batch_size": 4},
                           "detect": {"score_threshold": 0.0, "batch_size": 5}})
     train(cfg, synth_root, run, builder=toy_builder(), progress=False)
@@ -73,21 +73,23 @@ def test_postprocess_thresholds_and_suppresses_per_class():
 def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    cfg = {"model": {}, "data": {"input_size": [64, 64]}}
+    cfg = run_config_from_dict({"model": {}, "data": {"input_size": [64, 64]}})
     with pytest.raises(UserError, match=r"not a checkpoint \(not a file written by torch.save\)"):
         load_detector(weights=bad, config=cfg, builder=toy_builder())
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match="label space does not match the checkpoint"):
-        load_detector(weights=weights, config={"model": {"classes": {"agent": 3}}}, builder=toy_builder())
+        load_detector(weights=weights, config=run_config_from_dict({"model": {"classes": {"agent": 3}}}),
+                      builder=toy_builder())
     with pytest.raises(UserError, match="no videos"):
         detect_videos(load_detector(weights=weights, config=cfg, builder=toy_builder()),
                       tmp_path, tmp_path / "out", progress=False)
 
 
 def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_model(toy_run):
-    mine = {"model": {"loss": {"weight_l1": 1.0}},  # loss settings do not change a trained model
-            "data": {"input_size": [96, 96]},
-            "detect": {"score_threshold": 0.3, "checkpoint": "last", "batch_size": 2}}
+    mine = run_config_from_dict({
+        "model": {"loss": {"weight_l1": 1.0}},  # loss settings do not change a trained model
+        "data": {"input_size": [96, 96]},
+        "detect": {"score_threshold": 0.3, "checkpoint": "last", "batch_size": 2}})
     detector = load_detector(run=toy_run, config=mine, config_path="mine.yaml",
                              builder=toy_builder())
     assert detector.config.detect.score_threshold == 0.3 and detector.config.detect.batch_size == 2
@@ -97,12 +99,13 @@ def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_mode
         in detector.note
     with pytest.raises(UserError, match=r"^mine.yaml: model.num_frames: 4 here but 32 in the "
                                         r"run's .*run.yaml\) model section"):
-        load_detector(run=toy_run, config={"model": {"num_frames": 4}}, config_path="mine.yaml",
+        load_detector(run=toy_run, config=run_config_from_dict({"model": {"num_frames": 4}}),
+                      config_path="mine.yaml",
                       builder=toy_builder())
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match=r"^mine.yaml: model.decoder.num_stages: 2 here but 6 in "
                                         r"the checkpoint's"):
-        load_detector(weights=weights, config={"model": {"decoder": {"num_stages": 2}}},
+        load_detector(weights=weights, config=run_config_from_dict({"model": {"decoder": {"num_stages": 2}}}),
                       config_path="mine.yaml", builder=toy_builder())
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from roadtrack.engine.checkpoint import load_checkpoint
-from roadtrack.engine.settings import resolve_config
+from roadtrack.engine.config import run_config_from_dict
 from roadtrack.engine.train import lr_factor, train
 from roadtrack.errors import UserError
 
@@ -14,7 +14,7 @@ from .train_helpers import copy_dataset, edit_annotation, toy_builder
 
 
 def _config(**train):
-    return resolve_config({
+    return run_config_from_dict({
         "model": {},
         "data": {"input_size": [64, 64], "workers": 0},
         "train": {"max_steps": 12, "lr": 3e-3, "warmup_steps": 2, "log_every": 2, "batch_size": 4,
@@ -65,8 +65,7 @@ def test_resume_repeats_the_uninterrupted_run_exactly(data, tmp_path):
 def test_workers_do_not_change_the_result(data, tmp_path):
     cfg = _config(max_steps=4)
     one = train(cfg, data, tmp_path / "w0", builder=toy_builder(), progress=False)
-    cfg.data.workers = 2
-    two = train(cfg, data, tmp_path / "w2", builder=toy_builder(), progress=False)
+    two = train(cfg.with_values("data", workers=2), data, tmp_path / "w2", builder=toy_builder(), progress=False)
     assert one.train_loss == two.train_loss
 
 
@@ -116,7 +115,7 @@ def test_bad_input_leaves_the_run_folder_intact(data, tmp_path):
     with pytest.raises(UserError, match="already holds a training run"):
         train(_config(max_steps=2), data, run, builder=toy_builder(), progress=False)
     with pytest.raises(UserError, match="unknown config key 'train.lrr'"):
-        resolve_config({"train": {"lrr": 1}})
+        run_config_from_dict({"train": {"lrr": 1}})
     # a label space that does not match the checkpoint
     other = copy_dataset(data, tmp_path / "other")
     edit_annotation(other, lambda d: d["agent_labels"].reverse())

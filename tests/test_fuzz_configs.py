@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roadtrack.cli import main
-from roadtrack.config import Config, config_from_dict, load_config
+from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_dict
 from roadtrack.errors import UserError
 from roadtrack.tracking import config as tracking_config
 from roadtrack.tracking.config import TrackerConfig
@@ -42,8 +42,7 @@ def _paths(cls, prefix=()) -> list[tuple]:
     return out
 
 
-KEYS = _paths(Config) + [("track", f.name) for f in dataclasses.fields(TrackerConfig)] \
-    + [("track", "preset")]
+KEYS = _paths(RunConfig) + [("track", "preset")]
 
 scalars = st.one_of(
     st.integers(-3, 3), st.integers(), st.integers(-(2**1100), 2**1100),
@@ -55,8 +54,8 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 
 def _default(path: tuple):
     """The default value of a key (a tracker key's for ``track.*``)."""
-    node = TrackerConfig() if path[0] == "track" and len(path) > 1 else Config()
-    for key in path[1:] if path[0] == "track" else path:
+    node = RunConfig()
+    for key in path:
         node = "bytetrack" if key == "preset" else getattr(node, key)
     return node
 
@@ -118,9 +117,9 @@ def broken_configs(draw) -> bytes:
 
 
 def _load(path: Path):
-    """load_config's result, or its one-line error (which must name ``path``)."""
+    """load_run_config's result, or its one-line error (which must name ``path``)."""
     try:
-        return load_config(path)
+        return load_run_config(path)
     except UserError as err:
         message = str(err)
         assert message.startswith(f"{path}: ") and "\n" not in message, message
@@ -133,9 +132,8 @@ def test_run_configs_load_checked_or_fail_with_one_line_naming_the_file(tmp_path
     path = tmp_path / "config.yaml"
     path.write_bytes(content)
     result = _load(path)
-    if isinstance(result, dict):  # valid: every section there, and checking it again holds
-        assert set(result) == {"model", "data", "train", "detect", "track", "events"}
-        assert config_from_dict(result) == result
+    if isinstance(result, RunConfig):  # valid: what run records store reads back the same
+        assert run_config_from_dict(result.to_dict()) == result
 
 
 @settings()

@@ -1,10 +1,11 @@
 """Detector model: contract shapes, losses, gradients, matching, overfitting one clip."""
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-from roadtrack.config import load_config
+from roadtrack.engine.config import load_run_config
 from roadtrack.models import Detector, build_detector, normalize_clip
 from roadtrack.models.criterion import hungarian_match
 from roadtrack.models.stm.geometry import refine_xyzr, whole_frame_xyzr, xyzr_to_xyxy
@@ -24,9 +25,8 @@ def one_thread():
 
 
 def tiny_config(**decoder):
-    cfg = load_config(TINY)["model"]
-    cfg["decoder"].update(decoder)
-    return cfg
+    cfg = load_run_config(TINY).model
+    return dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, **decoder))
 
 
 def targets(batch: int):
@@ -106,7 +106,7 @@ def test_training_losses_and_every_parameter_gets_gradient():
 def test_ce_agentness_and_clip_without_agents():
     torch.manual_seed(2)
     cfg = tiny_config()
-    cfg["loss"]["agentness"] = "ce"
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, agentness="ce"))
     model = build_detector(cfg)
     model.train()
     losses = model(torch.randn(1, 3, model.num_frames, 64, 64), targets(2)[1:])
@@ -180,7 +180,7 @@ def test_normalize_clip():
 def test_mc3_backbone_alternative():
     torch.manual_seed(0)
     cfg = tiny_config(num_queries=6, num_stages=1)
-    cfg["backbone"]["name"] = "mc3_18"
+    cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, name="mc3_18"))
     model = build_detector(cfg)
     assert model.feature_frames == model.num_frames  # mc3 keeps T
     model.eval()
@@ -190,23 +190,23 @@ def test_mc3_backbone_alternative():
 
 
 def test_full_config_is_the_stmixer_default():
-    cfg = load_config(FULL)["model"]
-    dec = cfg["decoder"]
-    assert (dec["num_queries"], dec["num_stages"], dec["dim"], dec["spatial_points"],
-            dec["groups"], dec["mapping_stride"], dec["tau"]) == (100, 6, 256, 32, 4, 3.0, 2.0)
-    assert cfg["backbone"]["depths"] == [3, 4, 6, 3]
+    cfg = load_run_config(FULL).model
+    dec = cfg.decoder
+    assert (dec.num_queries, dec.num_stages, dec.dim, dec.spatial_points,
+            dec.groups, dec.mapping_stride, dec.tau) == (100, 6, 256, 32, 4, 3.0, 2.0)
+    assert cfg.backbone.depths == [3, 4, 6, 3]
     from roadtrack.models.backbones import SlowFast
-    backbone = SlowFast(**{k: cfg["backbone"][k] for k in ("depths", "width", "alpha", "beta")})
+    backbone = SlowFast(**{k: getattr(cfg.backbone, k) for k in ("depths", "width", "alpha", "beta")})
     n_params = sum(p.numel() for p in backbone.parameters())
     assert 30e6 < n_params < 40e6  # SlowFast-R50 (4x8 style, ~34 M)
     levels = backbone(torch.randn(1, 3, 8, 64, 64))
     assert [lv.shape[2:] for lv in levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4), (2, 2, 2)]
     from roadtrack.models.stm.stage import DecoderStage
-    stage = DecoderStage(dec["dim"], dec["num_heads"], dec["ffn_dim"], dec["spatial_points"],
-                         frames=8, groups=dec["groups"], out_multiplier=dec["out_multiplier"],
+    stage = DecoderStage(dec.dim, dec.num_heads, dec.ffn_dim, dec.spatial_points,
+                         frames=8, groups=dec.groups, out_multiplier=dec.out_multiplier,
                          mapping_stride=3.0, tau=2.0, classes={"agent": 10, "action": 22,
                                                               "loc": 16})
-    decoder_params = dec["num_stages"] * sum(p.numel() for p in stage.parameters())
+    decoder_params = dec.num_stages * sum(p.numel() for p in stage.parameters())
     assert 150e6 < decoder_params < 170e6  # STMixer's decoder: about 159 M parameters
     assert issubclass(Detector, torch.nn.Module)
 

@@ -79,10 +79,10 @@ class ToyDetector(nn.Module):
 
 def toy_builder(num_frames: int = 2):
     """A (build_model, normalize) pair for ``roadtrack.engine.train.train(builder=...)``."""
-    def build(model_cfg: dict) -> ToyDetector:
-        classes = model_cfg["classes"]
-        return ToyDetector(num_frames=num_frames, agents=classes["agent"],
-                           actions=classes["action"], locs=classes["loc"])
+    def build(model_cfg) -> ToyDetector:
+        classes = model_cfg.classes  # roadtrack.models.config.ClassesConfig
+        return ToyDetector(num_frames=num_frames, agents=classes.agent, actions=classes.action,
+                           locs=classes.loc)
     return build, toy_normalize
 
 

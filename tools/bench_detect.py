@@ -20,10 +20,9 @@ from pathlib import Path
 
 import torch
 
-from roadtrack.config import load_config
 from roadtrack.engine.checkpoint import save_checkpoint
 from roadtrack.engine.detect import detect_videos, load_detector
-from roadtrack.engine.settings import check_input_size, resolve_config
+from roadtrack.engine.config import load_run_config
 from roadtrack.labels import roadpp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ def synth(out: Path, *options: str) -> None:
 def fresh_weights(config_path: str, path: Path) -> None:
     from roadtrack.models import build_detector
 
-    cfg = resolve_config(load_config(config_path), config_path)
+    cfg = load_run_config(config_path)
     torch.manual_seed(0)
     model = build_detector(cfg.model)
     save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(),
@@ -49,7 +48,7 @@ def fresh_weights(config_path: str, path: Path) -> None:
 def reference_fps(detector, clips: int) -> float:
     """Clips per second of the bare model (eval, no_grad) on a ready batch."""
     cfg = detector.config
-    w, h = check_input_size(cfg.detect.input_size or cfg.data.input_size, "detect.input_size")
+    w, h = cfg.detect_size
     batch = cfg.detect.batch_size
     x = detector.normalize(torch.randint(0, 255, (batch, detector.model.num_frames, h, w, 3),
                                          dtype=torch.uint8))
@@ -80,11 +79,11 @@ def main() -> None:
         else:
             fresh_weights(args.config, tmp / "fresh.pt")
             detector = load_detector(weights=tmp / "fresh.pt",
-                                     config=load_config(args.config), config_path=args.config)
+                                     config=load_run_config(args.config), config_path=args.config)
         summary = detect_videos(detector, data, tmp / "out", progress=False, device="cpu")
         reference = reference_fps(detector, min(summary.frames, 48))
     cfg = detector.config
-    w, h = check_input_size(cfg.detect.input_size or cfg.data.input_size, "detect.input_size")
+    w, h = cfg.detect_size
     print(f"config {Path(args.config).name}: clips of {detector.model.num_frames} frames at "
           f"{w}x{h}, batch {cfg.detect.batch_size}, {torch.get_num_threads()} CPU threads")
     print(summary.table())

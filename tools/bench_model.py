@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from roadtrack.config import load_config
+from roadtrack.engine.config import load_run_config
 from roadtrack.models import build_detector
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -58,7 +58,7 @@ def time_train_step(model, clips, targets, repeats: int, sync) -> tuple[float, f
 
 def bench(name: str, batch: int, width: int, height: int, repeats: int, device="cpu",
           dtype=None) -> None:
-    cfg = load_config(CONFIGS / name)["model"]
+    cfg = load_run_config(CONFIGS / name).model
     torch.manual_seed(0)
     model = build_detector(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6

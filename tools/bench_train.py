@@ -23,9 +23,8 @@ from pathlib import Path
 
 import torch
 
-from roadtrack.config import load_config
 from roadtrack.engine import distributed as D
-from roadtrack.engine.settings import resolve_config
+from roadtrack.engine.config import load_run_config
 from roadtrack.engine.train import Trainer, launch_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +40,10 @@ def synth(out: Path, *options: str) -> None:
 def engine_rate(cfg, data: Path, run: Path, steps: int, procs: int, batch: int) -> float:
     """Steps per second between the first and the last log row of a short training run in
     ``procs`` processes taking ``batch`` clips per step between them."""
-    cfg.train.procs, cfg.train.batch_size = procs, batch // procs
-    cfg.train.max_steps, cfg.train.log_every = steps, max(1, steps // 4)
-    cfg.train.val_map, cfg.train.checkpoint_every = False, steps
-    cfg.train.time_budget_minutes = 0.0
-    cfg.data.val_split = "none"  # no validation inside the measurement
+    cfg = cfg.with_values("train", procs=procs, batch_size=batch // procs, max_steps=steps,
+                          log_every=max(1, steps // 4), val_map=False, checkpoint_every=steps,
+                          time_budget_minutes=0.0)
+    cfg = cfg.with_values("data", val_split="none")  # no validation inside the measurement
     launch_train(cfg, data, run, progress=False)
     with open(run / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
@@ -94,16 +92,15 @@ def main() -> None:
         if data is None:
             data = tmp / "data"
             synth(data, "--videos", "2", "--frames", "40", "--seed", "1", "--val-fraction", "0")
-        cfg = resolve_config(load_config(args.config), args.config)
+        cfg = load_run_config(args.config)
         procs, batch = cfg.train.procs, cfg.train.procs * cfg.train.batch_size
         threads = torch.get_num_threads()
         engine = engine_rate(cfg, data, tmp / "run", args.steps, procs, batch)
         single = engine_rate(cfg, data, tmp / "one", args.steps, 1, batch) if procs > 1 else engine
-        cfg = resolve_config(load_config(args.config), args.config)
-        cfg.data.val_split, cfg.train.batch_size = "none", batch
+        cfg = cfg.with_values("data", val_split="none").with_values("train", batch_size=batch)
         reference = reference_rate(cfg, data, tmp / "ref", args.steps)
     w, h = cfg.data.input_size
-    print(f"config {Path(args.config).name}: {batch} clips of {cfg.model['num_frames']} frames "
+    print(f"config {Path(args.config).name}: {batch} clips of {cfg.model.num_frames} frames "
           f"at {w}x{h} per step, {threads} CPU threads here, one per training process")
     rows = [(f"roadtrack train, {procs} processes", engine), ("roadtrack train, 1 process", single),
             ("bare model step, 1 process", reference)]

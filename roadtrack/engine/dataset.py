@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from ..io.annotations import Annotation, VideoAnnotation
 from ..io.video import VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoSource, clip_frame_numbers
+from ..labels import BOX_TYPES
 from .transforms import ClipTransform
 
 ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")
-TARGET_TYPES = ("agent", "action", "loc")
 
 
 def find_annotation(root: str | Path, name: str = "") -> Path:
@@ -108,7 +108,7 @@ class ClipDataset(Dataset):
         by_number = self.sources[video_index].read_frames(numbers)
         frames = np.stack([by_number[int(n)] for n in numbers])  # (T, H, W, 3) RGB
         rows = video.frames == key
-        labels = {t: video.labels[t][rows].astype(np.float32) for t in TARGET_TYPES}
+        labels = {t: video.labels[t][rows].astype(np.float32) for t in BOX_TYPES}
         rng = np.random.default_rng(seed)
         frames, boxes, labels = self.transform(frames, video.boxes[rows], labels, rng)
         return {"clip": torch.from_numpy(np.ascontiguousarray(frames)),
@@ -120,5 +120,5 @@ class ClipDataset(Dataset):
 def collate_clips(items: list[dict]) -> tuple[torch.Tensor, list[dict], list[tuple[str, int]]]:
     """Stack a batch: clips (B, T, H, W, 3) uint8, the B target dicts, (video, frame) keys."""
     clips = torch.stack([it["clip"] for it in items])
-    targets = [{k: it[k] for k in ("boxes",) + TARGET_TYPES} for it in items]
+    targets = [{k: it[k] for k in ("boxes",) + BOX_TYPES} for it in items]
     return clips, targets, [(it["video"], it["frame"]) for it in items]

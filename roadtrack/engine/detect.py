@@ -26,15 +26,14 @@ from ..batch import Failure, record_failures
 from ..errors import UserError
 from ..io.artifacts import artifact_path, save_stage
 from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
+from ..labels import BOX_TYPES
 from ..report import table
 from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint, load_model_state
 from .colour import box_colours
+from .config import DetectConfig, RunConfig, run_config_from_dict
 from .runlog import read_run_yaml, versions
-from .settings import DetectConfig, RunConfig, check_input_size, resolve_config
 from .transforms import resize_frames
-
-PER_QUERY = ("agent", "action", "loc")
 
 
 @dataclass
@@ -48,9 +47,9 @@ class LoadedDetector:
 
 
 def load_detector(run: str | Path | None = None, weights: str | Path | None = None,
-                  config: dict | None = None, config_path: str | Path | None = None,
+                  config: RunConfig | None = None, config_path: str | Path | None = None,
                   which: str | None = None, builder=None) -> LoadedDetector:
-    """The trained detector of a run folder (``run``) or of ``weights`` with a parsed ``config``.
+    """The trained detector of a run folder (``run``) or of ``weights`` with its ``config``.
 
     With ``run``, the model and data settings are the run's own; a ``config`` given beside it
     (``roadtrack run CONFIG --weights RUN``) supplies the detect settings and must describe the
@@ -60,12 +59,12 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     """
     if run is not None:
         saved = read_run_yaml(run)
-        cfg = resolve_config(saved["config"], Path(run) / "run.yaml")
+        cfg = run_config_from_dict(saved["config"], Path(run) / "run.yaml")
         note = f"model and data settings of {Path(run) / 'run.yaml'}"
         if config is not None:
-            mine = resolve_config(config, config_path)
-            _same_model(mine.model, cfg.model, config_path, f"the run's ({Path(run) / 'run.yaml'})")
-            cfg = dataclasses.replace(cfg, detect=mine.detect)
+            _same_model(dataclasses.asdict(config.model), dataclasses.asdict(cfg.model),
+                        config_path, f"the run's ({Path(run) / 'run.yaml'})")
+            cfg = cfg.replace(detect=config.detect)
             note += f", detect settings of {config_path or 'the config'}"
         which = which or cfg.detect.checkpoint
         folder = Path(run) / "checkpoints"
@@ -75,7 +74,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     else:
         if weights is None or config is None:
             raise UserError("give --run RUN, or --weights CKPT with --config CONFIG")
-        cfg = resolve_config(config, config_path)
+        cfg = config
         note = f"model and detect settings of {config_path}"
     state = load_checkpoint(weights)
     if run is not None:
@@ -85,11 +84,11 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         builder = (build_detector, normalize_clip)
     build_model, normalize = builder
     labels = state["labels"]
-    _check_classes(cfg.model.get("classes", {}), labels, config_path or weights)  # before building
+    _check_classes(dataclasses.asdict(cfg.model.classes), labels, config_path or weights)  # before building
     model = build_model(cfg.model)
     _check_classes(getattr(model, "labels_shape", {}), labels, config_path or weights)
     if run is None and isinstance(state["config"].get("model"), dict):
-        _same_model(cfg.model, state["config"]["model"], config_path,
+        _same_model(dataclasses.asdict(cfg.model), state["config"]["model"], config_path,
                     f"the checkpoint's ({weights})")
     load_model_state(model, state["model"], weights)
     return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights),
@@ -98,7 +97,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
 
 def _check_classes(shape: dict, labels: dict, path) -> None:
     """The model's class counts must be those of the checkpoint's label space."""
-    want = {t: len(labels.get(f"{t}_labels", [])) for t in PER_QUERY}
+    want = {t: len(labels.get(f"{t}_labels", [])) for t in BOX_TYPES}
     if dict(shape) != want:
         raise UserError(f"label space does not match the checkpoint: the config's model predicts "
                         f"{dict(shape)} classes, the checkpoint was trained on {want}", path)
@@ -178,7 +177,7 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
         result = {
             "boxes": flat_boxes[rows].cpu().numpy().astype(np.float32),
             "scores": flat_scores[rows].cpu().numpy().astype(np.float32),
-            **{k: out[k][b, qs].float().cpu().numpy() for k in PER_QUERY},
+            **{k: out[k][b, qs].float().cpu().numpy() for k in BOX_TYPES},
             "embeddings": out["embeddings"][b, qs].float().cpu().numpy().astype(np.float16)}
         if "features" in out:
             result["roi_features"] = roi_features(out, b, qs)
@@ -255,7 +254,7 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
     """:func:`detect_videos` on opened ``sources`` (found under ``videos``; ``failures``: the ones
     that would not open)."""
     cfg = detector.config
-    size = check_input_size(cfg.detect.input_size or cfg.data.input_size, "detect.input_size")
+    size = cfg.detect_size
     dist = D.setup(device)  # the caller ends the process group (D.teardown)
     if dist.main:
         _record_stage(Path(out), detector, videos)
@@ -337,6 +336,6 @@ def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:
     check_labels(detector.labels, content.get("labels", {}), path, what=f"the run in {out}")
     content["detect"] = {"weights": str(detector.weights.resolve()),
                          "videos": str(Path(videos).resolve()),
-                         "settings": detector.config.to_dict()["detect"], "versions": versions()}
+                         "settings": dataclasses.asdict(detector.config.detect), "versions": versions()}
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, yaml.safe_dump(content, sort_keys=False))

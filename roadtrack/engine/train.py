@@ -8,6 +8,7 @@ run repeats the uninterrupted one exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
+from ..labels import BOX_TYPES
 from . import distributed as D
 from .checkpoint import (
     check_labels,
@@ -32,11 +34,11 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
+from .config import RunConfig
+from .dataset import ClipDataset, collate_clips, find_annotation
 from .detect import postprocess
 from .launch import run_processes
 from .runlog import MetricsLog, fingerprint, write_run_yaml
-from .settings import RunConfig, check_input_size
 from .transforms import ClipTransform, flip_permutation
 from .validation import score_frame_map, write_detections
 
@@ -154,19 +156,19 @@ class Trainer:
                  build_model, normalize, dist: D.Dist, progress: bool, config_path):
         # Everything that can fail on bad input is checked before the run folder is touched,
         # every config value first.
-        config = config.checked(config_path)
         self.cfg, self.run, self.dist = config, run, dist
         self.normalize, self.progress = normalize, progress
         self.last_path = run / "checkpoints" / "last.pt"
         self.best_path = run / "checkpoints" / "best.pt"
         tc = config.train
-        self.input_size = check_input_size(config.data.input_size, "data.input_size", config_path)
+        width, height = config.data.input_size
+        self.input_size = (width, height)
         annotation_path = find_annotation(data_dir, config.data.annotation)
         self.annotation = load_annotation(annotation_path, keep_tubes=False)
         self.labels = self.annotation.labels.to_dict()
         self.resume_state = self._resume_state(resume, config_path)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
-        self._check_label_counts(dict(config.model.get("classes", {})), config_path)
+        self._check_label_counts(dataclasses.asdict(config.model.classes), config_path)
         self.model = build_model(config.model)
         self._check_label_counts(dict(getattr(self.model, "labels_shape", {})), config_path)
         self.model.to(dist.device)
@@ -223,7 +225,7 @@ class Trainer:
             raise UserError("nothing to resume: no checkpoints/last.pt", self.run)
         state = load_checkpoint(self.last_path)
         check_labels(state["labels"], self.labels, self.last_path)
-        if state["config"].get("model") != self.cfg.model:
+        if state["config"].get("model") != dataclasses.asdict(self.cfg.model):
             raise UserError("the config's model section differs from the checkpoint's; resume "
                             "with the run's config", config_path or self.last_path)
         return state
@@ -231,7 +233,7 @@ class Trainer:
     def _check_label_counts(self, shape: dict, config_path) -> None:
         """The config's class counts (before building the model) and the model's (after) must
         be the data's."""
-        want = {t: len(self.labels[f"{t}_labels"]) for t in TARGET_TYPES}
+        want = {t: len(self.labels[f"{t}_labels"]) for t in BOX_TYPES}
         if shape != want:
             raise UserError(f"the model predicts {shape} classes but the data's label space has "
                             f"{want}", config_path)
@@ -243,7 +245,7 @@ class Trainer:
             size=self.input_size, train=train, crop_prob=dc.crop_prob,
             crop_min_scale=dc.crop_min_scale, keep_threshold=dc.keep_threshold,
             flip_prob=dc.flip_prob, box_jitter=dc.box_jitter,
-            flip_perms={t: flip_permutation(space.names(t)) for t in TARGET_TYPES})
+            flip_perms={t: flip_permutation(space.names(t)) for t in BOX_TYPES})
         return ClipDataset(data_dir, self.annotation, videos, self.num_frames, transform,
                            frame_step=dc.frame_step, key_stride=dc.key_stride if train else 1)
 

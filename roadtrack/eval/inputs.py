@@ -25,7 +25,7 @@ import numpy as np
 from ..boxes import scale_boxes
 from ..errors import UserError
 from ..io.artifacts import artifact_path, finished_videos, load_stage
-from ..labels import LabelSpace
+from ..labels import BOX_TYPES, LabelSpace
 from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
 
 
@@ -128,7 +128,7 @@ def frame_dets_from_pickle(dets, truth: FrameTruth, labels: LabelSpace,
 def level_scores(det: dict[str, np.ndarray], labels: LabelSpace) -> dict[str, np.ndarray]:
     """Per-level (N, C) scores of detection rows (see the module docstring)."""
     agentness = det["scores"].astype(np.float64)[:, None]
-    probs = {t: det[t].astype(np.float64) for t in ("agent", "action", "loc")}
+    probs = {t: det[t].astype(np.float64) for t in BOX_TYPES}
     for t in probs:
         if probs[t].shape[1] != labels.num_classes(t):
             raise UserError(f"detections have {probs[t].shape[1]} {t} classes, the annotation "

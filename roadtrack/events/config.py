@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sections import SEED_MAX, BadValue, above, at_least, section_from_dict, within
+from ..config import SEED_MAX, BadValue, above, at_least, section_from_dict, within
 from .tubes import TubeConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadConfig:
     hidden: int = 96
     layers: int = 3
@@ -29,7 +29,7 @@ class HeadConfig:
             raise BadValue("kernel", f"must be odd, got {self.kernel}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitConfig:
     split: str = "train"
     steps: int = 600
@@ -48,7 +48,7 @@ class FitConfig:
         within(self, 0, SEED_MAX, "seed")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EventsConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -60,9 +60,3 @@ class EventsConfig:
         UserError naming the key and ``path``."""
         return section_from_dict(cls, data, "events.", path)
 
-
-def events_config(path: str | Path) -> EventsConfig:
-    """The ``events`` section of a config file."""
-    from ..config import load_config
-
-    return EventsConfig.from_dict(load_config(path)["events"], path)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROB_FIELDS = ("agent", "action", "loc")
+from ..labels import BOX_TYPES
 
 
 @dataclass
@@ -53,7 +53,7 @@ def track_series(tracks: dict[str, np.ndarray], extra_fields: tuple[str, ...] = 
             track_id=int(track_id), frames=frames_all,
             boxes=_fill(frames_all, frames, tracks["boxes"][rows]),
             scores=_fill(frames_all, frames, tracks["scores"][rows]),
-            probs={k: _fill(frames_all, frames, tracks[k][rows]) for k in PROB_FIELDS},
+            probs={k: _fill(frames_all, frames, tracks[k][rows]) for k in BOX_TYPES},
             observed=observed, det_index=det_index,
             extra={k: _fill(frames_all, frames, tracks[k][rows]) for k in extra_fields
                    if k in tracks}))

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import section_from_dict
 from ..engine.checkpoint import load_model_state, read_torch_file
 from ..errors import UserError
 from ..io.artifacts import load_stage, save_events
-from ..labels import LabelSpace
-from .config import EventsConfig
+from ..labels import BOX_TYPES, LabelSpace
+from .config import EventsConfig, HeadConfig
 from .features import TRACK_FIELDS
 from .series import TrackSeries, track_series
-from .train import PROB_TYPES
 from .tubes import video_events
 
 
@@ -27,9 +27,6 @@ def _numpy_arrays() -> tuple:
 
 def load_head_file(path: Path) -> dict:
     """The event head checkpoint's dict, checked; anything amiss is one UserError line."""
-    from ..sections import section_from_dict
-    from .config import HeadConfig
-
     ckpt = read_torch_file(path, "event head checkpoint", allow=_numpy_arrays())
     keys = ("state", "in_dim", "sizes", "mean", "std", "labels", "config")
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys) \
@@ -82,7 +79,7 @@ class TrainedHead:
         x = torch.from_numpy(((feats - self.mean) / self.std).astype(np.float32))[None]
         with torch.no_grad():
             logits = self.head(x)
-        probs = {t: torch.sigmoid(logits[t][0]).numpy().astype(np.float64) for t in PROB_TYPES}
+        probs = {t: torch.sigmoid(logits[t][0]).numpy().astype(np.float64) for t in BOX_TYPES}
         return replace(series, probs=probs)
 
 

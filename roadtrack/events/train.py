@@ -21,13 +21,13 @@ from ..errors import UserError
 from ..io.annotations import VideoAnnotation, load_annotation
 from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
+from ..labels import BOX_TYPES
 from .config import EventsConfig
 from .features import TRACK_FIELDS, series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
 
 HEAD_FILE = "event_head.pt"
-PROB_TYPES = ("agent", "action", "loc")
 
 
 def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: int,
@@ -37,7 +37,7 @@ def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: 
     Returns ({type: (n, C) float32}, mask (n,) bool: frames with a match).
     """
     n = len(series)
-    targets = {t: np.zeros((n, gt.labels[t].shape[1]), np.float32) for t in PROB_TYPES}
+    targets = {t: np.zeros((n, gt.labels[t].shape[1]), np.float32) for t in BOX_TYPES}
     mask = np.zeros(n, dtype=bool)
     gt_boxes = scale_boxes(gt.boxes, width, height)
     starts = np.searchsorted(gt.frames, series.frames, side="left")
@@ -49,7 +49,7 @@ def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: 
         best = int(iou.argmax())
         if iou[best] >= min_iou:
             mask[i] = True
-            for t in PROB_TYPES:
+            for t in BOX_TYPES:
                 targets[t][i] = gt.labels[t][a + best]
     return targets, mask
 
@@ -107,7 +107,7 @@ def _batch(samples, rng, batch_size, window):
     dim = samples[0][0].shape[1]
     feats = np.zeros((batch_size, window, dim), np.float32)
     targets = {t: np.zeros((batch_size, window, samples[0][1][t].shape[1]), np.float32)
-               for t in PROB_TYPES}
+               for t in BOX_TYPES}
     mask = np.zeros((batch_size, window), bool)
     for b, k in enumerate(rng.integers(len(samples), size=batch_size)):
         f, tg, m = samples[k]
@@ -115,7 +115,7 @@ def _batch(samples, rng, batch_size, window):
         stop = min(len(f), start + window)
         feats[b, : stop - start] = f[start:stop]
         mask[b, : stop - start] = m[start:stop]
-        for t in PROB_TYPES:
+        for t in BOX_TYPES:
             targets[t][b, : stop - start] = tg[t][start:stop]
     return (torch.from_numpy(feats), {t: torch.from_numpy(v) for t, v in targets.items()},
             torch.from_numpy(mask))
@@ -131,7 +131,7 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
     all_feats = np.concatenate([f for f, _, _ in samples])
     mean, std = all_feats.mean(axis=0), all_feats.std(axis=0) + 1e-3
     normed = [((f - mean) / std, t, m) for f, t, m in samples]
-    sizes = tuple(labels.num_classes(t) for t in PROB_TYPES)
+    sizes = tuple(labels.num_classes(t) for t in BOX_TYPES)
     head = EventHead(all_feats.shape[1], *sizes, hidden=config.head.hidden,
                      layers=config.head.layers, kernel=config.head.kernel,
                      dropout=config.head.dropout)
@@ -143,7 +143,7 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
         feats, targets, mask = _batch(normed, rng, config.fit.batch_size, config.fit.window)
         logits = head(feats)
         loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
-            logits[t][mask], targets[t][mask]) for t in PROB_TYPES)
+            logits[t][mask], targets[t][mask]) for t in BOX_TYPES)
         optim.zero_grad()
         loss.backward()
         optim.step()

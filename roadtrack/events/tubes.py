@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import at_least
 from ..labels import LabelSpace
-from ..sections import at_least
 from .series import TrackSeries, absorb_short_runs, runs, smooth
 
 
-@dataclass
+@dataclass(frozen=True)
 class TubeConfig:
     smooth_window: int = 5  # frames of the moving average over per-frame probabilities
     min_length: int = 4  # runs shorter than this join their neighbours

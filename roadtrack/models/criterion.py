@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import generalized_box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 
-LABEL_HEADS = ("agent", "action", "loc")
+from ..labels import BOX_TYPES
 
 
 @torch.no_grad()
@@ -51,7 +51,7 @@ class SetCriterion(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.cfg = cfg  # roadtrack.config.LossConfig
+        self.cfg = cfg  # roadtrack.models.config.LossConfig
         self.count_boxes = float
         if cfg.agentness not in ("focal", "ce"):
             raise ValueError(f"unknown agentness loss {cfg.agentness!r} (focal or ce)")
@@ -70,7 +70,7 @@ class SetCriterion(nn.Module):
         cfg = self.cfg
         B, Q = out["agentness"].shape
         device = out["agentness"].device
-        batch_idx, query_idx, gt_parts = [], [], {k: [] for k in ("boxes", *LABEL_HEADS)}
+        batch_idx, query_idx, gt_parts = [], [], {k: [] for k in ("boxes", *BOX_TYPES)}
         for b, target in enumerate(targets):
             rows, cols = hungarian_match(out["agentness"][b], out["boxes"][b], target["boxes"],
                                          cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou)
@@ -97,7 +97,7 @@ class SetCriterion(nn.Module):
             zero = out["boxes"].sum() * 0.0
             losses["loss_l1"] = zero
             losses["loss_giou"] = zero
-        for name in LABEL_HEADS:
+        for name in BOX_TYPES:
             logits = out[name][batch_idx, query_idx]  # (m, K)
             weight = getattr(cfg, f"weight_{name}")
             if len(logits):  # the mean over boxes and classes

@@ -1,14 +1,12 @@
 """The video agent detector: a video backbone and an STMixer decoder with agentness, box, agent,
-action and location heads (the interface of notes/DETECTOR_CONTRACT.md)."""
+action and location heads."""
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig, model_config
 from .backbones import build_backbone
+from .config import ModelConfig
 from .criterion import SetCriterion
 from .stm.geometry import whole_frame_xyzr, xyzr_to_xyxy
 from .stm.sampling import layout_features
@@ -30,9 +28,9 @@ class Detector(nn.Module):
     """Backbone + STMixer decoder.
 
     ``model(clips, targets)`` in training mode returns the loss dict; ``model(clips)`` otherwise
-    returns the last stage's predictions (see notes/DETECTOR_CONTRACT.md): ``boxes`` (B, Q, 4)
-    normalised x1 y1 x2 y2, ``scores`` (B, Q), ``agent``/``action``/``loc`` probabilities,
-    ``embeddings`` (B, Q, D), ``features`` (B, D, H/4, W/4) of the key frame, ``feature_stride``.
+    returns the last stage's predictions: ``boxes`` (B, Q, 4) normalised x1 y1 x2 y2, ``scores``
+    (B, Q), ``agent``/``action``/``loc`` probabilities, ``embeddings`` (B, Q, D), ``features``
+    (B, D, H/4, W/4) of the key frame, ``feature_stride``.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -106,9 +104,6 @@ class Detector(nn.Module):
         return result
 
 
-def build_detector(config: dict | ModelConfig | None = None) -> Detector:
-    """The detector of a config's ``model`` section (a dict as ``load_config`` returns it); its
-    values are checked (:class:`~roadtrack.config.ModelConfig`) before anything is built."""
-    if isinstance(config, ModelConfig):  # checked again: dataclasses can change after creation
-        config = dataclasses.asdict(config)
-    return Detector(model_config(config))
+def build_detector(config: ModelConfig | None = None) -> Detector:
+    """The detector of a run config's ``model`` section (defaults when None)."""
+    return Detector(config or ModelConfig())

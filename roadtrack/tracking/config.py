@@ -6,14 +6,14 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import BadValue, above, at_least, one_of, read_yaml, section_from_dict, show, within
 from ..errors import UserError
-from ..sections import BadValue, above, at_least, one_of, read_yaml, section_from_dict, show, within
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "tracker"
 DEFAULT_PRESET = "bytetrack"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackerConfig:
     """All tracker knobs; the defaults are the ``bytetrack`` preset's.
 
@@ -84,6 +84,8 @@ def tracker_from_section(section: dict | None, path: str | Path | None = None) -
     """The ``track`` section of a run config: ``preset`` (a name or YAML file, default
     bytetrack) and keys that override it. Problems of the preset file are blamed on it, those
     of the overrides (and of their combination with the preset) on ``path``, the run config."""
+    if section is not None and not isinstance(section, dict):
+        raise UserError(f"track: must be a mapping, got {show(section)}", path)
     section = dict(section or {})
     source = section.pop("preset", None)
     if source is not None and not isinstance(source, str):

@@ -32,7 +32,7 @@ class ProjectedBackbone(nn.Module):
 
 
 def build_backbone(cfg, dim: int) -> ProjectedBackbone:
-    """``cfg``: :class:`roadtrack.config.BackboneConfig`."""
+    """``cfg``: :class:`roadtrack.models.config.BackboneConfig`."""
     if cfg.name == "slowfast":
         body = SlowFast(cfg.depths, cfg.width, cfg.alpha, cfg.beta, cfg.fuse_kernel, cfg.norm)
     elif cfg.name == "mc3_18":

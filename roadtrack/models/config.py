@@ -1,0 +1,121 @@
+"""The detector's settings: the ``model`` section of a run config.
+
+    model:
+      num_frames: 32                                  T of an input clip (key frame T // 2)
+      backbone: {name, depths, width, alpha, ...}     the video backbone
+      decoder:  {num_queries, num_stages, dim, ...}   the STMixer decoder
+      classes:  {agent, action, loc}                  classes of each multi-label head
+      loss:     {agentness, costs and weights}        matching and losses
+
+Every section is a frozen dataclass whose ``__post_init__`` checks its ranges (see
+:mod:`roadtrack.config`). No torch here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..config import BadValue, above, at_least, one_of, within
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Video backbone giving 4 levels (strides 4, 8, 16, 32) sharing one temporal length."""
+
+    name: str = "slowfast"  # "slowfast" or "mc3_18" (torchvision, random init)
+    depths: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # Bottleneck blocks/stage
+    width: int = 64  # slow pathway stem channels (Bottleneck planes of res2)
+    alpha: int = 4  # fast frames per slow frame
+    beta: float = 0.125  # fast channels / slow channels
+    fuse_kernel: int = 5  # temporal kernel of the fast -> slow lateral convolutions
+    norm: str = "bn"  # "bn" (BatchNorm3d) or "gn" (GroupNorm, for small batches)
+
+    def __post_init__(self):
+        one_of(self, "name", "slowfast", "mc3_18")
+        one_of(self, "norm", "bn", "gn")
+        at_least(self, 1, "width", "alpha", "fuse_kernel")
+        within(self, 0, 1, "beta", low_open=True)
+        if len(self.depths) != 4 or not all(d >= 1 for d in self.depths):
+            raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
+        if self.fuse_kernel % 2 == 0:
+            raise BadValue("fuse_kernel", f"must be odd, got {self.fuse_kernel}")
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """STMixer decoder: stages of query attention, adaptive sampling and mixing."""
+
+    num_queries: int = 100
+    num_stages: int = 6
+    dim: int = 256  # query and feature width D
+    num_heads: int = 8  # self-attention heads
+    ffn_dim: int = 2048
+    spatial_points: int = 32  # sample points per group
+    groups: int = 4  # sampling / mixing groups (D / groups channels each)
+    out_multiplier: int = 4  # AdaptiveMixing out_points = in_points * out_multiplier
+    mapping_stride: float = 3.0
+    tau: float = 2.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        at_least(self, 1, "num_queries", "num_stages", "dim", "num_heads", "ffn_dim",
+                 "spatial_points", "groups", "out_multiplier")
+        above(self, 0, "tau")
+        within(self, 0, 1, "dropout", high_open=True)
+        if self.dim % 8 or self.dim % self.groups or self.dim % self.num_heads:
+            raise BadValue("dim", f"must be a multiple of 8 (the box position code), of "
+                                  f"decoder.groups ({self.groups}) and of decoder.num_heads "
+                                  f"({self.num_heads}), got {self.dim}")
+
+
+@dataclass(frozen=True)
+class ClassesConfig:
+    """Number of classes of each multi-label head (ROAD++ used classes by default)."""
+
+    agent: int = 10
+    action: int = 22
+    loc: int = 16
+
+    def __post_init__(self):
+        at_least(self, 1, "agent", "action", "loc")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Matching costs and loss weights (per stage; every stage is supervised)."""
+
+    agentness: str = "focal"  # "focal" or "ce" (binary cross-entropy, no-object weight below)
+    no_object_weight: float = 0.1  # weight of "nothing" queries in the "ce" agentness loss
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    cost_agentness: float = 2.0
+    cost_l1: float = 2.0
+    cost_giou: float = 2.0
+    weight_agentness: float = 2.0
+    weight_l1: float = 2.0
+    weight_giou: float = 2.0
+    weight_agent: float = 8.0
+    weight_action: float = 8.0
+    weight_loc: float = 8.0
+
+    def __post_init__(self):
+        one_of(self, "agentness", "focal", "ce")
+        within(self, 0, 1, "focal_alpha")
+        at_least(self, 0, *(f.name for f in dataclasses.fields(self)
+                            if f.name not in ("agentness", "focal_alpha")))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_frames: int = 32  # T of an input clip (key frame T // 2)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    classes: ClassesConfig = field(default_factory=ClassesConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self):
+        at_least(self, 1, "num_frames")
+        alpha = self.backbone.alpha
+        if self.backbone.name == "slowfast" and self.num_frames % alpha:
+            raise BadValue("num_frames", f"must be a multiple of model.backbone.alpha ({alpha}), "
+                                         f"got {self.num_frames}")
