@@ -132,7 +132,7 @@ def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path) -> None
     rows = result.det_index
     write_mot(out_dir / f"{det.name}.txt", result.frames, result.track_ids,
               xyxy_to_xywh(det.boxes[rows]), det.scores[rows])
-    if det.artifact is not None:
+    if det.artifact is not None and det.run is not None:
         fields = {k: (v[rows] if v.ndim >= 1 and k not in ("width", "height", "fps") else v)
                   for k, v in det.artifact.items()}
         save_stage(det.run, "tracks", det.name, **fields,

@@ -78,7 +78,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     tracker = Tracker(config, 0 if features is None else features.shape[1])
     sorted_boxes, sorted_scores = boxes[rows], scores[rows]
     sorted_xyah = xyxy_to_xyah(sorted_boxes)
-    sorted_feats = None if not tracker.use_appearance else normalize(features[rows])
+    sorted_feats = None if features is None or not tracker.use_appearance \
+        else normalize(features[rows])
     sorted_classes = None if classes is None else np.asarray(classes, dtype=np.int64)[rows]
 
     ids = np.full(len(rows), -1, dtype=np.int64)

@@ -51,6 +51,13 @@ class Tracker:
         self.next_id = 1
         self.frame_count = 0
 
+    @property
+    def _gallery(self) -> Gallery:
+        """The appearance gallery; only a tracker that uses appearance has one."""
+        gallery = self.tracks.gallery
+        assert gallery is not None, "this tracker does not associate on appearance"
+        return gallery
+
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
                features: np.ndarray | None = None, classes: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -67,23 +74,24 @@ class Tracker:
         m = len(boxes)
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
         usable = usable_rows(boxes, scores, self.config.min_score)
+        embeddings = None
         if self.use_appearance:
             if features is None:
                 raise ValueError("this tracker associates on appearance: pass features (M, D)")
-            features = np.asarray(features, dtype=np.float32).reshape(m, self.tracks.gallery.dim)
-            usable &= np.isfinite(features).all(axis=1)
+            embeddings = np.asarray(features, dtype=np.float32).reshape(m, self._gallery.dim)
+            usable &= np.isfinite(embeddings).all(axis=1)
         if classes is not None:
             classes = np.asarray(classes, dtype=np.int64).reshape(m)
         if usable.all():  # the common case: no row to leave out
             return self.step(boxes, xyxy_to_xyah(boxes), scores,
-                             normalize(features) if self.use_appearance else None, classes)
+                             None if embeddings is None else normalize(embeddings), classes)
         keep = usable.nonzero()[0]
-        if self.use_appearance:
-            features = normalize(features[keep])
+        if embeddings is not None:
+            embeddings = normalize(embeddings[keep])
         if classes is not None:
             classes = classes[keep]
         ids, confirmed = self.step(boxes[keep], xyxy_to_xyah(boxes[keep]), scores[keep],
-                                   features, classes)
+                                   embeddings, classes)
         track_ids = np.full(m, -1, dtype=np.int64)
         is_confirmed = np.zeros(m, dtype=bool)
         track_ids[keep], is_confirmed[keep] = ids, confirmed
@@ -153,7 +161,7 @@ class Tracker:
         confirmed = tracks.confirmed.nonzero()[0]
         if not len(confirmed) or not len(dets):
             return dets
-        cost = tracks.gallery.distance(confirmed, features[dets])  # (Tc, M)
+        cost = self._gallery.distance(confirmed, features[dets])  # (Tc, M)
         if c.gating:
             maha = self.kf.gating_distance(tracks.mean[confirmed], tracks.cov[confirmed], xyah[dets])
             cost = gate_by_mahalanobis(cost, maha, c.gate_threshold)
@@ -205,7 +213,7 @@ class Tracker:
         tracks.since_update[rows] = 0
         tracks.confirmed[rows] |= hits >= self.config.n_init
         if self.use_appearance:
-            tracks.gallery.update(rows, features)
+            self._gallery.update(rows, features)
 
     def _delete_lost(self):
         """Tentative tracks go at their first miss, confirmed ones after ``max_age`` misses."""
