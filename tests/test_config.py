@@ -8,7 +8,8 @@ from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_
 from roadtrack.errors import UserError
 from roadtrack.events.config import EventsConfig
 from roadtrack.models.config import ModelConfig
-from roadtrack.tracking.config import TrackerConfig, load_config as load_tracker
+from roadtrack.tracking.config import TrackerConfig
+from roadtrack.tracking.config import load_config as load_tracker
 
 
 def write(tmp_path, text, name="run.yaml"):
