@@ -73,8 +73,10 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         if not weights.exists() and which == "best":
             weights = folder / "last.pt"
     else:
-        if weights is None or config is None:
-            raise UserError("give --run RUN, or --weights CKPT with --config CONFIG")
+        if weights is None:
+            raise UserError("no detector: neither a training run folder nor a checkpoint")
+        if config is None:
+            raise UserError("a checkpoint file needs the config it was trained with", weights)
         cfg = resolve_config(config, config_path)
         note = f"model and detect settings of {config_path}"
     state = load_checkpoint(weights)
