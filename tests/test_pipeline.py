@@ -98,7 +98,8 @@ def test_interrupted_run_resumes_to_the_same_result(detector, synth_root, tmp_pa
     code, out = _run("run", "--config", config, "--videos", synth_root, "--out", tmp_path / "cut",
                      "--weights", det)
     assert code == 0, out
-    assert "1" in out.splitlines()[2]  # the detect row: one video skipped
+    (row,) = [line for line in out.split("\n") if line.startswith("detect ")]  # not the bar's
+    assert row.split()[1:3] == ["2", "1"]  # the detect row: 2 videos, one skipped
     _same(_contents(tmp_path / "whole"), _contents(tmp_path / "cut"))
 
 
