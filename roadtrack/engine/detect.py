@@ -53,7 +53,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     """The trained detector of a run folder (``run``) or of ``weights`` with a parsed ``config``.
 
     With ``run``, the model and data settings are the run's own; a ``config`` given beside it
-    (``roadtrack run CONFIG --weights RUN``) supplies the detect settings and must describe the
+    (``roadtrack run --config CONFIG --weights RUN``) supplies the detect settings and must describe the
     same model. With ``weights``, ``config`` supplies both and its model section must match the
     one the checkpoint was trained with. ``which`` (best | last) overrides ``detect.checkpoint``
     for a run; a run without best.pt falls back to last.pt.
