@@ -13,9 +13,10 @@ import warnings
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
-from .errors import InputWarning, UserError
+from .errors import InputWarning, NotRecorded, OutputInUse, UserError
 
 
 class _Group(click.Group):
@@ -37,6 +38,71 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("roadtrack: interrupted", err=True)
             ctx.exit(130)
+
+
+class _Command(click.Command):
+    """A command whose old spellings (:class:`_OldOption`, :class:`_OldArgument`) hand their
+    values to the new options; giving both spellings is an error."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        for old in ctx.meta.get(_OLD_USED, []):
+            if ctx.get_parameter_source(old.target) is ParameterSource.COMMANDLINE:
+                raise UserError(f"{old.old} is the old spelling of {old.new}: give only {old.new}")
+            click.echo(f"roadtrack: warning: {old.old} is deprecated; use {old.new}", err=True)
+        return rest
+
+
+_Group.command_class = _Command
+_OLD_USED = "roadtrack.old_spellings"
+
+
+def _hand_over(ctx, param, value):
+    """Callback of an old spelling: ``value`` becomes the value of the new option (through the
+    default map, so that the new option checks and converts it)."""
+    if value is None or value == ():
+        return
+    target = next(p for p in ctx.command.params if p.name == param.target)
+    if target.multiple and not isinstance(value, tuple):
+        value = (value,)
+    ctx.default_map = {**(ctx.default_map or {}), param.target: value}
+    ctx.meta.setdefault(_OLD_USED, []).append(param)
+
+
+class _OldOption(click.Option):
+    """A hidden, deprecated spelling ``old`` of the option ``new`` (parameter ``target``)."""
+
+    def __init__(self, param_decls, new: str, target: str, **attrs):
+        (old,) = param_decls
+        self.old, self.new, self.target = old, new, target
+        name = "old_" + old.lstrip("-").replace("-", "_")
+        super().__init__([old, name], hidden=True, expose_value=False, callback=_hand_over,
+                         **attrs)
+
+
+class _OldArgument(click.Argument):
+    """A deprecated positional ``metavar`` now given as the option ``new`` (parameter
+    ``target``); left out of the usage line."""
+
+    def __init__(self, param_decls, new: str, target: str, **attrs):
+        (name,) = param_decls
+        self.old, self.new, self.target = f"the positional {attrs['metavar']}", new, target
+        super().__init__([f"old_{name}"], required=False, expose_value=False,
+                         callback=_hand_over, **attrs)
+
+    def get_usage_pieces(self, ctx):
+        return []
+
+
+def _old_option(old: str, new: str, target: str, **attrs):
+    """Decorator: the hidden old spelling ``old`` of option ``new``."""
+    return click.option(old, cls=_OldOption, new=new, target=target, **attrs)
+
+
+def _old_argument(metavar: str, new: str, target: str, **attrs):
+    """Decorator: the hidden old positional ``metavar``, now option ``new``."""
+    return click.argument(metavar.lower(), cls=_OldArgument, new=new, target=target,
+                          metavar=metavar, **attrs)
 
 
 @contextlib.contextmanager
@@ -73,11 +139,44 @@ def _size(value: str) -> tuple[int, int]:
     return w, h
 
 
+_CONFIG_HELP = "The run config (YAML)."
+_VIDEOS_HELP = "Video files, frame folders, or a dataset root with videos/ or rgb-images/."
+_VIDEO_HELP = ("Only this video (repeatable; a value may also be names joined by commas or a file "
+               "with one name per line).")
+_SPLIT_HELP = "Only videos of this split (e.g. val)."
+_WEIGHTS_HELP = ("The detector: a training run folder (its model; the detect settings of --config "
+                 "when given, else the run's), or a checkpoint file (needs --config, the config "
+                 "it was trained with).")
+
+
+def _video_names(values: tuple[str, ...]) -> list[str] | None:
+    """The names of ``--video`` values (names, comma lists, list files); None for none given."""
+    from .io.names import read_video_list
+
+    return [name for value in values for name in read_video_list(value)] or None
+
+
+def _load_detector(weights: Path, config, config_path: Path | None, which: str | None = None):
+    """The detector of ``--weights`` (a training run folder or a checkpoint) and ``--config``
+    (``config``: parsed, or None)."""
+    from .engine.detect import load_detector
+
+    if not weights.exists():
+        raise UserError("no such training run folder or checkpoint file (--weights)", weights)
+    if weights.is_dir():
+        return load_detector(run=weights, config=config, config_path=config_path, which=which)
+    if config is None:
+        raise UserError("a checkpoint file needs --config, the config it was trained with",
+                        weights)
+    return load_detector(weights=weights, config=config, config_path=config_path)
+
+
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset root to create (annotation JSON, videos/, rgb-images/).")
-@click.option("--videos", "num_videos", default=24, show_default=True,
+@click.option("--num-videos", "num_videos", default=24, show_default=True,
               type=click.IntRange(1, 10000), help="Number of videos.")
+@_old_option("--videos", "--num-videos", "num_videos")
 @click.option("--frames", "num_frames", default=100, show_default=True,
               type=click.IntRange(8, 100000), help="Frames per video.")
 @click.option("--size", default="420x300", show_default=True, help="Frame size WxH.")
@@ -90,15 +189,19 @@ def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames):
     from .synth.dataset import write_dataset
 
     width, height = _size(size)
-    summary = write_dataset(out_dir, num_videos=num_videos, num_frames=num_frames,
-                            width=width, height=height, seed=seed, val_fraction=val_fraction,
-                            write_frames=not no_frames, progress=True)
+    try:
+        summary = write_dataset(out_dir, num_videos=num_videos, num_frames=num_frames,
+                                width=width, height=height, seed=seed,
+                                val_fraction=val_fraction, write_frames=not no_frames,
+                                progress=True)
+    except OutputInUse as err:
+        raise UserError(f"{err}; choose another --out") from None
     click.echo(summary)
 
 
 @main.command()
 @click.argument("annotation", type=click.Path(path_type=Path))
-@click.option("--split", default=None, help="Only videos of this split.")
+@click.option("--split", default=None, metavar="NAME", help="Only videos of this split.")
 def info(annotation, split):
     """Summarise a ROAD/ROAD++ annotation file: videos per split, frames, boxes, tubes, classes."""
     from .io.annotations import load_annotation
@@ -108,7 +211,10 @@ def info(annotation, split):
 
 
 @main.command("train")
-@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--config", required=True, metavar="CONFIG",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help=_CONFIG_HELP)
+@_old_argument("CONFIG", "--config", "config")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="Dataset root (annotation JSON with rgb-images/ or videos/); default data.root.")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -121,7 +227,7 @@ def info(annotation, split):
               help="Train in this many local processes (DDP, one thread each on the CPU); "
                    "default train.procs. Ignored under torchrun.")
 def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
-    """Train the detector of CONFIG; under torchrun, on every process (DDP)."""
+    """Train the detector of --config; under torchrun, on every process (DDP)."""
     from .engine.config import load_run_config
     from .engine.train import launch_train
 
@@ -129,8 +235,11 @@ def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
     data_dir = data_dir or (Path(cfg.data.root) if cfg.data.root else None)
     if data_dir is None:
         raise UserError("no dataset: pass --data DIR or set data.root", config)
-    summary = launch_train(cfg, data_dir, run_dir, procs=procs, resume=resume,
-                           max_minutes=max_minutes, config_path=config)
+    try:
+        summary = launch_train(cfg, data_dir, run_dir, procs=procs, resume=resume,
+                               max_minutes=max_minutes, config_path=config)
+    except OutputInUse as err:
+        raise UserError(f"{err}; pass --resume to continue it or choose another --out") from None
     if int(os.environ.get("RANK", "0")) == 0:
         val = ", ".join(f"{k} {v:.4g}" for k, v in summary.val.items())
         click.echo(f"trained {summary.steps} steps ({summary.epochs:.2f} epochs) in "
@@ -171,36 +280,34 @@ _STRICT_HELP = ("Stop at the first video that cannot be read (exit 2); by defaul
 
 
 @main.command("detect")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="A training run folder (its run.yaml and checkpoints).")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A checkpoint file (with --config).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="The config the checkpoint was trained with (with --weights).")
-@click.option("--videos", required=True, type=click.Path(path_type=Path),
-              help="Video files, frame folders, or a dataset root with videos/ or rgb-images/.")
+@click.option("--weights", required=True, metavar="RUN|CKPT", type=click.Path(path_type=Path),
+              help=_WEIGHTS_HELP)
+@_old_option("--run", "--weights", "weights")
+@click.option("--config", "config_path", metavar="CONFIG",
+              type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The run config: the detect settings (and, for a checkpoint "
+                                 "file, the model it was trained with).")
+@click.option("--videos", required=True, metavar="DIR", type=click.Path(path_type=Path),
+              help=_VIDEOS_HELP)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder for detections/<video>.npz.")
-@click.option("--video", "names", multiple=True, help="Only this video (repeatable).")
+@click.option("--video", "names", multiple=True, metavar="NAME", help=_VIDEO_HELP)
 @click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default=None,
-              help="Which checkpoint of --run (default detect.checkpoint).")
+              help="Which checkpoint of a training run folder (default detect.checkpoint).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--strict", is_flag=True, help=_STRICT_HELP)
-def detect_command(run_dir, weights, config_path, videos, out, names, which, device, strict):
+def detect_command(weights, config_path, videos, out, names, which, device, strict):
     """Detect agents in every frame of every video; resumes by skipping finished videos."""
     from .engine import distributed
     from .engine.config import load_run_config
-    from .engine.detect import detect_videos, load_detector
+    from .engine.detect import detect_videos
 
-    if (run_dir is None) == (weights is None) or (weights is not None) != (config_path is not None):
-        raise UserError("give either --run RUN, or --weights CKPT together with --config CONFIG")
     config = load_run_config(config_path) if config_path is not None else None
-    detector = load_detector(run=run_dir, weights=weights, config=config,
-                             config_path=config_path, which=which)
+    detector = _load_detector(weights, config, config_path, which)
     try:
         with _warnings_as_lines():
-            summary = detect_videos(detector, videos, out, names=list(names) or None,
+            summary = detect_videos(detector, videos, out, names=_video_names(names),
                                     device=device, strict=strict)
     finally:
         distributed.teardown()
@@ -217,7 +324,8 @@ def detect_command(run_dir, weights, config_path, videos, out, names, which, dev
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for <seq>.txt in MOTChallenge format.")
 @click.option("--config", "config", default=None,
-              help="Tracker preset (bytetrack, deepsort, sort) or a YAML file. [default: bytetrack]")
+              help="The tracker settings (not a run config): a preset (bytetrack, deepsort, "
+                   "sort) or a tracker YAML file. [default: bytetrack]")
 @click.option("--per-class/--any-class", "per_class", default=None,
               help="Keep each track to one agent class (config key per_class).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
@@ -243,44 +351,42 @@ def track(dets, out_dir, config, per_class, progress):
 
 
 @main.command("run")
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--videos", required=True, type=click.Path(path_type=Path),
-              help="Video files, frame folders, or a dataset root with videos/ or rgb-images/.")
+@click.option("--config", required=True, metavar="CONFIG",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help=_CONFIG_HELP)
+@_old_argument("CONFIG", "--config", "config")
+@click.option("--videos", required=True, metavar="DIR", type=click.Path(path_type=Path),
+              help=_VIDEOS_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: detections/, tracks/, events/, mot/, run.yaml.")
-@click.option("--weights", required=True, type=click.Path(path_type=Path),
-              help="The detector: a training run folder (its model; CONFIG's detect settings), "
-                   "or a checkpoint trained with CONFIG.")
+@click.option("--weights", required=True, metavar="RUN|CKPT", type=click.Path(path_type=Path),
+              help=_WEIGHTS_HELP)
 @click.option("--events-head", type=click.Path(path_type=Path), default=None,
               help="An event head (train-events output); without it tubes come from the "
                    "detector's probabilities.")
 @click.option("--from", "from_stage", type=click.Choice(["detect", "track", "events"]),
               default=None, help="Redo this stage and the ones after it for every video.")
-@click.option("--video-list", default=None,
-              help="Only these videos: a file with one name per line, or names joined by commas.")
+@click.option("--video", "names", multiple=True, metavar="NAME", help=_VIDEO_HELP)
+@_old_option("--video-list", "--video", "names")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--strict", is_flag=True, help=_STRICT_HELP)
-def run_command(config, videos, out_dir, weights, events_head, from_stage, video_list, device,
+def run_command(config, videos, out_dir, weights, events_head, from_stage, names, device,
                 strict):
     """Detect, track and find events in every video; each stage resumes per video."""
     from .engine import distributed
     from .engine.config import load_run_config
-    from .engine.detect import load_detector
-    from .io.names import read_video_list
     from .pipeline import report_table, run_pipeline
 
     run_config = load_run_config(config)
-    if weights.is_dir():  # the run's model; CONFIG's detect settings
-        detector = load_detector(run=weights, config=run_config, config_path=config)
-    else:
-        detector = load_detector(weights=weights, config=run_config, config_path=config)
-    names = read_video_list(video_list) if video_list else None
+    detector = _load_detector(weights, run_config, config)
     try:
         with _warnings_as_lines():
             reports, failures = run_pipeline(detector, videos, out_dir, run_config, events_head,
-                                             from_stage, names, device=device,
+                                             from_stage, _video_names(names), device=device,
                                              config_path=config, strict=strict)
+    except OutputInUse as err:
+        raise UserError(f"{err}; use a new --out or --from detect to redo every stage") from None
     finally:
         distributed.teardown()
     click.echo(report_table(reports))
@@ -290,11 +396,14 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, video
 
 
 @main.command("train-events")
-@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--config", required=True, metavar="CONFIG",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help=_CONFIG_HELP)
+@_old_argument("CONFIG", "--config", "config")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="Dataset root (or annotation file) with the ground truth.")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
-              help="Run folder with tracks/ of the training videos.")
+@click.option("--run", "run_dir", required=True, metavar="RUN", type=click.Path(path_type=Path),
+              help="Pipeline run folder with tracks/ of the training videos.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the event head (event_head.pt).")
 def train_events(config, data, run_dir, out_dir):
@@ -309,30 +418,34 @@ def train_events(config, data, run_dir, out_dir):
 
 
 @main.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", required=True, metavar="RUN", type=click.Path(path_type=Path),
+              help="Pipeline run folder (with events/).")
+@_old_argument("RUN", "--run", "run_dir")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Submission pickle to write.")
-@click.option("--videos", default=None,
-              help="Videos to include: a file with one name per line, or names joined by commas.")
+@click.option("--video", "names", multiple=True, metavar="NAME", help=_VIDEO_HELP)
+@_old_option("--videos", "--video", "names")
 @click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
-def submit(run_dir, out, videos, zipped):
+def submit(run_dir, out, names, zipped):
     """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
     from .events.submit import submit_run
-    from .io.names import read_video_list
 
-    names = read_video_list(videos) if videos else None
-    path, submission = submit_run(run_dir, out, names, zipped)
+    path, submission = submit_run(run_dir, out, _video_names(names), zipped)
     counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
     click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
                ", ".join(f"{n} {t} tubes" for t, n in counts.items()))
 
 
 @main.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
-@click.option("--video", "name", required=True, help="Video name.")
+@click.option("--run", "run_dir", required=True, metavar="RUN", type=click.Path(path_type=Path),
+              help="Pipeline run folder (with tracks/ and events/).")
+@_old_argument("RUN", "--run", "run_dir")
+@click.option("--video", "name", required=True, metavar="NAME",
+              help="The video to draw (its name).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="mp4 file to write.")
-@click.option("--videos", "videos_dir", default=None, type=click.Path(path_type=Path),
+@click.option("--videos", "videos_dir", default=None, metavar="DIR",
+              type=click.Path(path_type=Path),
               help="Where the video is (default: the folder the run was made from).")
 def viz(run_dir, name, out, videos_dir):
     """Draw a run's tracks, ids and agent/action/location labels on a video."""
@@ -340,7 +453,12 @@ def viz(run_dir, name, out, videos_dir):
     from .pipeline import recorded_videos_dir
     from .viz import render_run_video
 
-    folder = videos_dir or recorded_videos_dir(run_dir)
+    folder = videos_dir
+    if folder is None:
+        try:
+            folder = recorded_videos_dir(run_dir)
+        except NotRecorded as err:
+            raise UserError(f"{err}; give --videos DIR") from None
     (source,) = discover_videos(folder, names=[name])
     frames = render_run_video(run_dir, source, out)
     click.echo(f"wrote {out}: {frames} frames")
@@ -375,20 +493,25 @@ def _thresholds(value: str) -> list[float]:
               help="MOTChallenge folder: <seq>/gt.txt or <seq>/gt/gt.txt.")
 @click.option("--pred", "pred_root", type=click.Path(path_type=Path),
               help="Tracker output folder: <seq>.txt, or <seq>/<NAME> with --pred-name.")
-@click.option("--seqs", default=None, help="Comma-separated sequences (default: all in --gt).")
+@click.option("--video", "seqs", multiple=True, metavar="NAME",
+              help="Only this sequence (repeatable; a value may also be names joined by commas "
+                   "or a file with one name per line; default: all in --gt).")
+@_old_option("--seqs", "--video", "seqs")
 @click.option("--pred-name", default=None, help="File name of the predictions inside <seq>/.")
 @click.option("--anno", type=click.Path(path_type=Path),
               help="ROAD/ROAD++ annotation file (with --run).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path),
+@click.option("--run", "run_dir", metavar="RUN", type=click.Path(path_type=Path),
               help="Run folder whose tracks/<video>.npz are scored (with --anno).")
-@click.option("--subset", default=None, help="Only videos of this split (with --anno).")
+@click.option("--split", default=None, metavar="NAME",
+              help="Only videos of this split (with --anno).")
+@_old_option("--subset", "--split", "split")
 @click.option("--iou", "iou_threshold", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True), help="IoU needed for a match.")
 @click.option("--zero-based", is_flag=True,
               help="The --gt and --pred files number frames from 0 (default: from 1).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the metrics as JSON here.")
-def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_threshold,
+def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_threshold,
              zero_based, json_path):
     """CLEAR/identity metrics (motmetrics' rules) and HOTA/DetA/AssA (trackeval's), per sequence
     and overall: MOTChallenge folders (--gt/--pred) or a ROAD++ run (--anno/--run)."""
@@ -402,6 +525,8 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
         raise UserError("give either --gt and --pred, or --anno and --run")
     if zero_based and anno is not None:
         raise UserError("--zero-based is for --gt/--pred files")
+    if seqs and anno is not None:
+        raise UserError("--video is for --gt/--pred sequences; with --anno give --split")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -410,11 +535,12 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
 
                 if not run_dir.is_dir():
                     raise UserError("no such run folder", run_dir)
-                result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, subset,
+                result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, split,
                                                   iou_threshold)
             else:
-                sequences = mot.motchallenge_sequences(gt_root, pred_root, _csv(seqs, "--seqs"),
-                                                       pred_name, zero_based)
+                sequences = mot.motchallenge_sequences(
+                    gt_root, pred_root, _video_names(seqs), pred_name, zero_based,
+                    frame_hint="; --zero-based reads files counting from 0")
                 result = mot.evaluate_sequences(sequences, iou_threshold)
         finally:  # warnings of the inputs are shown also when a later error ends the command
             for w in caught:
@@ -430,11 +556,12 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
               help="ROAD/ROAD++ annotation JSON.")
 @click.option("--pred", type=click.Path(path_type=Path),
               help="Submission pickle (or zip): video-mAP.")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path),
-              help="Run folder: detections/ for frame-mAP, events/ for video-mAP.")
+@click.option("--run", "run_dir", metavar="RUN", type=click.Path(path_type=Path),
+              help="Pipeline run folder: detections/ for frame-mAP, events/ for video-mAP.")
 @click.option("--frame-dets", type=click.Path(path_type=Path),
               help="Frame-level detections pickle in the official baseline's layout: frame-mAP.")
-@click.option("--subset", default=None, help="Only videos of this split (e.g. val).")
+@click.option("--split", default=None, metavar="NAME", help=_SPLIT_HELP)
+@_old_option("--subset", "--split", "split")
 @click.option("--iou", "thresholds", default="0.1,0.2,0.5", show_default=True,
               help="ST-IoU thresholds of video-mAP.")
 @click.option("--protocol", type=click.Choice(["official", "strict"]), default="official",
@@ -447,7 +574,7 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, subset, iou_thr
               help="Write the results as JSON here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write precision-recall curves and per-class AP charts (PNG) here.")
-def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, frame_top_k,
+def eval_road(anno, pred, run_dir, frame_dets, split, thresholds, protocol, frame_top_k,
               frame_min_score, json_path, plots_dir):
     """Video-mAP (agent, action, loc, duplex, triplet) and frame-mAP@0.5 as the ROAD++
     challenge scores them, per class and overall, plus the challenge score. Scores whatever the
@@ -455,7 +582,11 @@ def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, fra
     from .eval.road import evaluate_road, format_report, to_json
     from .io.atomic import write_json_atomic
 
-    result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=subset,
+    if run_dir is not None and (pred is not None or frame_dets is not None):
+        raise UserError("--run brings its own tubes and detections: no --pred/--frame-dets")
+    if pred is None and run_dir is None and frame_dets is None:
+        raise UserError("give --pred SUBMISSION.pkl and/or --frame-dets DETS.pkl, or --run RUN")
+    result = evaluate_road(anno, pred=pred, run=run_dir, frame_dets=frame_dets, subset=split,
                            thresholds=_thresholds(thresholds), protocol=protocol,
                            frame_top_k=frame_top_k, frame_min_score=frame_min_score)
     for line in result.warnings:
@@ -474,19 +605,22 @@ def eval_road(anno, pred, run_dir, frame_dets, subset, thresholds, protocol, fra
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--anno", type=click.Path(path_type=Path),
               help="Annotation file whose videos (and label space) the submission must cover.")
-@click.option("--videos", "videos_file", default=None,
-              help="Videos the submission must cover (ROAD++ label space): a file with one "
-                   "name per line, or names joined by commas.")
-@click.option("--subset", default=None, help="With --anno: only videos of this split.")
-def validate(submission, anno, videos_file, subset):
+@click.option("--video", "names", multiple=True, metavar="NAME",
+              help="A video the submission must cover, in the ROAD++ label space (repeatable; a "
+                   "value may also be names joined by commas or a file with one name per line).")
+@_old_option("--videos", "--video", "names")
+@click.option("--split", default=None, metavar="NAME",
+              help="With --anno: only videos of this split.")
+@_old_option("--subset", "--split", "split")
+def validate(submission, anno, names, split):
     """Check a ROAD++ submission pickle (or zip) against every rule the official scorer relies
     on. Lists every problem (the scorer fails on it or mis-scores it) and exits 1 when there is
     any; warnings (scored, but odd) do not fail. Exit 2: unreadable or unsafe file."""
     from .eval.validate import validate_file
 
-    if (anno is None) == (videos_file is None):
-        raise UserError("give exactly one of --anno and --videos")
-    result = validate_file(submission, anno=anno, videos_file=videos_file, subset=subset)
+    if (anno is None) == (not names):
+        raise UserError("give exactly one of --anno and --video")
+    result = validate_file(submission, anno=anno, videos=_video_names(names), subset=split)
     for line in result.warnings:
         click.echo(f"roadtrack: warning: {line}", err=True)
     for line in result.problems:

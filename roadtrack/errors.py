@@ -16,6 +16,15 @@ class UserError(Exception):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class OutputInUse(UserError):
+    """The output folder already holds other results (another training run, detections of
+    another detector); the CLI adds how to go on."""
+
+
+class NotRecorded(UserError):
+    """A run folder does not record something the caller must then supply."""
+
+
 class InputWarning(UserWarning):
     """Something odd in a file from someone else that roadtrack reads around. The message names
     the file; the CLI prints each as one ``roadtrack: warning:`` line."""

@@ -17,7 +17,7 @@ import yaml
 
 from .batch import Failure, record_failures
 from .engine.config import RunConfig
-from .errors import UserError
+from .errors import NotRecorded, OutputInUse, UserError
 from .io.artifacts import artifact_path
 from .io.atomic import write_text_atomic
 
@@ -60,7 +60,7 @@ def recorded_videos_dir(run: str | Path) -> Path:
         videos = (data.get(section) or {}).get("videos")
         if videos:
             return Path(videos)
-    raise UserError("run.yaml does not say where the videos are; give --videos", run)
+    raise NotRecorded("run.yaml does not say where the videos are", run)
 
 
 def _stale(run: Path, stage: str, videos: list[str]) -> None:
@@ -74,12 +74,10 @@ def _check_same_detector(run: Path, detector) -> None:
     recorded = (read_run_file(run).get("detect") or {})
     weights = recorded.get("weights")
     if weights and Path(weights) != Path(detector.weights).resolve():
-        raise UserError(f"run folder was made with other weights ({weights}); use a new --out "
-                        "or --from detect to redo every stage", run)
+        raise OutputInUse(f"run folder was made with other weights ({weights})", run)
     settings = recorded.get("settings")
     if settings and settings != asdict(detector.config.detect):
-        raise UserError("run folder was made with other detect settings; use a new --out or "
-                        "--from detect to redo every stage", run)
+        raise OutputInUse("run folder was made with other detect settings", run)
 
 
 def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunConfig,
@@ -102,7 +100,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
 
     out = Path(out)
     if from_stage is not None and from_stage not in STAGES:
-        raise UserError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
+        raise UserError(f"no stage {from_stage!r} to start from (stages: {', '.join(STAGES)})")
     unopened: list | None = None if strict else []
     sources = discover_videos(videos, names, unopened)
     failures = [Failure.of(err, name, "detect", err.path) for name, err in unopened or []]

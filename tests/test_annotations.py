@@ -377,9 +377,9 @@ def _annotation_commands(tmp_path, path):
         "eval road": ["eval", "road", "--anno", path, "--run", empty],
         "eval mot": ["eval", "mot", "--anno", path, "--run", empty],
         "validate": ["validate", tmp_path / "none.pkl", "--anno", path],
-        "train-events": ["train-events", config, "--data", path, "--run", empty, "--out",
+        "train-events": ["train-events", "--config", config, "--data", path, "--run", empty, "--out",
                          tmp_path / "head"],
-        "train": ["train", config, "--data", data, "--out", tmp_path / "new-run"],
+        "train": ["train", "--config", config, "--data", data, "--out", tmp_path / "new-run"],
     }
 
 

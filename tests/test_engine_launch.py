@@ -43,7 +43,7 @@ def test_user_error_in_one_rank_is_the_callers_one_line_error():
 
 def _train(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "roadtrack", "train", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "roadtrack", "train", "--config", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=240, check=False)
 
 

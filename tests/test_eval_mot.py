@@ -34,7 +34,7 @@ EXPECTED = [
 def test_tud_sequences_reproduce_motmetrics_expected_values(tmp_path):
     out = tmp_path / "mot.json"
     result = CliRunner().invoke(main, ["eval", "mot", "--gt", str(DATA), "--pred", str(DATA),
-                                       "--seqs", "TUD-Campus,TUD-Stadtmitte",
+                                       "--video", "TUD-Campus,TUD-Stadtmitte",
                                        "--pred-name", "test.txt", "--json", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())

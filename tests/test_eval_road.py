@@ -414,7 +414,7 @@ def test_cli_bad_frame_dets_and_options(tmp_path, synthetic):
                                   str(synthetic["pred"]), "--iou", "0.2,x"])
     assert result.exit_code == 2 and "'0.2,x' is not a comma-separated list" in result.output
     result = runner.invoke(main, ["eval", "road", "--anno", str(synthetic["anno"]),
-                                  "--subset", "test", "--pred", str(synthetic["pred"])])
+                                  "--split", "test", "--pred", str(synthetic["pred"])])
     assert result.exit_code == 2 and "no videos of split 'test'" in result.output
 
 
@@ -446,7 +446,7 @@ def test_end_to_end_run_submit_validate_eval(tmp_path, synth_anno_path):
     mot = json.loads(mot_json.read_text())
     assert set(mot["sequences"]) == set(anno.videos)
     assert mot["overall"]["mota"] > 0.5 and mot["overall"]["idf1"] > 0.5
-    assert runner.invoke(main, ["submit", str(run), "--out", str(sub), "--zip"]).exit_code == 0
+    assert runner.invoke(main, ["submit", "--run", str(run), "--out", str(sub), "--zip"]).exit_code == 0
     result = runner.invoke(main, ["validate", str(sub) + ".zip", "--anno", str(synth_anno_path)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["validate", str(sub), "--anno", str(synth_anno_path)])

@@ -29,7 +29,7 @@ def detector(synth_root, tmp_path_factory):
     with open(config, "a") as f:  # an untrained detector scores low: track all it finds
         f.write("track: {min_score: 0.0, high_score: 0.0, low_score: null, "
                 "new_track_score: 0.0}\n")
-    code, out = _run("train", config, "--data", synth_root, "--out", tmp / "det")
+    code, out = _run("train", "--config", config, "--data", synth_root, "--out", tmp / "det")
     assert code == 0, out
     return config, tmp / "det"
 
@@ -58,7 +58,7 @@ def _same(a, b):
 
 def test_run_writes_every_stage(detector, synth_root, tmp_path):
     config, det = detector
-    code, out = _run("run", config, "--videos", synth_root, "--out", tmp_path / "run",
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", tmp_path / "run",
                      "--weights", det)
     assert code == 0, out
     assert "detect" in out and "track" in out and "events" in out
@@ -76,7 +76,7 @@ def test_run_writes_every_stage(detector, synth_root, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_result(detector, synth_root, tmp_path, monkeypatch):
     config, det = detector
-    code, out = _run("run", config, "--videos", synth_root, "--out", tmp_path / "whole",
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", tmp_path / "whole",
                      "--weights", det)
     assert code == 0, out
     real_save = artifacts.save_arrays
@@ -89,26 +89,27 @@ def test_interrupted_run_resumes_to_the_same_result(detector, synth_root, tmp_pa
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(artifacts, "save_arrays", dying_save)
-    code, out = _run("run", config, "--videos", synth_root, "--out", tmp_path / "cut",
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", tmp_path / "cut",
                      "--weights", det)
     assert code != 0
     assert finished_videos(tmp_path / "cut", "detections") == ["train_00000"]
     assert not [p for p in (tmp_path / "cut").rglob(".*tmp*")]  # nothing half-written
     monkeypatch.setattr(artifacts, "save_arrays", real_save)
-    code, out = _run("run", config, "--videos", synth_root, "--out", tmp_path / "cut",
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", tmp_path / "cut",
                      "--weights", det)
     assert code == 0, out
-    assert "1" in out.splitlines()[2]  # the detect row: one video skipped
+    (row,) = [line for line in out.split("\n") if line.startswith("detect ")]  # not the bar's
+    assert row.split()[1:3] == ["2", "1"]  # the detect row: 2 videos, one skipped
     _same(_contents(tmp_path / "whole"), _contents(tmp_path / "cut"))
 
 
 def test_from_track_keeps_detections(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in (run / "detections").iterdir()}
     track_before = {p.name: p.stat().st_mtime_ns for p in (run / "tracks").iterdir()}
-    code, out = _run("run", config, "--videos", synth_root, "--out", run, "--weights", det,
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det,
                      "--from", "track")
     assert code == 0, out
     assert before == {p.name: p.stat().st_mtime_ns for p in (run / "detections").iterdir()}
@@ -119,8 +120,8 @@ def test_from_track_keeps_detections(detector, synth_root, tmp_path):
 def test_run_folder_of_another_detector_is_refused(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
-    code, out = _run("run", config, "--videos", synth_root, "--out", run,
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run,
                      "--weights", det / "checkpoints" / "last.pt", "--from", "track")
     assert code == 2 and "other weights" in out
 
@@ -128,7 +129,7 @@ def test_run_folder_of_another_detector_is_refused(detector, synth_root, tmp_pat
 def test_empty_folder_is_an_error(detector, tmp_path):
     config, det = detector
     (tmp_path / "empty").mkdir()
-    code, out = _run("run", config, "--videos", tmp_path / "empty", "--out", tmp_path / "r1",
+    code, out = _run("run", "--config", config, "--videos", tmp_path / "empty", "--out", tmp_path / "r1",
                      "--weights", det)
     assert code == 2 and "no videos" in out and "Traceback" not in out
 
@@ -142,7 +143,7 @@ def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_roo
     halfway_broken_copy(mp4, data / "videos" / "train_00001.avi", fourcc="MJPG")
     mp4.unlink()
     run = tmp_path / "run"
-    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det)
     assert code == 1 and "Traceback" not in out, out
     table = out[out.index("2 video(s) failed"):].splitlines()
     assert "train_00001.avi" in table[3] and "decoding failed at frame" in table[3]
@@ -150,15 +151,15 @@ def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_roo
     for stage in STAGE_DIRS:  # the good video went through every stage
         assert finished_videos(run, stage) == ["train_00000"]
     # a rerun retries only the two (and fails them again); with --strict it stops at the first
-    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det)
     assert code == 1 and "2 video(s) failed" in out
     assert re.search(r"^detect +0 +1 +2 ", out, re.MULTILINE)  # videos done, skipped, failed
-    code, out = _run("run", config, "--videos", data / "videos", "--out", run, "--weights", det,
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det,
                      "--strict")
     assert code == 2 and out.strip().splitlines()[-1].startswith("roadtrack: error: ")
     assert "train_00002.mp4: cannot open video" in out and "failed;" not in out
     # the detect command alone behaves the same way
-    code, out = _run("detect", "--run", det, "--videos", data / "videos", "--out",
+    code, out = _run("detect", "--weights", det, "--videos", data / "videos", "--out",
                      tmp_path / "det-only")
     assert code == 1 and "2 video(s) failed" in out
     assert finished_videos(tmp_path / "det-only", "detections") == ["train_00000"]
@@ -169,7 +170,7 @@ def test_name_collision_is_an_error_before_any_work(detector, synth_root, tmp_pa
     data = copy_dataset(synth_root, tmp_path / "data", frames=False)
     (data / "videos" / "Train_00001.mov").write_bytes(
         (data / "videos" / "train_00001.mp4").read_bytes())
-    code, out = _run("run", config, "--videos", data / "videos", "--out", tmp_path / "run",
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", tmp_path / "run",
                      "--weights", det)
     assert code == 2 and len(out.strip().splitlines()) == 1, out
     assert "Train_00001.mov and train_00001.mp4 are both video 'train_00001'" in out
@@ -183,8 +184,8 @@ def test_gapped_frame_folder_gives_real_frame_numbers_downstream(detector, synth
     for n in (5, 6):
         (data / "rgb-images" / "train_00000" / f"{n:05d}.jpg").unlink()
     run = tmp_path / "run"
-    code, out = _run("run", config, "--videos", data, "--out", run, "--weights", det,
-                     "--video-list", "train_00000")
+    code, out = _run("run", "--config", config, "--videos", data, "--out", run, "--weights", det,
+                     "--video", "train_00000")
     assert code == 0, out
     assert "warning: " in out and "train_00000: 2 of frames 1-30 have no image (5-6)" in out
     for stage in ("detections", "tracks"):
@@ -197,9 +198,9 @@ def test_gapped_frame_folder_gives_real_frame_numbers_downstream(detector, synth
 def test_broken_artifact_fails_its_video_in_later_stages(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
     (run / "detections" / "train_00001.npz").write_bytes(b"broken")
-    code, out = _run("run", config, "--videos", synth_root, "--out", run, "--weights", det,
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det,
                      "--from", "track")
     assert code == 1 and "train_00001  track" in out and "corrupt artifact" in out, out
     assert finished_videos(run, "events") == ["train_00000", "train_00002"]

@@ -41,11 +41,11 @@ def test_submission_layout_and_pixels(events_run, tmp_path):
 def test_submit_cli_refuses_missing_videos_and_writes_nothing(events_run, tmp_path):
     run, _ = events_run
     out = tmp_path / "s.pkl"
-    result = CliRunner().invoke(main, ["submit", str(run), "--out", str(out), "--videos",
+    result = CliRunner().invoke(main, ["submit", "--run", str(run), "--out", str(out), "--video",
                                        "train_00000,val_99999"])
     assert result.exit_code == 2 and "val_99999" in result.output
     assert not out.exists()
-    result = CliRunner().invoke(main, ["submit", str(run), "--out", str(out)])
+    result = CliRunner().invoke(main, ["submit", "--run", str(run), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.exists()
 
@@ -66,6 +66,6 @@ def test_viz_draws_every_frame(events_run, synth_root, tmp_path):
 def test_submitted_file_passes_validate(events_run, tmp_path, synth_anno_path):
     run, _ = events_run
     out = tmp_path / "ok.pkl"
-    assert CliRunner().invoke(main, ["submit", str(run), "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(main, ["submit", "--run", str(run), "--out", str(out)]).exit_code == 0
     result = CliRunner().invoke(main, ["validate", str(out), "--anno", str(synth_anno_path)])
     assert result.exit_code == 0, result.output

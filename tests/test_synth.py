@@ -19,7 +19,7 @@ def _digest(root):
 
 def _synth(tmp_path, name, seed):
     out = tmp_path / name
-    result = CliRunner().invoke(main, ["synth", "--out", str(out), "--videos", "2",
+    result = CliRunner().invoke(main, ["synth", "--out", str(out), "--num-videos", "2",
                                        "--frames", "12", "--size", "128x96", "--seed", str(seed)])
     assert result.exit_code == 0, result.output
     return out
@@ -79,7 +79,7 @@ def test_agents_leave_the_frame_and_boxes_stay_inside(synth_root):
 def test_synth_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
-    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "x"), "--videos", "1"])
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "x"), "--num-videos", "1"])
     assert result.exit_code == 2 and "not an empty folder" in result.output
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
 

@@ -37,7 +37,7 @@ def test_valid_submission_with_lists_or_arrays(tmp_path, anno):
     assert "valid" in result.output and "2 tubes" in result.output
     videos = tmp_path / "videos.txt"
     videos.write_text("v1\n\n")
-    result = run(tmp_path / "s.pkl", "--videos", videos)
+    result = run(tmp_path / "s.pkl", "--video", videos)
     assert result.exit_code == 0, result.output
     assert "not evaluated" in result.output  # v2 is not in the list: a warning only
 
@@ -122,9 +122,9 @@ def test_bad_files_and_options(tmp_path, anno):
     assert result.exit_code == 2 and "coco.json: missing key" in result.output
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    result = run(sub, "--videos", empty)
+    result = run(sub, "--video", empty)
     assert result.exit_code == 2 and "video list is empty" in result.output
-    result = run(sub, "--videos", "v1,v3")  # names joined by commas
+    result = run(sub, "--video", "v1,v3")  # names joined by commas
     assert result.exit_code == 1 and "agent: 1 videos missing: v3" in result.output
 
 
@@ -155,4 +155,4 @@ def test_frames_past_the_end_of_a_video(tmp_path, anno):
     result = run(sub, "--anno", anno)
     assert result.exit_code == 1
     assert "agent/v1 tube 0: frame 12 is past the video's last frame 10" in result.output
-    assert run(sub, "--videos", "v1,v2").exit_code == 0  # a list gives no frame counts
+    assert run(sub, "--video", "v1,v2").exit_code == 0  # a list gives no frame counts

@@ -73,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = tmp / "data"
-        synth(data, "--videos", str(args.videos), "--frames", str(args.frames), "--seed", "2")
+        synth(data, "--num-videos", str(args.videos), "--frames", str(args.frames), "--seed", "2")
         if args.run is not None:
             detector = load_detector(run=args.run)
         else:

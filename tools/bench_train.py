@@ -91,7 +91,7 @@ def main() -> None:
         data = args.data
         if data is None:
             data = tmp / "data"
-            synth(data, "--videos", "2", "--frames", "40", "--seed", "1", "--val-fraction", "0")
+            synth(data, "--num-videos", "2", "--frames", "40", "--seed", "1", "--val-fraction", "0")
         cfg = load_run_config(args.config)
         procs, batch = cfg.train.procs, cfg.train.procs * cfg.train.batch_size
         threads = torch.get_num_threads()

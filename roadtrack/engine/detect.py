@@ -52,7 +52,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     """The trained detector of a run folder (``run``) or of ``weights`` with its ``config``.
 
     With ``run``, the model and data settings are the run's own; a ``config`` given beside it
-    (``roadtrack run CONFIG --weights RUN``) supplies the detect settings and must describe the
+    (``roadtrack run --config CONFIG --weights RUN``) supplies the detect settings and must describe the
     same model. With ``weights``, ``config`` supplies both and its model section must match the
     one the checkpoint was trained with. ``which`` (best | last) overrides ``detect.checkpoint``
     for a run; a run without best.pt falls back to last.pt.
@@ -72,8 +72,10 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         if not weights.exists() and which == "best":
             weights = folder / "last.pt"
     else:
-        if weights is None or config is None:
-            raise UserError("give --run RUN, or --weights CKPT with --config CONFIG")
+        if weights is None:
+            raise UserError("no detector: neither a training run folder nor a checkpoint")
+        if config is None:
+            raise UserError("a checkpoint file needs the config it was trained with", weights)
         cfg = config
         note = f"model and detect settings of {config_path}"
     state = load_checkpoint(weights)

@@ -38,7 +38,7 @@ def _process(rank: int, procs: int, port: int, results, fn: Callable, args: tupl
     try:
         value = fn(*args, **kwargs)
     except UserError as err:
-        results.put((rank, "error", str(err)))
+        results.put((rank, "error", err))  # the same class, so callers can tell which
         raise SystemExit(2) from None
     finally:
         distributed.teardown()
@@ -75,7 +75,7 @@ def run_processes(procs: int, fn: Callable, *args, **kwargs):
     drain()
     errors = [message for _, kind, message in outcomes if kind == "error"]
     if errors:
-        raise UserError(errors[0])
+        raise errors[0]
     if failure is not None:
         raise failure
     finished = [pickle.loads(value) for rank, kind, value in outcomes

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import OutputInUse, UserError
 from ..io.annotations import Annotation, load_annotation
 from ..labels import BOX_TYPES
 from . import distributed as D
@@ -88,7 +88,7 @@ def launch_train(config: RunConfig, data_dir: str | Path, run_dir: str | Path,
     """
     procs = config.train.procs if procs is None else procs
     if procs < 1:
-        raise UserError(f"train.procs (--procs) must be at least 1, got {procs}",
+        raise UserError(f"train.procs must be at least 1, got {procs}",
                         options.get("config_path"))
     if procs == 1 or "WORLD_SIZE" in os.environ:
         try:
@@ -96,7 +96,7 @@ def launch_train(config: RunConfig, data_dir: str | Path, run_dir: str | Path,
         finally:
             D.teardown()
     if torch.cuda.is_available() and procs > torch.cuda.device_count():
-        raise UserError(f"train.procs (--procs) is {procs} but this machine has "
+        raise UserError(f"{procs} training processes (train.procs) but this machine has "
                         f"{torch.cuda.device_count()} GPUs", options.get("config_path"))
     return run_processes(procs, train, config, data_dir, run_dir, **options)
 
@@ -218,8 +218,7 @@ class Trainer:
     def _resume_state(self, resume: bool, config_path) -> dict | None:
         if not resume:
             if self.last_path.exists():
-                raise UserError("run folder already holds a training run; pass --resume to "
-                                "continue it or choose another --out", self.run)
+                raise OutputInUse("run folder already holds a training run", self.run)
             return None
         if not self.last_path.exists():
             raise UserError("nothing to resume: no checkpoints/last.pt", self.run)

@@ -128,11 +128,13 @@ def find_pred(pred_root: Path, seq: str, pred_name: str | None) -> Path:
 
 def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
                            seqs: list[str] | None = None, pred_name: str | None = None,
-                           zero_based: bool = False) -> dict[str, Sequence]:
+                           zero_based: bool = False, frame_hint: str = ""
+                           ) -> dict[str, Sequence]:
     """Read ground truth (``<seq>/gt.txt`` or ``<seq>/gt/gt.txt``) and predictions
     (``<seq>.txt`` or ``<seq>/<pred_name>``; an empty file is a tracker that found nothing).
     Ground-truth rows whose 7th column is 0 (the MOT16+ "ignore" flag) are left out. Frames count
-    from 1, or from 0 in both with ``zero_based``; an id twice in a frame is an error."""
+    from 1, or from 0 in both with ``zero_based``; an id twice in a frame is an error.
+    ``frame_hint`` ends the message about a frame number below 1 (the caller's advice)."""
     from ..boxes import xywh_to_xyxy
 
     gt_root, pred_root = Path(gt_root), Path(pred_root)
@@ -152,21 +154,21 @@ def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
         pred_path = find_pred(pred_root, seq, pred_name)
         if not pred_path.is_file():
             raise UserError(f"no predictions for sequence {seq!r}", pred_path)
-        gt = _read_tracks(gt_path, zero_based, allow_empty=False)
+        gt = _read_tracks(gt_path, zero_based, False, frame_hint)
         keep = gt.scores != 0
         gt_seq = (gt.frames[keep], gt.ids[keep], xywh_to_xyxy(gt.boxes_xywh[keep]))
         del gt
-        pr = _read_tracks(pred_path, zero_based, allow_empty=True)
+        pr = _read_tracks(pred_path, zero_based, True, frame_hint)
         out[seq] = Sequence(*gt_seq, pr.frames, pr.ids, pr.boxes_xyxy)
     return out
 
 
-def _read_tracks(path: Path, zero_based: bool, allow_empty: bool):
+def _read_tracks(path: Path, zero_based: bool, allow_empty: bool, frame_hint: str):
     """A MOT file of tracks: frames from 1 (or 0), each id at most once per frame."""
     from ..io.mot import read_mot
 
     table = read_mot(path, first_frame=0 if zero_based else 1, allow_empty=allow_empty,
-                     frame_hint="" if zero_based else "; --zero-based reads files counting from 0")
+                     frame_hint="" if zero_based else frame_hint)
     twice = check_unique_ids(table.frames, table.ids)
     if twice is not None:
         a, b = twice

@@ -58,9 +58,10 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
     if run is not None and (pred is not None or frame_dets is not None):
-        raise UserError("--run brings its own tubes and detections: no --pred/--frame-dets")
+        raise UserError("a run folder brings its own tubes and detections: score it without a "
+                        "submission or frame detections")
     if pred is None and run is None and frame_dets is None:
-        raise UserError("give --pred SUBMISSION.pkl and/or --frame-dets DETS.pkl, or --run RUN")
+        raise UserError("nothing to score: no submission, frame detections or run folder")
     if run is not None and not Path(run).is_dir():
         raise UserError("no such run folder", run)
     anno = anno if isinstance(anno, Annotation) else load_annotation(anno)

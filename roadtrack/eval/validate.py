@@ -20,9 +20,10 @@ class Validation:
 
 
 def validate_file(submission: str | Path, anno: str | Path | None = None,
-                  videos_file: str | Path | None = None, subset: str | None = None
+                  videos: list[str] | None = None, subset: str | None = None
                   ) -> Validation:
-    """Check a submission file; with ``anno`` also against each video's frame count."""
+    """Check a submission file against the videos of ``anno`` (of split ``subset``; also each
+    video's frame count) or the named ``videos`` (ROAD++ label space)."""
     numf = None
     if anno is not None:
         from ..io.annotations import load_annotation
@@ -32,10 +33,10 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
         if not videos:
             raise UserError(f"no videos of split {subset!r}", anno)
         numf = {v: annotation.videos[v].numf for v in videos}
+    elif videos:
+        labels = roadpp()
     else:
-        from ..io.names import read_video_list
-
-        labels, videos = roadpp(), read_video_list(videos_file)
+        raise UserError("no videos to check the submission against")
     data, notes = read_pickle(submission)
     check = check_submission(data, videos, labels, numf=numf)
     warnings = notes + [f"{submission}: {line}" for line in summarise(check.of(SUSPICIOUS))]

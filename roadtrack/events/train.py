@@ -87,7 +87,7 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
     for video in videos:
         if not artifact_path(run, "tracks", video).is_file():
             raise UserError(f"no tracks for {video}: run the pipeline on the "
-                            f"{config.fit.split} videos first (roadtrack run ... --out {run})", run)
+                            f"{config.fit.split} videos into this run folder first", run)
         tracks = load_stage(run, "tracks", video)
         width, height = int(tracks["width"]), int(tracks["height"])
         series_list = track_series(tracks, TRACK_FIELDS)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import OutputInUse, UserError
 from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, roadpp
 from .layout import draw_background
 from .simulate import BoxRecord, render_frame, simulate_video
@@ -44,7 +44,7 @@ def write_dataset(out_dir: str | Path, num_videos: int = 24, num_frames: int = 1
     """Write the dataset and return a one-line summary."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError("exists and is not an empty folder; choose another --out", out_dir)
+        raise OutputInUse("exists and is not an empty folder", out_dir)
     started = time.perf_counter()
     tmp = out_dir.parent / f".{out_dir.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
