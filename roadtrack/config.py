@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .configs import resolve_config_source
 from .events.config import EventsConfig
 from .sections import (
     SEED_MAX,
@@ -275,6 +276,8 @@ def model_config(data: dict | None) -> ModelConfig:
 
 
 def load_config(path: str | Path) -> dict:
-    """Read and check a YAML config; returns ``{"model": {...}, "data": ..., "train": ...,
-    "detect": ..., "track": ..., "events": ...}``."""
+    """Read and check a YAML config (a file, or a packaged config's name such as
+    ``synthetic_tiny``); returns ``{"model": {...}, "data": ..., "train": ..., "detect": ...,
+    "track": ..., "events": ...}``."""
+    path = resolve_config_source(path)
     return config_from_dict(read_yaml(path), path)
