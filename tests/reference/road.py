@@ -6,10 +6,10 @@ layout), then times, as whole processes, ``roadtrack eval road`` and a literal, 
 transcription of the official protocol (ROADPP.md section 5: per-class loops, python lists, a
 list membership test per detection), and checks that every AP agrees to 1e-6.
 
-    PYTHONPATH=$PWD python tools/bench_eval.py                 # 10, 20 and 40 videos
-    PYTHONPATH=$PWD python tools/bench_eval.py --videos 10 --keep /tmp/bench
+    PYTHONPATH=$PWD python tests/reference/road.py                 # 10, 20 and 40 videos
+    PYTHONPATH=$PWD python tests/reference/road.py --videos 10 --keep /tmp/bench
 
-The reference and the generators are imported by the tests (tests/road_helpers.py).
+The reference and the generators are imported by the tests as ``tests.reference.road``.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,14 @@ TYPES = ["agent", "action", "loc", "duplex", "triplet"]
 LEVELS = ["agent_ness"] + TYPES
 EVAL_W, EVAL_H = 840, 600
 SCALE = np.array([EVAL_W, EVAL_H, EVAL_W, EVAL_H], dtype=np.float64)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ synthetic data
 
 def label_lists() -> dict[str, list[str]]:
     """The ROAD++ used label lists (the package's copy of shared/data/roadpp_labels.json)."""
-    text = (REPO / "roadtrack" / "data" / "roadpp_labels.json").read_text()
+    text = resources.files("roadtrack.data").joinpath("roadpp_labels.json").read_text()
     data = json.loads(text)
     return {t: list(data[f"{t}_labels"]) for t in TYPES + ["av_action"]}
 
