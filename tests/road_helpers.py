@@ -8,7 +8,6 @@ from pathlib import Path
 
 from roadtrack.labels import roadpp
 
-REPO = Path(__file__).resolve().parents[1]
 TYPES = ["agent", "action", "loc", "duplex", "triplet"]
 
 
