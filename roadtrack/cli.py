@@ -635,8 +635,9 @@ def validate(submission, anno, names, split):
 @click.option("--out", "out_dir", default=Path("demo-out"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for everything the demo makes; a rerun skips finished steps.")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Run config (default: configs/synthetic_tiny.yaml).")
+@click.option("--config", "config_path", default="synthetic_tiny", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Run config: a YAML file or a packaged config's name.")
 def demo(out_dir, config_path):
     """The whole job on synthetic data: synthesise, train, run, submit, score, draw."""
     from .demo import run_demo
@@ -644,6 +645,4 @@ def demo(out_dir, config_path):
     if "OMP_NUM_THREADS" not in os.environ:  # on a small shared CPU one thread is far faster
         import torch
         torch.set_num_threads(1)
-    if config_path is None:
-        config_path = Path(__file__).resolve().parents[1] / "configs" / "synthetic_tiny.yaml"
     click.echo(run_demo(out_dir, config_path))

@@ -1,24 +1,14 @@
-"""Test helpers: tiny ROAD++ annotation dicts in the official schema, file writers, and the
-benchmark module (synthetic data generators and the literal reference evaluator)."""
+"""Test helpers: tiny ROAD++ annotation dicts in the official schema and file writers (the
+literal reference evaluator and its synthetic data are in ``tests/reference/road.py``)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 from pathlib import Path
 
 from roadtrack.labels import roadpp
 
-REPO = Path(__file__).resolve().parents[1]
 TYPES = ["agent", "action", "loc", "duplex", "triplet"]
-
-
-def bench():
-    """tools/bench_eval.py as a module (generators and ``reference_evaluate``)."""
-    spec = importlib.util.spec_from_file_location("bench_eval", REPO / "tools" / "bench_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def annotation(videos: dict[str, dict]) -> dict:

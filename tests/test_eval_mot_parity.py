@@ -1,5 +1,5 @@
 """eval mot's bounded-memory evaluator equals the motmetrics + trackeval evaluator it replaced
-(tests/mot_reference.py) on generated sequences full of overlaps and tied IoUs, and on real MOT15
+(tests/reference/mot.py) on generated sequences full of overlaps and tied IoUs, and on real MOT15
 ground truth scored against the roadtrack tracker; its memory does not grow with ids squared."""
 import tracemalloc
 from pathlib import Path
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from roadtrack.eval.mot import Sequence, evaluate_sequences, motchallenge_sequences
 
-from .mot_reference import reference_evaluate
+from .reference.mot import reference_evaluate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ROUNDED = {"hota", "assa"}  # summed over pairs, not over dense id x id matrices: last-bit level

@@ -16,21 +16,20 @@ from roadtrack.io.annotations import load_annotation
 from roadtrack.io.artifacts import save_events, save_stage
 from roadtrack.labels import roadpp
 
-from .road_helpers import annotation, bench, moving_object, write_json, write_pickle
-
-B = bench()
+from .reference import road as road_ref
+from .road_helpers import annotation, moving_object, write_json, write_pickle
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """Three small synthetic videos with perturbed tubes and frame detections (both layouts)."""
     root = tmp_path_factory.mktemp("road")
-    data = B.make_annotation(3, seed=5, frames=(30, 50), objects=(4, 8), splits=("val", "train"))
+    data = road_ref.make_annotation(3, seed=5, frames=(30, 50), objects=(4, 8), splits=("val", "train"))
     paths = {"anno": write_json(root / "anno.json", data),
-             "pred": write_pickle(root / "sub.pkl", B.make_submission(data, seed=6)),
-             "stacked": write_pickle(root / "dets_s.pkl", B.make_frame_dets(data, 7, top_k=2)),
+             "pred": write_pickle(root / "sub.pkl", road_ref.make_submission(data, seed=6)),
+             "stacked": write_pickle(root / "dets_s.pkl", road_ref.make_frame_dets(data, 7, top_k=2)),
              "lists": write_pickle(root / "dets_l.pkl",
-                                   B.make_frame_dets(data, 8, top_k=3, layout="lists"))}
+                                   road_ref.make_frame_dets(data, 8, top_k=3, layout="lists"))}
     return paths
 
 
@@ -38,8 +37,8 @@ def synthetic(tmp_path_factory):
 def test_official_protocol_matches_literal_reference(synthetic, layout, subset):
     ours = to_json(evaluate_road(synthetic["anno"], pred=synthetic["pred"],
                                  frame_dets=synthetic[layout], subset=subset))
-    ref = B.reference_evaluate(synthetic["anno"], synthetic["pred"], synthetic[layout], subset)
-    assert B.max_difference(ours, ref) <= 1e-6
+    ref = road_ref.reference_evaluate(synthetic["anno"], synthetic["pred"], synthetic[layout], subset)
+    assert road_ref.max_difference(ours, ref) <= 1e-6
     # the sets are not trivial: some classes are found, some are missed
     aps = np.concatenate([v["ap"] for v in ours["frame_map"].values()])
     assert 0 < aps.max() and aps.min() < 100
@@ -50,9 +49,9 @@ def test_official_protocol_matches_literal_reference(synthetic, layout, subset):
 def test_parity_detects_a_wrong_number(synthetic):
     """The parity check would fail if one AP moved: the reference is not a copy of ours."""
     ours = to_json(evaluate_road(synthetic["anno"], pred=synthetic["pred"]))
-    ref = B.reference_evaluate(synthetic["anno"], synthetic["pred"], None)
+    ref = road_ref.reference_evaluate(synthetic["anno"], synthetic["pred"], None)
     ref["video_map"]["agent"]["0.5"]["ap"][1] += 1e-3
-    assert B.max_difference(ours, ref) > 0.9e-3
+    assert road_ref.max_difference(ours, ref) > 0.9e-3
 
 
 def _tubes(items):
@@ -108,8 +107,8 @@ def test_strict_protocol_scores_a_gap_the_official_one_misaligns(tmp_path):
     car = roadpp().index("agent", "Car")
     assert strict["video_map"]["agent"]["0.9"]["ap"][car] == pytest.approx(100.0)
     assert official["video_map"]["agent"]["0.9"]["ap"][car] == 0.0
-    ref = B.reference_evaluate(anno, sub, None, thresholds=[0.9])
-    assert B.max_difference(official, ref) <= 1e-6
+    ref = road_ref.reference_evaluate(anno, sub, None, thresholds=[0.9])
+    assert road_ref.max_difference(official, ref) <= 1e-6
 
 
 def _run_folder(tmp_path, anno_path):
@@ -224,7 +223,7 @@ def test_cli_plots(tmp_path, small_gt):
 
 def test_cli_refuses_what_the_official_scorer_fails_on_in_one_line(tmp_path, synthetic):
     data = json.loads(synthetic["anno"].read_text())
-    sub = B.make_submission(data, seed=6, types=["agent"])
+    sub = road_ref.make_submission(data, seed=6, types=["agent"])
     videos = sorted(sub["agent"])
     del sub["agent"][videos[0]]
     tube = sub["agent"][videos[1]][0]
@@ -246,7 +245,7 @@ def test_cli_refuses_what_the_official_scorer_fails_on_in_one_line(tmp_path, syn
 
 def _perturbed(data: dict) -> dict:
     """A submission with everything the official scorer scores although validate objects."""
-    sub = B.make_submission(data, seed=6)
+    sub = road_ref.make_submission(data, seed=6)
     videos = sorted(sub["agent"])
     agent = [t for v in videos for t in sub["agent"][v]]
     for i, tube in enumerate(agent):
@@ -284,8 +283,8 @@ def test_scores_what_the_official_scorer_scores_with_its_numbers(tmp_path, synth
     data = json.loads(synthetic["anno"].read_text())
     pred = write_pickle(tmp_path / "odd.pkl", _perturbed(data))
     result = evaluate_road(synthetic["anno"], pred=pred)
-    ref = B.reference_evaluate(synthetic["anno"], pred, None)
-    assert B.max_difference(to_json(result), ref) <= 1e-6
+    ref = road_ref.reference_evaluate(synthetic["anno"], pred, None)
+    assert road_ref.max_difference(to_json(result), ref) <= 1e-6
     text = "\n".join(result.warnings)
     for kind in ("partly outside the 840x600 frame (scored unclipped", "wholly outside",
                  "without x1 < x2", ("label_id 99 is no class 0..15: the scorer ignores the tube; "
@@ -308,7 +307,7 @@ def test_scores_what_the_official_scorer_scores_with_its_numbers(tmp_path, synth
 def test_boxes_out_of_the_frame_are_scored_as_given(tmp_path, synthetic):
     """Only boxes a few pixels outside: every AP as the official code gives, validate passes."""
     data = json.loads(synthetic["anno"].read_text())
-    sub = B.make_submission(data, seed=6, types=["agent"])
+    sub = road_ref.make_submission(data, seed=6, types=["agent"])
     for tubes in sub["agent"].values():
         for tube in tubes:
             tube["boxes"] = tube["boxes"] + [-3.0, -2.0, 4.5, 0.4]
@@ -316,7 +315,7 @@ def test_boxes_out_of_the_frame_are_scored_as_given(tmp_path, synthetic):
             tube["boxes"][-1, 2] = 840.4
     pred = write_pickle(tmp_path / "out.pkl", sub)
     ours = to_json(evaluate_road(synthetic["anno"], pred=pred))
-    assert B.max_difference(ours, B.reference_evaluate(synthetic["anno"], pred, None)) <= 1e-6
+    assert road_ref.max_difference(ours, road_ref.reference_evaluate(synthetic["anno"], pred, None)) <= 1e-6
     result = CliRunner().invoke(main, ["validate", str(pred), "--anno", str(synthetic["anno"])])
     assert result.exit_code == 0, result.output
     assert "partly outside the 840x600 frame" in result.output
@@ -331,7 +330,7 @@ def test_boxes_out_of_the_frame_are_scored_as_given(tmp_path, synthetic):
         out = to_json(evaluate_road(anno, pred=one, thresholds=[0.8, 0.9]))
         assert out["video_map"]["agent"]["0.8"]["ap"][car] == pytest.approx(100.0)
         assert out["video_map"]["agent"]["0.9"]["ap"][car] == pytest.approx(ap)
-        assert B.max_difference(out, B.reference_evaluate(anno, one, None, None, [0.8, 0.9])) \
+        assert road_ref.max_difference(out, road_ref.reference_evaluate(anno, one, None, None, [0.8, 0.9])) \
             <= 1e-6
 
 
@@ -402,7 +401,7 @@ def test_cli_annotation_of_another_dataset(tmp_path, synthetic):
 
 def test_cli_bad_frame_dets_and_options(tmp_path, synthetic):
     data = json.loads(synthetic["anno"].read_text())
-    dets = B.make_frame_dets(data, 7, top_k=1, layout="lists")
+    dets = road_ref.make_frame_dets(data, 7, top_k=1, layout="lists")
     key = next(iter(dets["agent"]))
     dets["agent"][key] = dets["agent"][key][:3]  # too few classes
     bad = write_pickle(tmp_path / "dets.pkl", dets)

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from roadtrack.cli import main
 from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_dict
+from roadtrack.configs import run_config
 from roadtrack.errors import UserError
 from roadtrack.tracking import config as tracking_config
 from roadtrack.tracking.config import TrackerConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
+BASE = yaml.safe_load(run_config("synthetic_tiny").read_text())
 
 
 @pytest.fixture(autouse=True)

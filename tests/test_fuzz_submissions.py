@@ -9,7 +9,7 @@ keys); it also mangles the pickle bytes and wraps them in zips with odd members.
 ``validate`` and ``eval road --pred`` (and junk through ``--frame-dets``) on the small synthetic
 annotation, every case either gives a result or exits 2 with one line naming the file;
 ``validate`` exits 1 with its problem list; both agree on what the scorer fails on. Scorable
-cases give the literal reference's numbers (tools/bench_eval.py).
+cases give the literal reference's numbers (tests/reference/road.py).
 
 Exit codes: validate 0 valid (maybe warnings), 1 problems, 2 unreadable/unsafe file or bad
 options; eval road 0 scored (maybe warnings), 2 refused.
@@ -32,9 +32,8 @@ from roadtrack.errors import UserError
 from roadtrack.eval.road import evaluate_road, to_json
 from roadtrack.io.annotations import load_annotation
 
-from .road_helpers import bench
+from .reference import road as road_ref
 
-B = bench()
 TYPES = ["agent", "action", "loc", "duplex", "triplet"]
 NUMF = 30  # frames of each synthetic video (tests/conftest.py)
 
@@ -293,8 +292,8 @@ def test_fuzz_scorable_submissions_get_the_official_numbers(tmp_path_factory, sy
         assert "fails on this submission" in str(err), err
         assert "frames are not" in str(err) or "NaN or infinite" in str(err), err
         return
-    ref = B.reference_evaluate(synth_anno_path, path, None, thresholds=(0.1, 0.5))
-    assert B.max_difference(ours, ref) <= 1e-6
+    ref = road_ref.reference_evaluate(synth_anno_path, path, None, thresholds=(0.1, 0.5))
+    assert road_ref.max_difference(ours, ref) <= 1e-6
 
 
 def _mangle(data: bytes, draw) -> bytes:

@@ -1,18 +1,17 @@
 """Detector model: contract shapes, losses, gradients, matching, overfitting one clip."""
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
 
+from roadtrack.configs import run_config
 from roadtrack.engine.config import load_run_config
 from roadtrack.models import Detector, build_detector, normalize_clip
 from roadtrack.models.criterion import hungarian_match
 from roadtrack.models.stm.geometry import refine_xyzr, whole_frame_xyzr, xyzr_to_xyxy
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "synthetic_tiny.yaml"
-FULL = REPO / "configs" / "roadpp_stmixer_slowfast_r50.yaml"
+TINY = run_config("synthetic_tiny")
+FULL = run_config("roadpp_stmixer_slowfast_r50")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,4 @@
-"""roadtrack.models.stm equals the literal STMixer formulas (tests/stm_reference.py) to 1e-5."""
+"""roadtrack.models.stm equals the literal STMixer formulas (tests/reference/stm.py) to 1e-5."""
 import pytest
 import torch
 
@@ -11,7 +11,7 @@ from roadtrack.models.stm import (
     translate_to_linear_weight,
 )
 
-from .stm_reference import (
+from .reference.stm import (
     AdaptiveMixingRef,
     make_sample_points_ref,
     mhaq3d_ref,

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
+from roadtrack.configs import run_config
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def tiny_config(tmp_path: Path, **train) -> str:
     """The tiny config at 64x64 for a few steps, written to ``tmp_path/tiny.yaml``."""
     import yaml
 
-    cfg = yaml.safe_load((ROOT / "configs" / "synthetic_tiny.yaml").read_text())
+    cfg = yaml.safe_load(run_config("synthetic_tiny").read_text())
     cfg["data"].update(input_size=[64, 64], workers=0)
     cfg["train"].update({"batch_size": 2, "procs": 1, "max_steps": 2, "warmup_steps": 1,
                          "log_every": 1,

@@ -1,6 +1,6 @@
 """Benchmark: frames per second of ``roadtrack detect`` on the CPU (tiny config).
 
-    PYTHONPATH=. python tools/bench_detect.py [--config configs/synthetic_tiny.yaml]
+    PYTHONPATH=. python tools/bench_detect.py [--config synthetic_tiny]
         [--run RUN] [--frames 60] [--videos 2]
 
 Detects every frame of a small synthetic dataset (420x300, made in a temporary folder) with the
@@ -24,8 +24,6 @@ from roadtrack.engine.checkpoint import save_checkpoint
 from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.engine.config import load_run_config
 from roadtrack.labels import roadpp
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def synth(out: Path, *options: str) -> None:
@@ -65,7 +63,8 @@ def reference_fps(detector, clips: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic_tiny.yaml"))
+    parser.add_argument("--config", default="synthetic_tiny",
+                        help="A run config file or a packaged config's name.")
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--videos", type=int, default=2)

@@ -12,14 +12,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from roadtrack.engine.config import load_run_config
 from roadtrack.models import build_detector
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def fake_targets(batch: int, labels_shape: dict, device) -> list[dict]:
@@ -58,7 +55,7 @@ def time_train_step(model, clips, targets, repeats: int, sync) -> tuple[float, f
 
 def bench(name: str, batch: int, width: int, height: int, repeats: int, device="cpu",
           dtype=None) -> None:
-    cfg = load_run_config(CONFIGS / name).model
+    cfg = load_run_config(name).model
     torch.manual_seed(0)
     model = build_detector(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -83,11 +80,11 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}")
-    bench("synthetic_tiny.yaml", 4, 320, 224, args.repeats)
+    bench("synthetic_tiny", 4, 320, 224, args.repeats)
     w, h = (int(v) for v in args.full_size.split("x"))
-    bench("roadpp_stmixer_slowfast_r50.yaml", 1, w, h, max(1, args.repeats - 1))
+    bench("roadpp_stmixer_slowfast_r50", 1, w, h, max(1, args.repeats - 1))
     if torch.cuda.is_available():
-        bench("roadpp_stmixer_slowfast_r50.yaml", 8, 448, 320, args.repeats, device="cuda",
+        bench("roadpp_stmixer_slowfast_r50", 8, 448, 320, args.repeats, device="cuda",
               dtype=torch.bfloat16)
     else:
         print("no CUDA device: bf16 clips/s of the full config not measured")

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from stm_reference import sample4d_ref
-
 from roadtrack.models.stm import layout_features, sample4d
+from tests.reference.stm import sample4d_ref
 
 STRIDES = [4, 8, 16, 32]
 

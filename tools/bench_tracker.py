@@ -4,7 +4,7 @@ Prints frames per second of
 
 1. the update step alone, IoU-only: our presets in ``track_sequence`` (the command's loop), the
    online ``Tracker.update`` API and the per-object filterpy Kalman path, against
-   a SORT-style reference (one filterpy KalmanFilter per object plus lap, tools/sort_reference.py)
+   a SORT-style reference (one filterpy KalmanFilter per object plus lap, tests/reference/sort.py)
    run in the same process, interleaved, best of ``--repeats``;
 2. the update step with 128-D embeddings on a synthetic scene of 20 objects per frame;
 3. the whole ``roadtrack track`` command (subprocess: start-up, reading, writing) against the
@@ -14,7 +14,7 @@ In-process figures use CPU time (``time.process_time``) and subprocesses their C
 ``getrusage``, so other load on a shared machine disturbs the ratios less; wall-clock figures for
 the whole process are printed too.
 
-    python tools/bench_tracker.py [--repeats 3] [--data ../shared/data/mot15-det]
+    PYTHONPATH=. python tools/bench_tracker.py [--repeats 3] [--data ../shared/data/mot15-det]
 """
 from __future__ import annotations
 
@@ -30,16 +30,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
-
-from sort_reference import SortReference
 
 from roadtrack.io.mot import read_mot
 from roadtrack.report import table
 from roadtrack.tracking.config import load_config
 from roadtrack.tracking.sequence import track_sequence
 from roadtrack.tracking.tracker import Tracker
+from tests.reference.sort import SortReference
 
 DATA = ROOT.parent / "shared" / "data" / "mot15-det"
 
@@ -164,8 +161,7 @@ def main(argv=None) -> None:
         rows.append(["update only, 20 objects, 128-D", name, round(fps), ""])
 
     with tempfile.TemporaryDirectory() as tmp:
-        ref_cmd = [sys.executable, str(ROOT / "tools" / "sort_reference.py"), str(args.data),
-                   f"{tmp}/ref"]
+        ref_cmd = [sys.executable, "-m", "tests.reference.sort", str(args.data), f"{tmp}/ref"]
         ours_cmd = [sys.executable, "-m", "roadtrack", "track", "--dets", str(args.data),
                     "--out", f"{tmp}/ours", "--no-progress"]
         whole = {"SORT reference script": ref_cmd,

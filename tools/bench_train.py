@@ -1,6 +1,6 @@
 """Benchmark: training steps per second of ``roadtrack train`` on the CPU (tiny config).
 
-    PYTHONPATH=. python tools/bench_train.py [--config configs/synthetic_tiny.yaml]
+    PYTHONPATH=. python tools/bench_train.py [--config synthetic_tiny]
         [--steps 40] [--data DIR]
 
 Trains for --steps steps on a small synthetic dataset (made in a temporary folder unless --data
@@ -26,8 +26,6 @@ import torch
 from roadtrack.engine import distributed as D
 from roadtrack.engine.config import load_run_config
 from roadtrack.engine.train import Trainer, launch_train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def synth(out: Path, *options: str) -> None:
@@ -82,7 +80,8 @@ def _builder():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic_tiny.yaml"))
+    parser.add_argument("--config", default="synthetic_tiny",
+                        help="A run config file or a packaged config's name.")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()

@@ -16,28 +16,23 @@ public detections are not shipped there, so two detection sets stand in:
 Scores: MOTA, IDF1, ID switches, with a match at IoU >= 0.5 (distance 1 - IoU computed here,
 vectorised; ``motmetrics.distances.iou_matrix`` fails on NumPy 2).
 
-    python tools/eval_tracker.py [--presets deepsort sort bytetrack] [--embeddings]
+    PYTHONPATH=. python tools/eval_tracker.py [--presets deepsort sort bytetrack] [--embeddings]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import motmetrics as mm
-from sort_reference import SortReference
+import numpy as np
 
 from roadtrack.boxes import iou_matrix
 from roadtrack.io.mot import read_mot
 from roadtrack.report import table
 from roadtrack.tracking.config import load_config
 from roadtrack.tracking.sequence import track_sequence
+from tests.reference.sort import SortReference
 
 DATA = Path(mm.__file__).parent / "data"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")

@@ -30,6 +30,7 @@ from ..config import (
     section_from_dict,
     within,
 )
+from ..configs import resolve_config_source
 from ..errors import UserError
 from ..events.config import EventsConfig
 from ..models.config import ModelConfig
@@ -182,6 +183,8 @@ def run_config_from_dict(data: dict | None, path: str | Path | None = None) -> R
     return config.replace(track=tracker_from_section(data.get("track"), path))
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read and check a YAML run config."""
+def load_run_config(source: str | Path) -> RunConfig:
+    """Read and check a YAML run config: a file, or the name of a packaged one
+    (``synthetic_tiny``, see :mod:`roadtrack.configs`)."""
+    path = resolve_config_source(source)
     return run_config_from_dict(read_yaml(path), path)

@@ -1,4 +1,4 @@
-"""Tracker settings: one dataclass, loaded from YAML presets in ``configs/tracker/``."""
+"""Tracker settings: one dataclass, loaded from YAML presets in ``roadtrack/configs/tracker/``."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,10 +6,10 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import configs
 from ..config import BadValue, above, at_least, one_of, read_yaml, section_from_dict, show, within
 from ..errors import UserError
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "tracker"
 DEFAULT_PRESET = "bytetrack"
 
 
@@ -68,7 +68,7 @@ class TrackerConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return configs.tracker_preset_names()
 
 
 def load_config(source: str | Path | None = None, **overrides) -> TrackerConfig:
@@ -104,10 +104,8 @@ class _NoPreset(UserError):
 
 def _preset(source: str | Path | None) -> TrackerConfig:
     """The preset or YAML file ``source`` (None: the default preset) as a TrackerConfig."""
-    if source is None and not (PRESET_DIR / f"{DEFAULT_PRESET}.yaml").is_file():
-        return TrackerConfig()  # installed without configs/: the built-in defaults
     source = DEFAULT_PRESET if source is None else str(source)
-    path = next((p for p in (Path(source), PRESET_DIR / f"{source}.yaml") if _is_file(p)), None)
+    path = Path(source) if _is_file(Path(source)) else configs.tracker_preset(source)
     if path is None:
         raise _NoPreset(f"no tracker preset {show(source)} (presets: "
                         f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
@@ -123,7 +121,7 @@ def _preset(source: str | Path | None) -> TrackerConfig:
                  for k in unknown]
         raise UserError(f"unknown tracker config keys: {', '.join(names)}"
                         + (f" (did you mean '{close[0]}'?)" if close else ""), path)
-    return section_from_dict(TrackerConfig, {"name": path.stem, **data}, "", path)
+    return section_from_dict(TrackerConfig, {"name": Path(path.name).stem, **data}, "", path)
 
 
 def _is_file(path: Path) -> bool:

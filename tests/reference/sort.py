@@ -121,7 +121,7 @@ class SortReference:
 
 
 def main(argv=None) -> None:
-    """Whole-process baseline: ``python tools/sort_reference.py DETS_DIR OUT_DIR`` tracks every
+    """Whole-process baseline: ``python -m tests.reference.sort DETS_DIR OUT_DIR`` tracks every
     ``<seq>/det/det.txt`` and writes ``OUT_DIR/<seq>.txt``, as SORT's own script does."""
     import sys
     from pathlib import Path
