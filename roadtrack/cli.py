@@ -338,7 +338,7 @@ def submit(run_dir, out, videos, zipped):
 def viz(run_dir, name, out, videos_dir):
     """Draw a run's tracks, ids and agent/action/location labels on a video."""
     from .io.video import discover_videos
-    from .pipeline import recorded_videos_dir
+    from .io.runs import recorded_videos_dir
     from .viz import render_run_video
 
     folder = videos_dir or recorded_videos_dir(run_dir)

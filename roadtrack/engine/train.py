@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
+from ..io.runs import TrainingRun
 from . import distributed as D
 from .checkpoint import (
     check_labels,
@@ -35,7 +36,7 @@ from .checkpoint import (
 from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
 from .detect import postprocess
 from .launch import run_processes
-from .runlog import MetricsLog, fingerprint, write_run_yaml
+from .runlog import MetricsLog, fingerprint, versions
 from .settings import RunConfig, check_input_size
 from .transforms import ClipTransform, flip_permutation
 from .validation import score_frame_map, write_detections
@@ -157,8 +158,8 @@ class Trainer:
         config = config.checked(config_path)
         self.cfg, self.run, self.dist = config, run, dist
         self.normalize, self.progress = normalize, progress
-        self.last_path = run / "checkpoints" / "last.pt"
-        self.best_path = run / "checkpoints" / "best.pt"
+        self.layout = TrainingRun(run)
+        self.last_path, self.best_path = self.layout.last, self.layout.best
         tc = config.train
         self.input_size = check_input_size(config.data.input_size, "data.input_size", config_path)
         annotation_path = find_annotation(data_dir, config.data.annotation)
@@ -440,7 +441,7 @@ class Trainer:
             found = [item for part in everything for item in part]
         scores = {}
         if self.dist.main:
-            folder = self.run / "val"
+            folder = self.layout.val
             write_detections(folder, self.annotation, self.val_videos, found)
             scores = score_frame_map(folder, self.annotation, self.val_videos)
         if self.dist.world > 1:
@@ -479,7 +480,7 @@ class Trainer:
             save_checkpoint(path, state)
 
     def _write_run_yaml(self) -> None:
-        write_run_yaml(self.run, {
+        self.layout.write({
             "config": self.cfg.to_dict(), "labels": self.labels,
             "data": {"root": str(self.data_dir.resolve()),
                      "annotation": fingerprint(self.annotation_path),
@@ -487,7 +488,7 @@ class Trainer:
                      "train_clips": len(self.train_set),
                      "val_clips": len(self.val_set) if self.val_set else 0},
             "world_size": self.dist.world, "max_steps": self.max_steps,
-            "resumed_at_step": self.step if self.resume_state else None})
+            "resumed_at_step": self.step if self.resume_state else None}, versions())
 
 
 def before_forking_workers() -> None:

@@ -9,13 +9,13 @@ import numpy as np
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
 from ..io.artifacts import finished_videos
+from ..io.safe_pickle import read_pickle
+from ..io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
 from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
 from .inputs import frame_dets_from_pickle, frame_dets_from_run, submission_from_run
-from .safe_pickle import read_pickle
-from .submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from .video_map import PROTOCOLS, truth_tubes, video_ap
 
 CHALLENGE_TYPES = ("agent", "triplet")
