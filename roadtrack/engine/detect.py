@@ -25,11 +25,12 @@ from tqdm import tqdm
 from ..batch import Failure, record_failures
 from ..errors import UserError
 from ..io.artifacts import artifact_path, save_stage
+from ..io.checkpoints import load_model_state
 from ..io.runs import DETECTIONS, PipelineRun, TrainingRun
 from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
 from ..report import table
 from . import distributed as D
-from .checkpoint import check_labels, load_checkpoint, load_model_state
+from .checkpoint import check_labels, load_checkpoint
 from .colour import box_colours
 from .runlog import versions
 from .settings import DetectConfig, RunConfig, check_input_size, resolve_config

@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
+from ..io.checkpoints import load_model_state
 from ..io.runs import TrainingRun
 from . import distributed as D
 from .checkpoint import (
     check_labels,
     load_checkpoint,
-    load_model_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
