@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..io.annotations import Annotation, load_annotation
+from ..io.annotations import Annotation, find_annotation_file, load_annotation
 from ..io.checkpoints import load_model_state
 from ..io.runs import TrainingRun
 from . import distributed as D
@@ -33,7 +33,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .dataset import TARGET_TYPES, ClipDataset, collate_clips, find_annotation
+from .dataset import TARGET_TYPES, ClipDataset, collate_clips
 from .detect import postprocess
 from .launch import run_processes
 from .runlog import MetricsLog, fingerprint, versions
@@ -162,7 +162,7 @@ class Trainer:
         self.last_path, self.best_path = self.layout.last, self.layout.best
         tc = config.train
         self.input_size = check_input_size(config.data.input_size, "data.input_size", config_path)
-        annotation_path = find_annotation(data_dir, config.data.annotation)
+        annotation_path = find_annotation_file(data_dir, config.data.annotation)
         self.annotation = load_annotation(annotation_path, keep_tubes=False)
         self.labels = self.annotation.labels.to_dict()
         self.resume_state = self._resume_state(resume, config_path)
