@@ -14,7 +14,7 @@ detection has no box for counts as IoU 0. Same temporal IoU, same +1 convention.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -122,9 +122,9 @@ def write_submission(submission: dict, path: str | Path, zipped: bool = False) -
         tmp.write_bytes(data)
     if zipped:
         zip_path = path.with_suffix(path.suffix + ".zip")
-        with atomic_path(zip_path, suffix=".zip") as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(path.name, data)
+        with atomic_path(zip_path, suffix=".zip") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(path.name, data)
         return zip_path
     return path
 
