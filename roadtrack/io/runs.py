@@ -39,7 +39,7 @@ ARTIFACT_SUFFIXES = {DETECTIONS: ".npz", TRACKS: ".npz", EVENTS: ".json"}
 
 TRAINING, PIPELINE = "training", "pipeline"
 _PIPELINE_SECTIONS = ("detect", "pipeline", "failed")
-_WHAT = {TRAINING: "a training run (written by train)",
+_WHAT = {TRAINING: "a training run (made by train)",
          PIPELINE: "a detect/run output (a pipeline run)"}
 
 
@@ -82,10 +82,10 @@ def record_kind(content: dict) -> str | None:
     return TRAINING if "config" in content else None
 
 
-def _refuse_other(content: dict, kind: str, path: Path) -> None:
+def _refuse_other(content: dict, kind: str, folder: Path) -> None:
     found = record_kind(content)
     if found is not None and found != kind:
-        raise UserError(f"not {_WHAT[kind]}: its run.yaml records {_WHAT[found]}", path)
+        raise UserError(f"run.yaml records {_WHAT[found]}, not {_WHAT[kind]}", folder)
 
 
 class TrainingRun:
@@ -111,7 +111,7 @@ class TrainingRun:
         content = _read_record(self.record_path)
         if content is None:
             raise UserError("no run.yaml: not a training run folder", self.folder)
-        _refuse_other(content, TRAINING, self.record_path)
+        _refuse_other(content, TRAINING, self.folder)
         if "config" not in content:
             raise UserError("run.yaml lacks the 'config' section", self.record_path)
         return content
@@ -147,7 +147,7 @@ class PipelineRun:
         content = _read_record(self.record_path)
         if content is None:
             return {}
-        _refuse_other(content, PIPELINE, self.record_path)
+        _refuse_other(content, PIPELINE, self.folder)
         return content
 
     def update(self, **sections) -> None:
