@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .io.runs import PipelineRun
 
 EXIT_SOME_FAILED = 1
 """Exit status when the batch finished but some videos failed (2: stopped by an error)."""
@@ -43,17 +44,4 @@ def failure_table(failures: Iterable[Failure]) -> str:
 def record_failures(run: str | Path, failures: list[Failure], videos: Iterable[str]) -> None:
     """Bring ``run.yaml``'s ``failed:`` list up to date after a batch over ``videos``: their old
     entries give way to ``failures``, other videos' entries stay."""
-    import yaml
-
-    from .io.atomic import write_text_atomic
-    from .pipeline import RUN_FILE, read_run_file
-
-    content = read_run_file(run)
-    batch = set(videos)
-    old = content.get("failed")
-    kept = [f for f in old if isinstance(f, dict) and f.get("video") not in batch] \
-        if isinstance(old, list) else []
-    content["failed"] = kept + [asdict(f) for f in failures]
-    if not content["failed"]:
-        del content["failed"]
-    write_text_atomic(Path(run) / RUN_FILE, yaml.safe_dump(content, sort_keys=False))
+    PipelineRun(run).record_failures([asdict(f) for f in failures], videos)

@@ -449,8 +449,8 @@ def submit(run_dir, out, names, zipped):
               help="Where the video is (default: the folder the run was made from).")
 def viz(run_dir, name, out, videos_dir):
     """Draw a run's tracks, ids and agent/action/location labels on a video."""
+    from .io.runs import recorded_videos_dir
     from .io.video import discover_videos
-    from .pipeline import recorded_videos_dir
     from .viz import render_run_video
 
     folder = videos_dir

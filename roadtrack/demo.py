@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .engine.config import RunConfig
+from .io.runs import TrainingRun
 from .report import table
 
 DEMO_VIDEOS = 24  # 17 train, 7 val: the val videos hold 66 of the 86 triplet classes (16: 51)
@@ -36,7 +37,7 @@ def _train_detector(cfg: RunConfig, config_path: Path, data: Path, run: Path,
 
     if (run / DONE).is_file():
         return
-    resume = (run / "checkpoints" / "last.pt").is_file()
+    resume = TrainingRun(run).last.is_file()
     launch_train(cfg, data, run, resume=resume, progress=progress, config_path=config_path)
     (run / DONE).write_text("trained\n")
 

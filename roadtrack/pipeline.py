@@ -13,17 +13,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from .batch import Failure, record_failures
 from .engine.config import RunConfig
-from .errors import NotRecorded, OutputInUse, UserError
-from .io.artifacts import artifact_path
-from .io.atomic import write_text_atomic
+from .errors import OutputInUse, UserError
+from .io.runs import STAGE_FOLDERS, PipelineRun
 
-RUN_FILE = "run.yaml"
-STAGES = ("detect", "track", "events")
-STAGE_DIRS = {"detect": "detections", "track": "tracks", "events": "events"}
+STAGES = tuple(STAGE_FOLDERS)
 
 
 @dataclass
@@ -40,44 +35,21 @@ class StageReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_run_file(run: str | Path) -> dict:
-    path = Path(run) / RUN_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise UserError("run.yaml is not valid YAML", path) from None
-    if not isinstance(data, dict):
-        raise UserError("run.yaml is not a mapping", path)
-    return data
-
-
-def recorded_videos_dir(run: str | Path) -> Path:
-    """The videos folder a run folder was made from (its ``run.yaml``)."""
-    data = read_run_file(run)
-    for section in ("pipeline", "detect"):
-        videos = (data.get(section) or {}).get("videos")
-        if videos:
-            return Path(videos)
-    raise NotRecorded("run.yaml does not say where the videos are", run)
-
-
-def _stale(run: Path, stage: str, videos: list[str]) -> None:
+def _stale(run: PipelineRun, stage: str, videos: list[str]) -> None:
     """Remove ``stage``'s artifacts of ``videos`` so that the stage runs again."""
     for video in videos:
-        artifact_path(run, STAGE_DIRS[stage], video).unlink(missing_ok=True)
+        run.artifact(stage, video).unlink(missing_ok=True)
 
 
-def _check_same_detector(run: Path, detector) -> None:
+def _check_same_detector(run: PipelineRun, detector) -> None:
     """A run folder's detections must come from one detector: refuse another config's run."""
-    recorded = (read_run_file(run).get("detect") or {})
+    recorded = (run.read().get("detect") or {})
     weights = recorded.get("weights")
     if weights and Path(weights) != Path(detector.weights).resolve():
-        raise OutputInUse(f"run folder was made with other weights ({weights})", run)
+        raise OutputInUse(f"run folder was made with other weights ({weights})", run.folder)
     settings = recorded.get("settings")
     if settings and settings != asdict(detector.config.detect):
-        raise OutputInUse("run folder was made with other detect settings", run)
+        raise OutputInUse("run folder was made with other detect settings", run.folder)
 
 
 def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunConfig,
@@ -99,6 +71,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
     from .tracking.run import read_detection_artifact, track_detections, write_tracks
 
     out = Path(out)
+    run = PipelineRun(out)
     if from_stage is not None and from_stage not in STAGES:
         raise UserError(f"no stage {from_stage!r} to start from (stages: {', '.join(STAGES)})")
     unopened: list | None = None if strict else []
@@ -111,11 +84,11 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
     labels = LabelSpace.from_dict(detector.labels)
     if head is not None and head.labels != labels:
         raise UserError("event head was trained for another label space", head.path)
-    if from_stage != "detect" and (out / RUN_FILE).is_file():
-        _check_same_detector(out, detector)
+    if from_stage != "detect" and run.has_record():
+        _check_same_detector(run, detector)
     if from_stage is not None:
         for stage in STAGES[STAGES.index(from_stage):]:
-            _stale(out, stage, video_names)
+            _stale(run, stage, video_names)
     reports = []
 
     started = time.perf_counter()
@@ -130,13 +103,13 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
         for source in sources:
             if source.name in upstream:
                 continue
-            if artifact_path(out, STAGE_DIRS[stage], source.name).is_file():
+            if run.artifact(stage, source.name).is_file():
                 skipped += 1
                 continue
             try:
                 if stage == "track":
                     det = read_detection_artifact(out, source.name)
-                    write_tracks(det, track_detections(det, tracker), out / "mot")
+                    write_tracks(det, track_detections(det, tracker), run.mot)
                 else:
                     run_events(out, source.name, labels, events_cfg, head)
             except UserError as err:
@@ -149,18 +122,16 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
             frames += len(source.numbers())
         reports.append(StageReport(stage, done, skipped, frames, time.perf_counter() - started,
                                    failed))
-    _record(out, videos, tracker, events_cfg, event_head)
+    _record(run, videos, tracker, events_cfg, event_head)
     record_failures(out, failures, video_names)
     return reports, failures
 
 
-def _record(out: Path, videos, tracker, events_cfg, event_head) -> None:
+def _record(run: PipelineRun, videos, tracker, events_cfg, event_head) -> None:
     """Note the track and event settings in ``run.yaml`` (the detect stage notes its own)."""
-    content = read_run_file(out)
-    content["pipeline"] = {"videos": str(Path(videos).resolve()), "track": tracker.to_dict(),
-                           "events": asdict(events_cfg),
-                           "event_head": str(Path(event_head).resolve()) if event_head else None}
-    write_text_atomic(out / RUN_FILE, yaml.safe_dump(content, sort_keys=False))
+    run.update(pipeline={"videos": str(Path(videos).resolve()), "track": tracker.to_dict(),
+                         "events": asdict(events_cfg),
+                         "event_head": str(Path(event_head).resolve()) if event_head else None})
 
 
 def report_table(reports: list[StageReport]) -> str:

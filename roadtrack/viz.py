@@ -13,6 +13,7 @@ import numpy as np
 from .errors import UserError
 from .io.artifacts import artifact_path, load_events, load_stage
 from .io.atomic import atomic_path
+from .io.runs import EVENTS, TRACKS
 from .io.video import VideoSource
 from .labels import BOX_TYPES
 
@@ -38,10 +39,10 @@ def frame_labels(events: dict | None) -> dict[tuple[int, int], dict[str, str]]:
 def render_run_video(run: str | Path, source: VideoSource, out: str | Path) -> int:
     """Write ``out`` (mp4) with the run's tracks of ``source`` drawn; returns frames written."""
     run = Path(run)
-    if not artifact_path(run, "tracks", source.name).is_file():
+    if not artifact_path(run, TRACKS, source.name).is_file():
         raise UserError(f"no tracks for video {source.name}", run)
-    tracks = load_stage(run, "tracks", source.name)
-    events = load_events(run, source.name) if artifact_path(run, "events", source.name).is_file() \
+    tracks = load_stage(run, TRACKS, source.name)
+    events = load_events(run, source.name) if artifact_path(run, EVENTS, source.name).is_file() \
         else None
     labels = frame_labels(events)
     sx = source.info.width / float(tracks["width"])

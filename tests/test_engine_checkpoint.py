@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from roadtrack.engine.checkpoint import load_checkpoint, load_model_state, read_torch_file
+from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.errors import UserError
 from roadtrack.events.head import EventHead
 from roadtrack.events.stage import TrainedHead
+from roadtrack.io.checkpoints import load_model_state, read_torch_file
 from roadtrack.labels import roadpp
 
 

@@ -170,3 +170,17 @@ def test_a_label_that_comes_back_makes_one_tube_over_the_gap():
     assert [(t["label"], t["frames"][0], t["frames"][-1]) for t in apart] == [
         ("Stop", 1, 10), ("MovAway", 11, 20), ("Stop", 21, 30)]
     assert bridged[0]["score"] < apart[0]["score"]  # the gap's frames score the label low
+
+
+def test_event_head_fits_on_a_road_data_folder(gt_run, tmp_path, synth_anno_path):
+    """A ROAD root names its annotation road_trainval_v1.0.json (ROAD++: road_waymo_...)."""
+    run, _ = gt_run
+    road = tmp_path / "road"
+    road.mkdir()
+    (road / "road_trainval_v1.0.json").write_bytes(synth_anno_path.read_bytes())
+    config = EventsConfig.from_dict({"fit": {"steps": 2, "batch_size": 2, "window": 8},
+                                     "head": {"hidden": 8, "layers": 1}})
+    summary = fit_event_head(road, run, tmp_path / "head", config, progress=False)
+    assert summary["tracks"] > 0
+    assert TrainedHead(tmp_path / "head" / "event_head.pt").labels == load_annotation(
+        road / "road_trainval_v1.0.json").labels

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from roadtrack.cli import main
 from roadtrack.errors import UserError
-from roadtrack.eval.safe_pickle import ALLOWED_GLOBALS, loads, read_pickle
+from roadtrack.io.safe_pickle import ALLOWED_GLOBALS, loads, read_pickle
 
 from .road_helpers import annotation, moving_object, write_json
 

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
-from roadtrack.events.submit import build_submission, write_submission
 from roadtrack.io.annotations import load_annotation
+from roadtrack.io.submission import build_submission, write_submission
 from roadtrack.io.video import FrameFolder, VideoFile
 from roadtrack.viz import render_run_video
 

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
-from roadtrack.eval.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission
+from roadtrack.io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission
 from roadtrack.labels import roadpp
 
 from .road_helpers import annotation, moving_object, write_json, write_pickle

@@ -8,10 +8,7 @@ no pickled code.
 """
 from __future__ import annotations
 
-import pickle
 import random
-import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,45 +16,14 @@ import torch
 
 from ..errors import UserError
 from ..io.atomic import atomic_path
+from ..io.checkpoints import read_torch_file
 
 REQUIRED_KEYS = ("model", "config", "labels")
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive...
-LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # ...or, before 1.6, a pickle stream
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
-
-
-def read_torch_file(path: str | Path, what: str = "checkpoint", allow: tuple = ()):
-    """``torch.load`` with ``weights_only``: tensors and plain containers only, no code runs
-    (``allow``: further classes to admit). A missing, empty, truncated or foreign file, or one
-    holding other objects, raises one UserError line naming ``path``."""
-    path = Path(path)
-    a = "an" if what[0] in "aeiou" else "a"
-    if not path.is_file():
-        raise UserError(f"no such {what}", path)
-    with open(path, "rb") as f:
-        head = f.read(len(LEGACY_MAGIC))
-    if not head:
-        raise UserError(f"empty file, not {a} {what}", path)
-    if head.startswith(ZIP_MAGIC) and not zipfile.is_zipfile(path):
-        raise UserError(f"truncated or damaged {what} (its zip archive has no end)", path)
-    if not head.startswith(ZIP_MAGIC) and head != LEGACY_MAGIC:
-        raise UserError(f"not {a} {what} (not a file written by torch.save)", path)
-    try:
-        with torch.serialization.safe_globals(list(allow)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found:
-            raise UserError(f"refused: the {what} holds a {found.group(1)} object (only tensors "
-                            "and plain containers are loaded, so no code runs)", path) from None
-        raise UserError(f"not {a} {what}, or a damaged one (unreadable pickle)", path) from None
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise UserError(f"truncated or damaged {what} ({type(err).__name__} while reading)",
-                        path) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -80,34 +46,6 @@ def check_labels(saved: dict, labels: dict, path: str | Path, what: str = "the d
                             f"{len(saved.get(key, []))} {kind} classes "
                             f"{list(saved.get(key, []))[:4]}..., {what} has "
                             f"{len(labels.get(key, []))} {list(labels.get(key, []))[:4]}...", path)
-
-
-def load_model_state(model: torch.nn.Module, state: dict, path: str | Path) -> None:
-    """Load weights strictly; missing, unexpected or reshaped tensors raise one UserError line
-    that counts each kind and names the first of each."""
-    own = model.state_dict()
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError("checkpoint weights are not all tensors", path)
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"{_count(missing, 'tensor')} missing (first: {missing[0]})")
-    if unexpected:
-        problems.append(f"{_count(unexpected, 'tensor')} the model lacks (first: "
-                        f"{unexpected[0]})")
-    if reshaped:
-        k = reshaped[0]
-        problems.append(f"{_count(reshaped, 'tensor')} of other shapes (first: {k} "
-                        f"{list(state[k].shape)}, the model's {list(own[k].shape)})")
-    if problems:
-        raise UserError(f"checkpoint does not fit the model: {'; '.join(problems)}", path)
-    model.load_state_dict(state)
-
-
-def _count(items: list, noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def rng_state() -> dict:

@@ -113,7 +113,7 @@ class DetectConfig:
     nms_iou: float = 0.5  # per-class NMS (class = top agent label); 1.0 switches it off
     max_per_frame: int = 50
     half: str = "auto"  # auto (on GPU) | on | off
-    checkpoint: str = "best"  # which checkpoint of --run: best | last
+    checkpoint: str = "best"  # which checkpoint of a training run: best | last
 
     def __post_init__(self):
         if self.input_size:

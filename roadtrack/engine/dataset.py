@@ -18,26 +18,6 @@ from ..io.video import VIDEO_EXTENSIONS, FrameFolder, VideoFile, VideoSource, cl
 from ..labels import BOX_TYPES
 from .transforms import ClipTransform
 
-ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")
-
-
-def find_annotation(root: str | Path, name: str = "") -> Path:
-    """The annotation file of a dataset root: ``name`` when given, else the official names."""
-    root = Path(root)
-    try:
-        found = root.is_dir()
-    except (OSError, ValueError) as err:  # a name too long, a NUL
-        raise UserError(f"not a usable folder name ({getattr(err, 'strerror', None) or err})",
-                        root) from None
-    if not found:
-        raise UserError("no such data folder", root)
-    if name:
-        return root / name
-    for candidate in ANNOTATION_NAMES:
-        if (root / candidate).is_file():
-            return root / candidate
-    raise UserError(f"no annotation file ({' or '.join(ANNOTATION_NAMES)}) in the data folder",
-                    root)
 
 
 def _frame_source(root: Path, video: str) -> VideoSource:

@@ -25,14 +25,16 @@ from tqdm import tqdm
 from ..batch import Failure, record_failures
 from ..errors import UserError
 from ..io.artifacts import artifact_path, save_stage
+from ..io.checkpoints import load_model_state
+from ..io.runs import DETECTIONS, PipelineRun, TrainingRun
 from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
 from ..labels import BOX_TYPES
 from ..report import table
 from . import distributed as D
-from .checkpoint import check_labels, load_checkpoint, load_model_state
+from .checkpoint import check_labels, load_checkpoint
 from .colour import box_colours
 from .config import DetectConfig, RunConfig, run_config_from_dict
-from .runlog import read_run_yaml, versions
+from .runlog import versions
 from .transforms import resize_frames
 
 
@@ -58,19 +60,16 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     for a run; a run without best.pt falls back to last.pt.
     """
     if run is not None:
-        saved = read_run_yaml(run)
-        cfg = run_config_from_dict(saved["config"], Path(run) / "run.yaml")
-        note = f"model and data settings of {Path(run) / 'run.yaml'}"
+        run = TrainingRun(run)
+        saved = run.read()
+        cfg = run_config_from_dict(saved["config"], run.record_path)
+        note = f"model and data settings of {run.record_path}"
         if config is not None:
             _same_model(dataclasses.asdict(config.model), dataclasses.asdict(cfg.model),
-                        config_path, f"the run's ({Path(run) / 'run.yaml'})")
+                        config_path, f"the run's ({run.record_path})")
             cfg = cfg.replace(detect=config.detect)
             note += f", detect settings of {config_path or 'the config'}"
-        which = which or cfg.detect.checkpoint
-        folder = Path(run) / "checkpoints"
-        weights = folder / f"{which}.pt"
-        if not weights.exists() and which == "best":
-            weights = folder / "last.pt"
+        weights = run.checkpoint(which or cfg.detect.checkpoint)
     else:
         if weights is None:
             raise UserError("no detector: neither a training run folder nor a checkpoint")
@@ -266,7 +265,7 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
                         f"got {cfg.detect.half!r}")
     runner = ClipDetector(detector.model, detector.normalize, cfg.detect, dist.device, half)
     mine = sources[dist.rank::dist.world]
-    todo = [s for s in mine if not artifact_path(out, "detections", s.name).exists()]
+    todo = [s for s in mine if not artifact_path(out, DETECTIONS, s.name).exists()]
     bar = tqdm(total=sum(len(s.numbers()) for s in todo), desc="detect", unit="frame",
                disable=not (progress and dist.main), dynamic_ncols=True)
     started = time.perf_counter()
@@ -321,23 +320,18 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
         flush()
     fields = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
     frames = np.concatenate([np.full(len(p["scores"]), k, dtype=np.int32) for k, p in parts])
-    save_stage(out, "detections", info.name, frames=frames, **fields, width=info.width,
+    save_stage(out, DETECTIONS, info.name, frames=frames, **fields, width=info.width,
                height=info.height, fps=info.fps)
     return len(parts), len(frames)
 
 
 def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:
     """Note the detect stage in ``out/run.yaml`` (created when absent), checking label spaces."""
-    import yaml
-
-    from ..io.atomic import write_text_atomic
-
-    path = out / "run.yaml"
-    content = read_run_yaml(out) if path.exists() else {
-        "config": detector.config.to_dict(), "labels": detector.labels}
-    check_labels(detector.labels, content.get("labels", {}), path, what=f"the run in {out}")
-    content["detect"] = {"weights": str(detector.weights.resolve()),
-                         "videos": str(Path(videos).resolve()),
-                         "settings": dataclasses.asdict(detector.config.detect), "versions": versions()}
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(content, sort_keys=False))
+    run = PipelineRun(out)
+    content = run.read()
+    labels = content.get("labels", detector.labels)
+    check_labels(detector.labels, labels, run.record_path, what=f"the run in {out}")
+    run.update(config=content.get("config", detector.config.to_dict()), labels=labels,
+               detect={"weights": str(detector.weights.resolve()),
+                       "videos": str(Path(videos).resolve()),
+                       "settings": dataclasses.asdict(detector.config.detect), "versions": versions()})

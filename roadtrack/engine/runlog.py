@@ -1,4 +1,5 @@
-"""The run folder's records: ``run.yaml`` and ``metrics.csv`` (plus TensorBoard when installed).
+"""A training run's logs: ``metrics.csv`` (plus TensorBoard when installed), and what its
+``run.yaml`` notes about the software (the record itself: ``roadtrack.io.runs.TrainingRun``).
 
 ``metrics.csv`` has one row per logged step and split (train rows average the losses since the
 previous row; val rows hold the validation loss and frame-mAP). A resumed run first drops the rows
@@ -9,13 +10,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import platform
-import sys
 from pathlib import Path
-
-import yaml
 
 from .. import __version__
 from ..io.atomic import write_text_atomic
+from ..io.runs import TrainingRun
 
 METRIC_COLUMNS = ("step", "epoch", "split", "lr", "elapsed_s", "loss", "loss_agentness",
                   "loss_agent", "loss_action", "loss_loc", "loss_l1", "loss_giou",
@@ -39,36 +38,17 @@ def fingerprint(path: str | Path) -> dict:
     return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256_first_mib": head}
 
 
-def write_run_yaml(run: str | Path, content: dict) -> None:
-    content = {**content, "versions": versions(), "command": " ".join(sys.argv)}
-    write_text_atomic(Path(run) / "run.yaml", yaml.safe_dump(content, sort_keys=False))
-
-
-def read_run_yaml(run: str | Path) -> dict:
-    from ..errors import UserError
-
-    path = Path(run) / "run.yaml"
-    if not path.is_file():
-        raise UserError("no run.yaml: not a training run folder", Path(run))
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"malformed run.yaml ({str(err).splitlines()[0]})", path) from None
-    if not isinstance(content, dict) or "config" not in content:
-        raise UserError("run.yaml lacks the 'config' section", path)
-    return content
-
-
 class MetricsLog:
     """Appends rows to ``metrics.csv`` (and TensorBoard scalars when the package is there)."""
 
     def __init__(self, run: str | Path, resume_step: int | None = None):
-        self.path = Path(run) / "metrics.csv"
+        run = TrainingRun(run)
+        self.path = run.metrics
         if resume_step is not None and self.path.is_file():
             self._truncate_after(resume_step)
         elif self.path.is_file():
             self.path.unlink()
-        self._tb = _tensorboard(Path(run) / "tensorboard")
+        self._tb = _tensorboard(run.tensorboard)
 
     def _truncate_after(self, step: int) -> None:
         with open(self.path, newline="") as f:

@@ -23,22 +23,23 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import OutputInUse, UserError
-from ..io.annotations import Annotation, load_annotation
+from ..io.annotations import Annotation, find_annotation_file, load_annotation
+from ..io.checkpoints import load_model_state
+from ..io.runs import TrainingRun
 from ..labels import BOX_TYPES
 from . import distributed as D
 from .checkpoint import (
     check_labels,
     load_checkpoint,
-    load_model_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from .config import RunConfig
-from .dataset import ClipDataset, collate_clips, find_annotation
+from .dataset import ClipDataset, collate_clips
 from .detect import postprocess
 from .launch import run_processes
-from .runlog import MetricsLog, fingerprint, write_run_yaml
+from .runlog import MetricsLog, fingerprint, versions
 from .transforms import ClipTransform, flip_permutation
 from .validation import score_frame_map, write_detections
 
@@ -158,12 +159,12 @@ class Trainer:
         # every config value first.
         self.cfg, self.run, self.dist = config, run, dist
         self.normalize, self.progress = normalize, progress
-        self.last_path = run / "checkpoints" / "last.pt"
-        self.best_path = run / "checkpoints" / "best.pt"
+        self.layout = TrainingRun(run)
+        self.last_path, self.best_path = self.layout.last, self.layout.best
         tc = config.train
         width, height = config.data.input_size
         self.input_size = (width, height)
-        annotation_path = find_annotation(data_dir, config.data.annotation)
+        annotation_path = find_annotation_file(data_dir, config.data.annotation)
         self.annotation = load_annotation(annotation_path, keep_tubes=False)
         self.labels = self.annotation.labels.to_dict()
         self.resume_state = self._resume_state(resume, config_path)
@@ -441,7 +442,7 @@ class Trainer:
             found = [item for part in everything for item in part]
         scores = {}
         if self.dist.main:
-            folder = self.run / "val"
+            folder = self.layout.val
             write_detections(folder, self.annotation, self.val_videos, found)
             scores = score_frame_map(folder, self.annotation, self.val_videos)
         if self.dist.world > 1:
@@ -480,7 +481,7 @@ class Trainer:
             save_checkpoint(path, state)
 
     def _write_run_yaml(self) -> None:
-        write_run_yaml(self.run, {
+        self.layout.write({
             "config": self.cfg.to_dict(), "labels": self.labels,
             "data": {"root": str(self.data_dir.resolve()),
                      "annotation": fingerprint(self.annotation_path),
@@ -488,7 +489,7 @@ class Trainer:
                      "train_clips": len(self.train_set),
                      "val_clips": len(self.val_set) if self.val_set else 0},
             "world_size": self.dist.world, "max_steps": self.max_steps,
-            "resumed_at_step": self.step if self.resume_state else None})
+            "resumed_at_step": self.step if self.resume_state else None}, versions())
 
 
 def before_forking_workers() -> None:

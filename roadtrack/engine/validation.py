@@ -15,6 +15,7 @@ from ..eval.inputs import frame_dets_from_run
 from ..eval.road import mean_ap
 from ..io.annotations import Annotation
 from ..io.artifacts import save_stage
+from ..io.runs import DETECTIONS
 
 
 def write_detections(folder: Path, annotation: Annotation, videos: list[str],
@@ -33,7 +34,7 @@ def write_detections(folder: Path, annotation: Annotation, videos: list[str],
         else:  # no clip of this video: empty arrays of the right widths
             fields = {k: v[:0] for k, v in (template or {}).items()}
             frames = np.zeros(0, np.int32)
-        save_stage(folder, "detections", video, frames=frames, **fields, width=info.width,
+        save_stage(folder, DETECTIONS, video, frames=frames, **fields, width=info.width,
                    height=info.height, fps=10.0)
 
 

@@ -25,6 +25,8 @@ import numpy as np
 from ..boxes import scale_boxes
 from ..errors import UserError
 from ..io.artifacts import artifact_path, finished_videos, load_stage
+from ..io.runs import DETECTIONS, EVENTS
+from ..io.submission import build_submission
 from ..labels import BOX_TYPES, LabelSpace
 from .frame_map import FRAME_LEVELS, FrameDetections, FrameTruth, frame_key
 
@@ -175,14 +177,14 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
     width_eval, height_eval = labels.eval_size
     parts = {level: [] for level in FRAME_LEVELS}
     for video in videos:
-        det = load_stage(run, "detections", video)
+        det = load_stage(run, DETECTIONS, video)
         order = np.argsort(det["frames"], kind="stable")
         frames = det["frames"][order].astype(np.int64)
         try:
             scores = level_scores({k: det[k][order] for k in ("scores", "agent", "action", "loc")},
                                   labels)
         except UserError as err:
-            raise UserError(str(err), artifact_path(run, "detections", video)) from None
+            raise UserError(str(err), artifact_path(run, DETECTIONS, video)) from None
         boxes = scale_boxes(det["boxes"][order], width_eval / float(det["width"]),
                             height_eval / float(det["height"]))
         fi = np.array([truth.index.get(frame_key(video, int(n)), -1) for n in frames],
@@ -203,12 +205,10 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
 def submission_from_run(run: str | Path, videos: list[str]) -> dict | None:
     """The run's event artifacts as a submission (``roadtrack submit``'s conversion), or None
     when the run has no events at all (a detect-only run)."""
-    from ..events.submit import build_submission
-
-    if not finished_videos(run, "events"):
+    if not finished_videos(run, EVENTS):
         return None
     try:
         return build_submission(run, videos)
     except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as err:
-        raise UserError(f"events artifacts lack or have a bad {err}", Path(run) / "events") \
+        raise UserError(f"events artifacts lack or have a bad {err}", Path(run) / EVENTS) \
             from None

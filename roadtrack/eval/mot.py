@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..io.runs import TRACKS
 
 CLEAR_METRICS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_objects",
                  "mostly_tracked", "partially_tracked", "mostly_lost", "num_false_positives",
@@ -186,14 +187,14 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
     its rows' mean agent probability. Returns ({video: Sequence}, {class: {video: Sequence}}).
     """
     from ..boxes import scale_boxes
-    from ..io.artifacts import load_stage
+    from ..io.artifacts import artifact_path, load_stage
 
     width, height = anno.labels.eval_size
     agents = anno.labels.names("agent")
     overall, per_class = {}, {name: {} for name in agents}
     for video in videos:
         va = anno.videos[video]
-        tr = load_stage(run, "tracks", video)
+        tr = load_stage(run, TRACKS, video)
         keep_gt = va.annotated[va.frames - 1]
         repeated = _repeats(va.frames, va.track_ids)
         if repeated.any():  # the evaluators need one box per tube and frame
@@ -207,7 +208,7 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
         inside = (frames >= 1) & (frames <= va.numf)
         inside[inside] = va.annotated[frames[inside] - 1]
         ids = tr["track_ids"].astype(np.int64)[inside]
-        source = Path(run) / "tracks" / f"{video}.npz"
+        source = artifact_path(run, TRACKS, video)
         if _repeats(frames[inside], ids).any():
             raise UserError("a track_id appears twice in one frame", source)
         if not np.isfinite(tr["boxes"][inside]).all():
@@ -245,10 +246,10 @@ def evaluate_road_tracks(anno, run: str | Path, subset: str | None = None,
     videos = anno.split(subset)
     if not videos:
         raise UserError(f"no videos of split {subset!r}", anno.path)
-    missing = [v for v in videos if not artifact_path(run, "tracks", v).is_file()]
+    missing = [v for v in videos if not artifact_path(run, TRACKS, v).is_file()]
     if missing:
         raise UserError(f"no track artifacts for {len(missing)} of {len(videos)} videos "
-                        f"({', '.join(missing[:5])})", Path(run) / "tracks")
+                        f"({', '.join(missing[:5])})", Path(run) / TRACKS)
     overall, per_class = road_sequences(anno, run, videos)
     out = evaluate_sequences(overall, iou_threshold)
     out["classes"] = {name: evaluate_sequences(seqs, iou_threshold)["overall"]

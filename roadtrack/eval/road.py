@@ -9,13 +9,14 @@ import numpy as np
 from ..errors import UserError
 from ..io.annotations import Annotation, load_annotation
 from ..io.artifacts import finished_videos
+from ..io.runs import DETECTIONS
+from ..io.safe_pickle import read_pickle
+from ..io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
 from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
 from .inputs import frame_dets_from_pickle, frame_dets_from_run, submission_from_run
-from .safe_pickle import read_pickle
-from .submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from .video_map import PROTOCOLS, truth_tubes, video_ap
 
 CHALLENGE_TYPES = ("agent", "triplet")
@@ -79,7 +80,7 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
         tubes = scored_tubes(submission, anno, videos, protocol, pred, warnings)
     elif run is not None:
         submission = submission_from_run(run, videos)
-        if submission is None and not finished_videos(run, "detections"):
+        if submission is None and not finished_videos(run, DETECTIONS):
             raise UserError("run has neither detections/ nor events/ artifacts", run)
         if submission is not None:
             tubes = scored_tubes(submission, anno, videos, protocol, run, warnings)
@@ -89,7 +90,7 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
                                              labels.num_classes(label_type), len(videos),
                                              thresholds, protocol)
     frame_results = {}
-    if frame_dets is not None or (run is not None and finished_videos(run, "detections")):
+    if frame_dets is not None or (run is not None and finished_videos(run, DETECTIONS)):
         truth = build_frame_truth(anno, videos)
         if frame_dets is not None:
             raw, notes = read_pickle(frame_dets)

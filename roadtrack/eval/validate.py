@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..io.safe_pickle import read_pickle
+from ..io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from ..labels import roadpp
-from .safe_pickle import read_pickle
-from .submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 
 
 @dataclass

@@ -14,36 +14,16 @@ detection has no box for counts as IoU 0. Same temporal IoU, same +1 convention.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..boxes import iou_pairs, scale_boxes
 from ..io.annotations import Annotation
+from ..io.submission import TubeSet
 from .ap import ClassResult, average_precision, greedy_true_positives, pad_groups, rank
 
 PROTOCOLS = ("official", "strict")
-
-
-@dataclass
-class TubeSet:
-    """Tubes of one label type pooled over videos, in the official pooled order."""
-
-    video: list[int] = field(default_factory=list)  # index into the evaluated video list
-    label: list[int] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)  # (n,) int, sorted
-    boxes: list[np.ndarray] = field(default_factory=list)  # (n, 4) evaluation pixels
-
-    def add(self, video: int, label: int, score: float, frames, boxes) -> None:
-        self.video.append(video)
-        self.label.append(int(label))
-        self.score.append(float(score))
-        self.frames.append(np.asarray(frames, dtype=np.int64).reshape(-1))
-        self.boxes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-
-    def __len__(self) -> int:
-        return len(self.label)
 
 
 def truth_tubes(anno: Annotation, videos: list[str], label_type: str) -> TubeSet:

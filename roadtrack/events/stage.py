@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import section_from_dict
-from ..engine.checkpoint import load_model_state, read_torch_file
 from ..errors import UserError
 from ..io.artifacts import load_stage, save_events
+from ..io.checkpoints import load_model_state, read_torch_file
+from ..io.runs import TRACKS
 from ..labels import BOX_TYPES, LabelSpace
 from .config import EventsConfig, HeadConfig
 from .features import TRACK_FIELDS
@@ -86,7 +87,7 @@ class TrainedHead:
 def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsConfig,
                head: TrainedHead | None = None) -> dict:
     """Build and save ``events/<video>.json`` from ``tracks/<video>.npz``."""
-    tracks = load_stage(run, "tracks", video)
+    tracks = load_stage(run, TRACKS, video)
     width, height = int(tracks["width"]), int(tracks["height"])
     series_list = track_series(tracks, TRACK_FIELDS) if len(tracks["frames"]) else []
     if head is not None:

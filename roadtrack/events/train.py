@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from ..boxes import iou_matrix, scale_boxes
 from ..errors import UserError
-from ..io.annotations import VideoAnnotation, load_annotation
+from ..io.annotations import VideoAnnotation, find_annotation_file, load_annotation
 from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
 from ..labels import BOX_TYPES
+from ..io.runs import TRACKS
 from .config import EventsConfig
 from .features import TRACK_FIELDS, series_features
 from .head import EventHead
@@ -76,19 +77,17 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
 
 def load_training_series(data: Path, run: Path, config: EventsConfig):
     """Features, targets and masks of every track in the training videos."""
-    from ..synth.dataset import ANNOTATION_NAME
-
-    anno_path = data / ANNOTATION_NAME if data.is_dir() else data
+    anno_path = find_annotation_file(data) if data.is_dir() else data
     anno = load_annotation(anno_path)
     videos = anno.split(config.fit.split)
     if not videos:
         raise UserError(f"no videos in split {config.fit.split!r}", anno_path)
     samples = []
     for video in videos:
-        if not artifact_path(run, "tracks", video).is_file():
+        if not artifact_path(run, TRACKS, video).is_file():
             raise UserError(f"no tracks for {video}: run the pipeline on the "
                             f"{config.fit.split} videos into this run folder first", run)
-        tracks = load_stage(run, "tracks", video)
+        tracks = load_stage(run, TRACKS, video)
         width, height = int(tracks["width"]), int(tracks["height"])
         series_list = track_series(tracks, TRACK_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,

@@ -34,6 +34,8 @@ from .annotation_checks import (
     show,
 )
 
+ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")
+"""The official annotation file names of a data folder: ROAD++ (ROAD-Waymo), then ROAD."""
 MAX_FRAMES = 1_000_000
 """Largest ``numf`` read (ROAD's longest video has about 6,000 frames; this is 28 h at 10 fps)."""
 
@@ -102,6 +104,25 @@ class Annotation:
 
     def splits(self) -> list[str]:
         return sorted({s for v in self.videos.values() for s in v.split_ids})
+
+
+def find_annotation_file(root: str | Path, name: str = "") -> Path:
+    """The annotation file of a dataset root: ``name`` when given, else the official names."""
+    root = Path(root)
+    try:
+        found = root.is_dir()
+    except (OSError, ValueError) as err:  # a name too long, a NUL
+        raise UserError(f"not a usable folder name ({getattr(err, 'strerror', None) or err})",
+                        root) from None
+    if not found:
+        raise UserError("no such data folder", root)
+    if name:
+        return root / name
+    for candidate in ANNOTATION_NAMES:
+        if (root / candidate).is_file():
+            return root / candidate
+    raise UserError(f"no annotation file ({' or '.join(ANNOTATION_NAMES)}) in the data folder",
+                    root)
 
 
 def load_annotation(path: str | Path, videos: list[str] | None = None,

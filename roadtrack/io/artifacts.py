@@ -1,4 +1,5 @@
-"""Per-video stage artifacts in a run folder, written atomically.
+"""Per-video stage artifacts in a run folder, written atomically (the folder layout:
+``roadtrack.io.runs``).
 
 ``detections/<video>.npz`` (detect stage)
     frames (N,) int32, 1-based; boxes (N, 4) float32 x1 y1 x2 y2 in source pixels;
@@ -21,18 +22,16 @@ import numpy as np
 
 from ..errors import UserError
 from .atomic import atomic_path, write_json_atomic
+from .runs import DETECTIONS, EVENTS, TRACKS, artifact_path, finished_videos
+
+__all__ = ["DETECTION_FIELDS", "STAGE_FIELDS", "TRACK_FIELDS", "artifact_path", "finished_videos",
+           "load_arrays", "load_events", "load_stage", "save_arrays", "save_events", "save_stage"]
 
 DETECTION_FIELDS = ("frames", "boxes", "scores", "agent", "action", "loc", "embeddings",
                     "width", "height", "fps")
 TRACK_FIELDS = DETECTION_FIELDS + ("track_ids", "det_index")
 
-STAGE_FIELDS = {"detections": DETECTION_FIELDS, "tracks": TRACK_FIELDS}
-
-
-def artifact_path(run: str | Path, stage: str, video: str) -> Path:
-    """Where ``stage`` (detections, tracks, events) keeps ``video``'s artifact in ``run``."""
-    suffix = ".json" if stage == "events" else ".npz"
-    return Path(run) / stage / f"{video}{suffix}"
+STAGE_FIELDS = {DETECTIONS: DETECTION_FIELDS, TRACKS: TRACK_FIELDS}
 
 
 def save_arrays(path: str | Path, fields: tuple[str, ...] | None = None, **arrays) -> None:
@@ -78,13 +77,13 @@ def load_stage(run: str | Path, stage: str, video: str) -> dict[str, np.ndarray]
 
 
 def save_events(run: str | Path, video: str, events: dict) -> Path:
-    path = artifact_path(run, "events", video)
+    path = artifact_path(run, EVENTS, video)
     write_json_atomic(path, events)
     return path
 
 
 def load_events(run: str | Path, video: str) -> dict:
-    path = artifact_path(run, "events", video)
+    path = artifact_path(run, EVENTS, video)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -92,12 +91,3 @@ def load_events(run: str | Path, video: str) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise UserError(f"corrupt artifact ({err})", path) from None
 
-
-def finished_videos(run: str | Path, stage: str) -> list[str]:
-    """Videos whose ``stage`` artifact exists in ``run`` (temporary files are ignored)."""
-    folder = Path(run) / stage
-    suffix = ".json" if stage == "events" else ".npz"
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}")
-                  if not p.name.startswith("."))

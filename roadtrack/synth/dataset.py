@@ -20,11 +20,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import OutputInUse, UserError
+from ..io.annotations import ANNOTATION_NAMES
 from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, roadpp
 from .layout import draw_background
 from .simulate import BoxRecord, render_frame, simulate_video
 
-ANNOTATION_NAME = "road_waymo_trainval_v1.0.json"
+ANNOTATION_NAME = ANNOTATION_NAMES[0]  # written in the ROAD++ schema, under its name
 FPS = 10
 JPEG_QUALITY = 92
 EXTRA_CLASSES = {

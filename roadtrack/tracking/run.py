@@ -22,9 +22,10 @@ import numpy as np
 
 from ..boxes import xyxy_to_xywh
 from ..errors import UserError
-from ..io.artifacts import finished_videos, load_stage, save_stage
+from ..io.artifacts import artifact_path, finished_videos, load_stage, save_stage
 from ..io.atomic import write_text_atomic
 from ..io.mot import read_mot, write_mot
+from ..io.runs import DETECTIONS, TRACKS
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
 
@@ -84,8 +85,8 @@ def find_detections(path: str | Path) -> list[Detections]:
         return [_read_mot_sequence(path)]
     if not path.is_dir():
         raise UserError("no such file or folder", path)
-    if (path / "detections").is_dir():
-        videos = finished_videos(path, "detections")
+    if (path / DETECTIONS).is_dir():
+        videos = finished_videos(path, DETECTIONS)
         if not videos:
             raise UserError("run folder has no detections/<video>.npz artifacts", path)
         return [read_detection_artifact(path, v) for v in videos]
@@ -104,8 +105,8 @@ def _read_mot_sequence(path: Path) -> Detections:
 
 
 def read_detection_artifact(run: Path, video: str) -> Detections:
-    data = load_stage(run, "detections", video)
-    source = run / "detections" / f"{video}.npz"
+    data = load_stage(run, DETECTIONS, video)
+    source = artifact_path(run, DETECTIONS, video)
     boxes = np.asarray(data["boxes"], dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise UserError(f"field 'boxes' must have shape (N, 4), not {boxes.shape}", source)
@@ -135,7 +136,7 @@ def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path) -> None
     if det.artifact is not None and det.run is not None:
         fields = {k: (v[rows] if v.ndim >= 1 and k not in ("width", "height", "fps") else v)
                   for k, v in det.artifact.items()}
-        save_stage(det.run, "tracks", det.name, **fields,
+        save_stage(det.run, TRACKS, det.name, **fields,
                    track_ids=result.track_ids.astype(np.int32), det_index=rows.astype(np.int64))
 
 

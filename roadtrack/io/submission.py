@@ -1,8 +1,13 @@
-"""ROAD++ submissions (ROADPP.md §4): every rule the official scorer relies on, by consequence.
+"""ROAD++ submissions (ROADPP.md §4): built from a run's events, written, and checked against
+every rule the official scorer relies on, by consequence.
 
     {label_type: {video: [tube, ...]}},
     tube = {'label_id': int, 'score': float, 'frames': (n,) 1-based, 'boxes': (n, 4) x1 y1 x2 y2
             in 840x600 pixels, optionally 'scores': (n,) per-frame scores}
+
+:func:`build_submission` turns ``events/<video>.json`` artifacts into one (for agent, action,
+loc, duplex and triplet; 'scores' (n,) float32, 'boxes' float32, 'frames' int32 contiguous;
+every video asked for present, an empty list where nothing was found).
 
 Each finding has a severity, set by what the official scorer does with it:
 
@@ -21,19 +26,107 @@ from __future__ import annotations
 
 import functools
 import numbers
+import pickle
 import reprlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from ..labels import LABEL_TYPES, LabelSpace
+from ..labels import EVAL_SIZES, LABEL_TYPES, LabelSpace
+from .artifacts import load_events
+from .atomic import atomic_path
+from .runs import EVENTS, finished_videos
 from .safe_pickle import shown
-from .video_map import TubeSet
 
 FAILS, MISSCORED, SUSPICIOUS = "fails", "misscored", "suspicious"
 MAX_FRAME = 2 ** 31  # frame numbers beyond this are no video's (and would overflow the keys)
+
+
+@dataclass
+class TubeSet:
+    """Tubes of one label type pooled over videos, in the official pooled order."""
+
+    video: list[int] = field(default_factory=list)  # index into the evaluated video list
+    label: list[int] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)  # (n,) int, sorted
+    boxes: list[np.ndarray] = field(default_factory=list)  # (n, 4) evaluation pixels
+
+    def add(self, video: int, label: int, score: float, frames, boxes) -> None:
+        self.video.append(video)
+        self.label.append(int(label))
+        self.score.append(float(score))
+        self.frames.append(np.asarray(frames, dtype=np.int64).reshape(-1))
+        self.boxes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+MIN_SIDE = 0.5
+"""Boxes get at least this width and height (evaluation pixels): the scorer needs x1 < x2."""
+
+
+def ordered_boxes(boxes: np.ndarray, eval_size: tuple[int, int]) -> np.ndarray:
+    """(n, 4) boxes with x1 < x2 and y1 < y2, inside the evaluation frame."""
+    xs, ys = np.sort(boxes[:, [0, 2]], axis=1), np.sort(boxes[:, [1, 3]], axis=1)
+    out = np.empty_like(boxes)
+    for lo_hi, limit, cols in ((xs, eval_size[0], (0, 2)), (ys, eval_size[1], (1, 3))):
+        lo = np.clip(lo_hi[:, 0], 0, limit - MIN_SIDE)
+        hi = np.clip(np.maximum(lo_hi[:, 1], lo + MIN_SIDE), MIN_SIDE, limit)
+        out[:, cols[0]], out[:, cols[1]] = lo, hi
+    return out
+
+
+def submission_tubes(events: dict, label_type: str, eval_size=EVAL_SIZES["road_waymo"]) -> list:
+    """The tubes of one events document and label type, in evaluation pixels."""
+    sx, sy = eval_size[0] / events["width"], eval_size[1] / events["height"]
+    tubes = []
+    for tube in events["tubes"].get(label_type, []):
+        boxes = np.asarray(tube["boxes"], dtype=np.float64).reshape(-1, 4) * [sx, sy, sx, sy]
+        boxes = ordered_boxes(boxes, eval_size)
+        tubes.append({"label_id": int(tube["label_id"]), "score": float(tube["score"]),
+                      "scores": np.asarray(tube["scores"], dtype=np.float32),
+                      "boxes": boxes.astype(np.float32),
+                      "frames": np.asarray(tube["frames"], dtype=np.int32)})
+    return tubes
+
+
+def build_submission(run: str | Path, videos: list[str] | None = None) -> dict:
+    """The submission dict for ``videos`` (default: every video with events in ``run``)."""
+    run = Path(run)
+    available = finished_videos(run, EVENTS)
+    videos = videos if videos is not None else available
+    if not videos:
+        raise UserError("run has no events/<video>.json: run the pipeline first", run)
+    missing = [v for v in videos if v not in available]
+    if missing:
+        raise UserError(f"no events for {len(missing)} video(s), e.g. {missing[0]}: "
+                        "run the pipeline on them first", run)
+    out = {t: {} for t in LABEL_TYPES}
+    for video in videos:
+        events = load_events(run, video)
+        for label_type in LABEL_TYPES:
+            out[label_type][video] = submission_tubes(events, label_type)
+    return out
+
+
+def write_submission(submission: dict, path: str | Path, zipped: bool = False) -> Path:
+    """Pickle atomically; with ``zipped`` also write ``<path>.zip`` holding it (for eval.ai)."""
+    path = Path(path)
+    data = pickle.dumps(submission, protocol=4)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        tmp.write_bytes(data)
+    if zipped:
+        zip_path = path.with_suffix(path.suffix + ".zip")
+        with atomic_path(zip_path, suffix=".zip") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(path.name, data)
+        return zip_path
+    return path
 
 
 @dataclass
