@@ -67,7 +67,7 @@ class LabelSpace:
 
     def triplet_children(self) -> np.ndarray:
         """(num_triplet, 3) int: agent, action and loc index of each triplet class."""
-        return self._children("triplet", ("agent", "action", "loc"))
+        return self._children("triplet", BOX_TYPES)
 
     def _children(self, label_type: str, parts: tuple[str, ...]) -> np.ndarray:
         rows = []
@@ -75,7 +75,7 @@ class LabelSpace:
             pieces = name.split("-")
             if len(pieces) != len(parts):
                 raise UserError(f"{label_type} class {name!r} does not split into {len(parts)} parts")
-            row = [self.index(part, piece) for part, piece in zip(parts, pieces)]
+            row = [self.index(part, piece) for part, piece in zip(parts, pieces, strict=True)]
             if min(row) < 0:
                 raise UserError(f"{label_type} class {name!r} names a class missing from its parts")
             rows.append(row)
@@ -89,7 +89,7 @@ class LabelSpace:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, dataset: str | None = None) -> "LabelSpace":
+    def from_dict(cls, data: dict, dataset: str | None = None) -> LabelSpace:
         """Build from a dict holding ``<type>_labels`` lists (an annotation file or a saved space)."""
         missing = [f"{t}_labels" for t in LABEL_TYPES if f"{t}_labels" not in data]
         if missing:

@@ -1,7 +1,7 @@
 """Plain-text tables for the terminal."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ def table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
 
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
@@ -52,7 +52,7 @@ def annotation_summary(anno, split: str | None = None) -> str:
             boxes += v.labels[label_type].sum(axis=0)
             for tube in v.tubes.get(label_type, []):
                 tubes[tube.label] += 1
-        rows = [[n, int(b), int(t)] for n, b, t in zip(names_t, boxes, tubes)]
+        rows = [[n, int(b), int(t)] for n, b, t in zip(names_t, boxes, tubes, strict=True)]
         parts.append(f"\n{label_type} ({len(names_t)} classes)")
         parts.append(table(rows, ["class", "boxes", "tubes"]))
     return "\n".join(parts)

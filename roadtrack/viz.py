@@ -59,7 +59,7 @@ def render_run_video(run: str | Path, source: VideoSource, out: str | Path) -> i
             for n, rgb in source.frames():
                 img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                 lo, hi = np.searchsorted(frames, n), np.searchsorted(frames, n, side="right")
-                for box, track_id in zip(boxes[lo:hi], ids[lo:hi]):
+                for box, track_id in zip(boxes[lo:hi], ids[lo:hi], strict=True):
                     x1, y1, x2, y2 = (int(round(v)) for v in box * [sx, sy, sx, sy])
                     colour = _colour(int(track_id))
                     cv2.rectangle(img, (x1, y1), (x2, y2), colour, 1)

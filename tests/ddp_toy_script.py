@@ -10,8 +10,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadtrack.engine import distributed as D
-from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.engine.config import run_config_from_dict
+from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.engine.train import train
 from tests.train_helpers import toy_builder
 

@@ -23,8 +23,8 @@ def gt_tracks(video, rng, noise=0.15, drop=0.1):
 
 def make_gt_run(run, anno, seed, with_events=False):
     """Write tracks (and optionally events) made from ``anno``'s ground truth into ``run``."""
-    from roadtrack.events.stage import run_events
     from roadtrack.events.config import EventsConfig
+    from roadtrack.events.stage import run_events
     from roadtrack.io.artifacts import save_stage
 
     rng = np.random.default_rng(seed)

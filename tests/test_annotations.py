@@ -59,7 +59,7 @@ def test_duplex_and_triplet_agree_with_their_children(synth_anno_path):
     anno = load_annotation(synth_anno_path)
     triplet_children = anno.labels.triplet_children()
     for video in anno.videos.values():
-        for row, classes in zip(*np.nonzero(video.labels["triplet"])):
+        for row, classes in zip(*np.nonzero(video.labels["triplet"]), strict=True):
             a, c, lo = triplet_children[classes]
             assert video.labels["agent"][row, a] and video.labels["action"][row, c] \
                 and video.labels["loc"][row, lo]

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from roadtrack.errors import UserError
-from roadtrack.io.artifacts import (finished_videos, load_events, load_stage, save_events,
-                                    save_stage)
+from roadtrack.io.artifacts import finished_videos, load_events, load_stage, save_events, save_stage
 from roadtrack.io.mot import read_mot, write_mot
 
 

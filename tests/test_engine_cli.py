@@ -13,7 +13,8 @@ from roadtrack.engine.checkpoint import load_checkpoint
 from roadtrack.io.artifacts import finished_videos, load_stage
 from roadtrack.synth.dataset import ANNOTATION_NAME
 
-from .train_helpers import copy_dataset, edit_annotation, tiny_config as _config
+from .train_helpers import copy_dataset, edit_annotation
+from .train_helpers import tiny_config as _config
 
 
 def _run(*args):

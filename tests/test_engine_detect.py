@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from roadtrack.engine.detect import detect_videos, load_detector, postprocess
 from roadtrack.engine.config import DetectConfig, run_config_from_dict
+from roadtrack.engine.detect import detect_videos, load_detector, postprocess
 from roadtrack.engine.train import train
 from roadtrack.errors import UserError
 from roadtrack.io.annotations import load_annotation

@@ -40,8 +40,8 @@ def test_tud_sequences_reproduce_motmetrics_expected_values(tmp_path):
     data = json.loads(out.read_text())
     rows = [data["sequences"]["TUD-Campus"], data["sequences"]["TUD-Stadtmitte"],
             data["overall"]]
-    for row, expected in zip(rows, EXPECTED):
-        for name, value in zip(METRICS, expected):
+    for row, expected in zip(rows, EXPECTED, strict=True):
+        for name, value in zip(METRICS, expected, strict=True):
             if isinstance(value, int):
                 assert row[name] == value, name
             else:

@@ -3,12 +3,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from roadtrack.engine.colour import HUE_BINS
 from roadtrack.errors import UserError
+from roadtrack.events.config import EventsConfig
+from roadtrack.events.features import GROUND_BUMPS, ground_point_code, series_features
 from roadtrack.events.series import TrackSeries, absorb_short_runs, runs, smooth, track_series
 from roadtrack.events.stage import TrainedHead, run_events
-from roadtrack.events.config import EventsConfig
-from roadtrack.engine.colour import HUE_BINS
-from roadtrack.events.features import GROUND_BUMPS, ground_point_code, series_features
 from roadtrack.events.train import fit_event_head
 from roadtrack.events.tubes import TubeConfig, track_tubes
 from roadtrack.io.annotations import load_annotation

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roadtrack.cli import main
-from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_dict
 from roadtrack.configs import run_config
+from roadtrack.engine.config import RunConfig, load_run_config, run_config_from_dict
 from roadtrack.errors import UserError
 from roadtrack.tracking import config as tracking_config
 from roadtrack.tracking.config import TrackerConfig

@@ -13,9 +13,9 @@ def test_roadpp_label_space_sizes_and_children():
     assert sizes == {"agent": 10, "action": 22, "loc": 16, "duplex": 49, "triplet": 86,
                      "av_action": 6}
     duplex, triplet = labels.duplex_children(), labels.triplet_children()
-    for name, (a, c) in zip(labels.duplex, duplex):
+    for name, (a, c) in zip(labels.duplex, duplex, strict=True):
         assert name == f"{labels.agent[a]}-{labels.action[c]}"
-    for name, (a, c, lo) in zip(labels.triplet, triplet):
+    for name, (a, c, lo) in zip(labels.triplet, triplet, strict=True):
         assert name == f"{labels.agent[a]}-{labels.action[c]}-{labels.loc[lo]}"
 
 

@@ -146,7 +146,7 @@ def test_hungarian_match_picks_the_cheapest_assignment():
     boxes = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9], [0.1, 0.6, 0.3, 0.8]])
     gt = torch.tensor([[0.5, 0.5, 0.9, 0.9], [0.1, 0.6, 0.3, 0.8]])
     rows, cols = hungarian_match(torch.zeros(3), boxes, gt, 2.0, 2.0, 2.0)
-    assert dict(zip(rows.tolist(), cols.tolist())) == {1: 0, 2: 1}
+    assert dict(zip(rows.tolist(), cols.tolist(), strict=True)) == {1: 0, 2: 1}
     # more ground truth than queries: every query matched once
     rows, cols = hungarian_match(torch.zeros(1), boxes[:1], gt, 2.0, 2.0, 2.0)
     assert rows.tolist() == [0] and len(cols) == 1

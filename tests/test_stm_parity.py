@@ -90,7 +90,7 @@ def test_sample4d_layout_reused_and_gradients_match_seed():
         out = out[0] if isinstance(out, tuple) else out
         (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
         grads.append([p.grad] + [v.grad for v in vs])
-    for ours, ref in zip(grads[1], grads[0]):
+    for ours, ref in zip(grads[1], grads[0], strict=True):
         torch.testing.assert_close(ours, ref, **TOL)
     layout = layout_features(values, G)
     first = sample4d(pts, layout, strides, n_points=P)

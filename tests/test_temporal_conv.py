@@ -26,7 +26,7 @@ def test_matches_conv3d_forward_and_backward(kt, stride, pad, frames):
     grad = torch.randn_like(want)
     want_grads = torch.autograd.grad(want, (x, reference.weight, reference.bias), grad)
     got_grads = torch.autograd.grad(got, (x, layer.weight, layer.bias), grad)
-    for g, w in zip(got_grads, want_grads):
+    for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w)
 
 

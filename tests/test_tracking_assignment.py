@@ -37,7 +37,7 @@ def test_assignment_is_optimal_and_respects_the_limit(cost, limit):
 def test_collisions_go_to_the_solver():
     cost = np.array([[0.1, 0.2], [0.15, 0.9]])  # both rows prefer column 0
     rows, cols = linear_assignment(cost, 0.5)
-    assert dict(zip(rows.tolist(), cols.tolist())) == {0: 1, 1: 0}
+    assert dict(zip(rows.tolist(), cols.tolist(), strict=True)) == {0: 1, 1: 0}
 
 
 def test_forbidden_pairs_stay_unmatched():

@@ -31,7 +31,7 @@ def test_sequence_ids_follow_the_objects_and_det_index_points_back():
     assert r.num_frames == 30 and r.num_tracks == 3
     assert len(r.det_index) == len(frames)  # backfill: every detection is kept
     np.testing.assert_array_equal(frames[r.det_index], r.frames)
-    pairs = set(zip(truth[r.det_index].tolist(), r.track_ids.tolist()))
+    pairs = set(zip(truth[r.det_index].tolist(), r.track_ids.tolist(), strict=True))
     assert len(pairs) == 3  # one id per object
     assert np.all(np.diff(r.frames) >= 0)
 
@@ -109,7 +109,7 @@ def test_random_sequences_give_consistent_rows(n, max_frame, seed, preset):
     assert len(set(r.det_index.tolist())) == len(r.det_index)  # each detection used once
     np.testing.assert_array_equal(frames[r.det_index], r.frames)
     assert np.all(np.isfinite(boxes[r.det_index]))
-    pairs = set(zip(r.frames.tolist(), r.track_ids.tolist()))
+    pairs = set(zip(r.frames.tolist(), r.track_ids.tolist(), strict=True))
     assert len(pairs) == len(r.det_index)  # one row per track per frame
     if len(r.track_ids):
         assert set(r.track_ids.tolist()) == set(range(1, r.num_tracks + 1))

@@ -130,7 +130,7 @@ def test_filterpy_path_tracks_the_same_as_the_batched_path():
                        rng.uniform(0.2, 1.0, keep.sum())))
     a = _run(Tracker(BYTE), frames)
     b = _run(Tracker(BYTE.replace(kalman="filterpy")), frames)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 finite = st.floats(-1e4, 1e4, allow_nan=False)

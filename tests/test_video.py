@@ -58,7 +58,7 @@ def test_iter_clips_streams_the_same_frames_as_random_reads(synth_root):
     for key, clip in clips.items():
         assert clip.shape == (4, source.info.height, source.info.width, 3)
         numbers = clip_frame_numbers(key, source.info.num_frames, 4, 2)
-        for frame, n in zip(clip, numbers):
+        for frame, n in zip(clip, numbers, strict=True):
             assert np.array_equal(frame, source.read(n))
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from roadtrack.engine.checkpoint import save_checkpoint
-from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.engine.config import load_run_config
+from roadtrack.engine.detect import detect_videos, load_detector
 from roadtrack.labels import roadpp
 
 

@@ -19,7 +19,6 @@ from ..labels import BOX_TYPES
 from .transforms import ClipTransform
 
 
-
 def _frame_source(root: Path, video: str) -> VideoSource:
     folder = root / "rgb-images" / video
     if folder.is_dir():
@@ -70,7 +69,7 @@ class ClipDataset(Dataset):
         self._check_frames()
 
     def _check_frames(self) -> None:
-        for i, (video, source) in enumerate(zip(self.videos, self.sources)):
+        for i, (video, source) in enumerate(zip(self.videos, self.sources, strict=True)):
             keys = self.samples[self.samples[:, 0] == i, 1]
             needed = np.unique(np.concatenate(
                 [clip_frame_numbers(k, video.numf, self.num_frames, self.frame_step) for k in keys]

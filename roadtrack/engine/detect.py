@@ -143,7 +143,7 @@ class ClipDetector:
         found = postprocess(out, sizes, self.settings)
         height, width = clips.shape[2:4]
         keys = clips[:, clips.shape[1] // 2].numpy()  # (B, H, W, 3) the key frames, as input
-        for result, key, (w, h) in zip(found, keys, sizes):
+        for result, key, (w, h) in zip(found, keys, sizes, strict=True):
             to_input = np.array([width / w, height / h, width / w, height / h], np.float32)
             result["colour"] = box_colours(key, result["boxes"] * to_input)
         return found
@@ -306,7 +306,7 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
 
     def flush():
         results = runner(torch.from_numpy(np.stack(clips)), [(info.width, info.height)] * len(clips))
-        parts.extend(zip(keys, results))
+        parts.extend(zip(keys, results, strict=True))
         bar.update(len(clips))
         keys.clear()
         clips.clear()

@@ -384,7 +384,7 @@ class Trainer:
         keys = sorted(self.pending)
         mean = D.all_sum(torch.tensor([self.pending[k] for k in keys], dtype=torch.float64)
                          / self.pending_count) / self.dist.world
-        row = {k: float(v) for k, v in zip(keys, mean)}
+        row = {k: float(v) for k, v in zip(keys, mean, strict=True)}
         if clear:
             self.pending, self.pending_count = {}, 0
         if log is not None:
@@ -423,7 +423,7 @@ class Trainer:
                 sizes = [(self.annotation.videos[v].width, self.annotation.videos[v].height)
                          for v, _ in keys]
                 found += [(v, f, d) for (v, f), d in
-                          zip(keys, postprocess(out, sizes, self.cfg.detect))]
+                          zip(keys, postprocess(out, sizes, self.cfg.detect), strict=True)]
         total = D.all_sum(total)
         val = {"loss": float(total[0] / max(total[1], 1))}
         if self.cfg.train.val_map:

@@ -197,7 +197,7 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
     out = {}
     for level, chunks in parts.items():
         if chunks:
-            f, l, b, s = (np.concatenate(x) for x in zip(*chunks))
+            f, l, b, s = (np.concatenate(x) for x in zip(*chunks, strict=True))
             out[level] = FrameDetections(frame=f, label=l, boxes=b.reshape(-1, 4), scores=s)
     return out
 

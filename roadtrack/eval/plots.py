@@ -28,7 +28,7 @@ def plot_level(results: list[ClassResult], names: list[str], title: str, stem: P
     plt = _pyplot()
     written = []
     fig, ax = plt.subplots(figsize=(7, 5))
-    shown = [(n, r) for n, r in zip(names, results) if r.num_detections]
+    shown = [(n, r) for n, r in zip(names, results, strict=True) if r.num_detections]
     for name, r in shown:
         ax.plot([0.0, *r.recall], [1.0, *r.precision], lw=1,
                 label=f"{name} ({r.ap:.1f})" if len(shown) <= MAX_LEGEND else None)

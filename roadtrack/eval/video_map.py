@@ -37,7 +37,7 @@ def truth_tubes(anno: Annotation, videos: list[str], label_type: str) -> TubeSet
             continue
         rows = np.concatenate([t.rows for t in tubes])  # every tube's rows, one gather
         ends = np.cumsum([len(t.rows) for t in tubes]).tolist()
-        spans = list(zip([0] + ends[:-1], ends))
+        spans = list(zip([0] + ends[:-1], ends, strict=True))
         frames = video.frames[rows].astype(np.int64)
         boxes = scale_boxes(video.boxes[rows], width, height)
         out.video += [vi] * len(tubes)
@@ -176,6 +176,6 @@ def video_ap(dets: TubeSet, truth: TubeSet, num_classes: int, num_videos: int,
         pairs = by_class[bounds[c]:bounds[c + 1]]
         overlaps[rank_pos[pd[pairs]], gt_pos[pg[pairs]]] = overlap[pairs]
         tps = greedy_true_positives(slot, overlaps, valid, list(thresholds))  # (T, N)
-        for t, tp in zip(thresholds, tps):
+        for t, tp in zip(thresholds, tps, strict=True):
             out[t].append(average_precision(tp, len(gt_rows)))
     return out

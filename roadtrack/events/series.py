@@ -79,7 +79,7 @@ def runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
     change = np.flatnonzero(np.diff(labels)) + 1
     starts = np.concatenate([[0], change])
     stops = np.concatenate([change, [len(labels)]])
-    return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, stops)]
+    return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, stops, strict=True)]
 
 
 def absorb_short_runs(labels: np.ndarray, min_length: int) -> np.ndarray:

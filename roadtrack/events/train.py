@@ -21,8 +21,8 @@ from ..errors import UserError
 from ..io.annotations import VideoAnnotation, find_annotation_file, load_annotation
 from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
-from ..labels import BOX_TYPES
 from ..io.runs import TRACKS
+from ..labels import BOX_TYPES
 from .config import EventsConfig
 from .features import TRACK_FIELDS, series_features
 from .head import EventHead
@@ -43,7 +43,7 @@ def match_targets(series: TrackSeries, gt: VideoAnnotation, width: int, height: 
     gt_boxes = scale_boxes(gt.boxes, width, height)
     starts = np.searchsorted(gt.frames, series.frames, side="left")
     stops = np.searchsorted(gt.frames, series.frames, side="right")
-    for i, (a, b) in enumerate(zip(starts, stops)):
+    for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
         if a == b:
             continue
         iou = iou_matrix(series.boxes[i:i + 1], gt_boxes[a:b])[0]
@@ -59,7 +59,7 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
     """Targets for all tracks of a video, one track per ground-truth box in each frame."""
     results = [match_targets(s, gt, width, height, min_iou) for s in series_list]
     by_frame: dict[int, list[tuple[int, int]]] = {}
-    for k, (series, (_, mask)) in enumerate(zip(series_list, results)):
+    for k, (series, (_, mask)) in enumerate(zip(series_list, results, strict=True)):
         for i in np.flatnonzero(mask):
             by_frame.setdefault(int(series.frames[i]), []).append((k, int(i)))
     for frame, entries in by_frame.items():
@@ -69,7 +69,7 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
         a, b = np.searchsorted(gt.frames, frame), np.searchsorted(gt.frames, frame, "right")
         cost = 1 - iou_matrix(boxes, scale_boxes(gt.boxes[a:b], width, height))
         _, rows, _ = lap.lapjv(cost, extend_cost=True, cost_limit=1 - min_iou)
-        for (k, i), col in zip(entries, rows):
+        for (k, i), col in zip(entries, rows, strict=True):
             if col < 0:
                 results[k][1][i] = False
     return results
@@ -92,7 +92,7 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
         series_list = track_series(tracks, TRACK_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
-        for series, (targets, mask) in zip(series_list, matched):
+        for series, (targets, mask) in zip(series_list, matched, strict=True):
             if mask.any():
                 feats = series_features(series, width, height, config.head.use_roi)
                 samples.append((feats, targets, mask))

@@ -321,14 +321,14 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
     def box_at(i: int) -> str:
         return f"{where} frame {frame_keys[i]} box {show(box_keys[i])}"
 
-    coords, uids_of_box, *id_lists = zip(*rows) if rows else [[]] * (2 + len(LABEL_TYPES))
+    coords, uids_of_box, *id_lists = zip(*rows, strict=True) if rows else [[]] * (2 + len(LABEL_TYPES))
     raw_boxes = check_box_coords(list(coords), box_at, path)
     check_types(uids_of_box, (str,), box_at, "'tube_uid'", "a string", path)
     frames = np.asarray(frames, dtype=np.int32)
     uids, track_ids = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
     track_ids = track_ids.astype(np.int32).reshape(-1)
     multi_hot = {t: _multi_hot(list(ids), mappings[t], labels.num_classes(t), box_at,
-                               f"'{t}_ids'", path) for t, ids in zip(LABEL_TYPES, id_lists)}
+                               f"'{t}_ids'", path) for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
     findings.check_boxes(raw_boxes, frames, track_ids, box_at)
 
     order = np.argsort(frames, kind="stable")
@@ -341,7 +341,7 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
     if keep_tubes:
         new_row = np.empty(len(order), dtype=np.int64)
         new_row[order] = np.arange(len(order))
-        row_of = dict(zip(zip(frame_keys, box_keys), new_row.tolist()))
+        row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
         video.tubes = {t: _parse_tubes(raw.get(f"{t}_tubes", {}), mappings[t], row_of,
                                        where, f"{t}_tubes", path, findings)
                        for t in LABEL_TYPES}

@@ -207,7 +207,7 @@ def _numbers(rows: list[str], sep: str | None, ncols: int, first_line: int,
     try:
         return np.loadtxt(rows, delimiter=sep, comments=None, ndmin=2, dtype=np.float64)
     except ValueError as err:
-        for row, line in zip(rows, line_numbers.tolist()):  # find the line (slow, errors only)
+        for row, line in zip(rows, line_numbers.tolist(), strict=True):  # find the line (slow, errors only)
             fields = row.split(sep)
             if len(fields) != ncols:
                 raise UserError(f"line {line}: {len(fields)} column(s) where line {first_line} "

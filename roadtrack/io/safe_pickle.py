@@ -195,7 +195,7 @@ def _resolve(value, done: dict):
                 value[key] = _resolve(item, done)
     elif kind is tuple:
         items = tuple(_resolve(item, done) for item in value)
-        if any(a is not b for a, b in zip(items, value)):
+        if any(a is not b for a, b in zip(items, value, strict=True)):
             done[id(value)] = (value, items)
             return items
     elif any(type(item) in _STAND_INS for item in value):

@@ -329,7 +329,7 @@ class _Tubes:
                   (("flipped", flipped), ("off", off), ("outside", outside & ~off))}
         nan_scores = np.zeros(num, dtype=bool)
         if self.per_frame:
-            at, arrays = zip(*self.per_frame)
+            at, arrays = zip(*self.per_frame, strict=True)
             rows = np.repeat(at, [len(a) for a in arrays])  # (P,) kept tube of each score
             nan_scores = np.bincount(rows, weights=~np.isfinite(np.concatenate(arrays)),
                                      minlength=num) > 0

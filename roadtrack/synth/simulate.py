@@ -12,8 +12,15 @@ import numpy as np
 
 from . import layout as L
 from .render import draw_upright, draw_vehicle, pick_colour
-from .scenarios import (AGENT_WEIGHTS, PARKING_SPOTS, STATIC, VEHICLES, Step, random_script,
-                        traffic_light_states)
+from .scenarios import (
+    AGENT_WEIGHTS,
+    PARKING_SPOTS,
+    STATIC,
+    VEHICLES,
+    Step,
+    random_script,
+    traffic_light_states,
+)
 
 MIN_VISIBLE = 0.4
 """A box is annotated while at least this share of it is inside the frame..."""

@@ -14,7 +14,8 @@ from roadtrack.eval.mot import CLEAR_METRICS, COUNT_METRICS, Sequence, _plain
 def _by_frame(frames: np.ndarray) -> dict[int, np.ndarray]:
     order = np.argsort(frames, kind="stable")
     values, starts = np.unique(frames[order], return_index=True)
-    return dict(zip(values.tolist(), np.split(order, starts[1:])))
+    chunks = np.split(order, starts[1:])  # no frames: one empty chunk and no value
+    return dict(zip(values.tolist(), chunks, strict=False))
 
 
 def accumulate(seq: Sequence, iou_threshold: float = 0.5):

@@ -298,7 +298,7 @@ def ref_st_iou(det_frames, det_boxes, gt_frames, gt_boxes):
     if len(det_part) > len(gt_part):
         det_part = det_part[:len(gt_part)]
     gt_part = gt_part[:len(det_part)]
-    ious = [ref_iou(d, g, plus_one=True) for d, g in zip(det_part, gt_part)]
+    ious = [ref_iou(d, g, plus_one=True) for d, g in zip(det_part, gt_part, strict=True)]
     return temporal * float(np.mean(ious))
 
 

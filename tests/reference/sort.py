@@ -79,7 +79,7 @@ class SortReference:
             predicted[t] = obj.predict()
         bad = np.isnan(predicted).any(axis=1)
         predicted = np.ma.compress_rows(np.ma.masked_invalid(predicted))
-        self.objects = [o for o, b in zip(self.objects, bad) if not b]
+        self.objects = [o for o, b in zip(self.objects, bad, strict=True) if not b]
         pairs = self._associate(boxes, predicted)
         out = np.full(len(boxes), -1, dtype=np.int64)
         matched_det = np.zeros(len(boxes), dtype=bool)
@@ -135,7 +135,7 @@ def main(argv=None) -> None:
         for frame in range(1, int(rows[:, 0].max()) + 1):
             dets = rows[rows[:, 0] == frame, 2:6].copy()
             dets[:, 2:4] += dets[:, 0:2]
-            for box, tid in zip(dets, tracker.update(dets)):
+            for box, tid in zip(dets, tracker.update(dets), strict=True):
                 if tid >= 0:
                     lines.append(f"{frame},{tid},{box[0]:.2f},{box[1]:.2f},{box[2] - box[0]:.2f},"
                                  f"{box[3] - box[1]:.2f},1,-1,-1,-1\n")

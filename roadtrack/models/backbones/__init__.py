@@ -28,7 +28,7 @@ class ProjectedBackbone(nn.Module):
         return num_frames // self.body.alpha
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [proj(level) for proj, level in zip(self.proj, self.body(x))]
+        return [proj(level) for proj, level in zip(self.proj, self.body(x), strict=True)]
 
 
 def build_backbone(cfg, dim: int) -> ProjectedBackbone:

@@ -110,7 +110,7 @@ class SlowFast(nn.Module):
                                            3, norm))
             slow_in = planes[i] * Bottleneck.expansion
             fast_in = fast_planes[i] * Bottleneck.expansion
-        self.channels = [(p + f) * Bottleneck.expansion for p, f in zip(planes, fast_planes)]
+        self.channels = [(p + f) * Bottleneck.expansion for p, f in zip(planes, fast_planes, strict=True)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         T = x.shape[2]
@@ -120,7 +120,7 @@ class SlowFast(nn.Module):
         fast = self.fast_stem(x)  # (B, width*beta, T, H/4, W/4)
         levels = []
         for lateral, slow_stage, fast_stage in zip(self.laterals, self.slow_stages,
-                                                   self.fast_stages):
+                                                   self.fast_stages, strict=True):
             slow = slow_stage(torch.cat([slow, lateral(fast)], dim=1))
             fast = fast_stage(fast)
             pooled = F.max_pool3d(fast, (self.alpha, 1, 1), stride=(self.alpha, 1, 1))

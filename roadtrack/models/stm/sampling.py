@@ -90,7 +90,7 @@ def _mix_levels_inplace(out: torch.Tensor, frames, grids, weights) -> None:
     result small (recycled by the allocator from frame to frame).
     """
     for t in range(out.shape[0]):
-        for i, (level_frames, grid, weight) in enumerate(zip(frames, grids, weights)):
+        for i, (level_frames, grid, weight) in enumerate(zip(frames, grids, weights, strict=True)):
             sampled = _read_frame(level_frames[t], grid)
             if weight is None and i == 0:
                 out[t].copy_(sampled)
@@ -107,7 +107,7 @@ def _mix_levels_differentiable(frames, grids, weights) -> torch.Tensor:
     per_frame = []
     for t in range(len(frames[0])):
         acc = None
-        for level_frames, grid, weight in zip(frames, grids, weights):
+        for level_frames, grid, weight in zip(frames, grids, weights, strict=True):
             sampled = _read_frame(level_frames[t], grid)
             if weight is None:
                 acc = sampled if acc is None else acc + sampled
