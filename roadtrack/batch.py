@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .io.runs import PipelineRun
+from .report import table
 
 EXIT_SOME_FAILED = 1
 """Exit status when the batch finished but some videos failed (2: stopped by an error)."""
@@ -34,8 +35,6 @@ class Failure:
 
 def failure_table(failures: Iterable[Failure]) -> str:
     """One row per failed video, by name: video, stage, file, frame (``-``: none), reason."""
-    from .report import table
-
     rows = [[f.video, f.stage, f.path, "-" if f.frame is None else f.frame, f.reason]
             for f in sorted(failures, key=lambda f: f.video)]
     return table(rows, ["video", "stage", "file", "frame", "reason"])

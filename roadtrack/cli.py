@@ -1,7 +1,8 @@
 """The ``roadtrack`` command line: thin click commands, one library call each.
 
-Heavy modules (torch above all) are imported inside the commands that need them, so the tracker
-and the evaluators start fast. A :class:`~roadtrack.errors.UserError` ends as one line on stderr
+The modules that load torch, OpenCV or matplotlib are imported inside the commands that need
+them (the only imports inside functions here), so that ``track``, ``eval`` and ``validate`` start
+fast and never load torch. A :class:`~roadtrack.errors.UserError` ends as one line on stderr
 and exit code 2.
 """
 from __future__ import annotations
@@ -16,7 +17,20 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
+from .batch import EXIT_SOME_FAILED, failure_table
+from .engine.config import load_run_config
 from .errors import InputWarning, NotRecorded, OutputInUse, UserError
+from .eval import mot
+from .eval.road import evaluate_road, format_report, to_json
+from .eval.validate import validate_file
+from .events.submit import submit_run
+from .io.annotations import load_annotation
+from .io.atomic import write_json_atomic
+from .io.names import read_video_list
+from .io.runs import recorded_videos_dir
+from .report import annotation_summary
+from .tracking.config import load_config as load_tracker_config
+from .tracking.run import track_path
 
 
 class _Group(click.Group):
@@ -151,8 +165,6 @@ _WEIGHTS_HELP = ("The detector: a training run folder (its model; the detect set
 
 def _video_names(values: tuple[str, ...]) -> list[str] | None:
     """The names of ``--video`` values (names, comma lists, list files); None for none given."""
-    from .io.names import read_video_list
-
     return [name for value in values for name in read_video_list(value)] or None
 
 
@@ -204,9 +216,6 @@ def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames):
 @click.option("--split", default=None, metavar="NAME", help="Only videos of this split.")
 def info(annotation, split):
     """Summarise a ROAD/ROAD++ annotation file: videos per split, frames, boxes, tubes, classes."""
-    from .io.annotations import load_annotation
-    from .report import annotation_summary
-
     click.echo(annotation_summary(load_annotation(annotation), split))
 
 
@@ -228,7 +237,6 @@ def info(annotation, split):
                    "default train.procs. Ignored under torchrun.")
 def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
     """Train the detector of --config; under torchrun, on every process (DDP)."""
-    from .engine.config import load_run_config
     from .engine.train import launch_train
 
     cfg = load_run_config(config)
@@ -251,8 +259,6 @@ def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
 @contextlib.contextmanager
 def _warnings_as_lines():
     """Warnings (a gap in a frame folder, a skipped file) print at once, one line each."""
-    import warnings
-
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"roadtrack: warning: {message}", err=True)
 
@@ -264,8 +270,6 @@ def _warnings_as_lines():
 
 def _exit_if_failed(failures, main_rank: bool = True) -> None:
     """The closing table of the videos that failed and exit status 1 (none failed: nothing)."""
-    from .batch import EXIT_SOME_FAILED, failure_table
-
     if not failures:
         return
     if main_rank:
@@ -300,7 +304,6 @@ _STRICT_HELP = ("Stop at the first video that cannot be read (exit 2); by defaul
 def detect_command(weights, config_path, videos, out, names, which, device, strict):
     """Detect agents in every frame of every video; resumes by skipping finished videos."""
     from .engine import distributed
-    from .engine.config import load_run_config
     from .engine.detect import detect_videos
 
     config = load_run_config(config_path) if config_path is not None else None
@@ -333,13 +336,8 @@ def detect_command(weights, config_path, videos, out, names, which, device, stri
 def track(dets, out_dir, config, per_class, progress):
     """Track detections with a DeepSORT-style tracker; write MOTChallenge text (and
     tracks/<video>.npz for a run folder)."""
-    import warnings
-
-    from .tracking.config import load_config
-    from .tracking.run import track_path
-
     overrides = {} if per_class is None else {"per_class": per_class}
-    cfg = load_config(config, **overrides)
+    cfg = load_tracker_config(config, **overrides)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = track_path(dets, out_dir, cfg, progress=progress)
@@ -375,7 +373,6 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, names
                 strict):
     """Detect, track and find events in every video; each stage resumes per video."""
     from .engine import distributed
-    from .engine.config import load_run_config
     from .pipeline import report_table, run_pipeline
 
     run_config = load_run_config(config)
@@ -408,7 +405,6 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, names
               help="Folder for the event head (event_head.pt).")
 def train_events(config, data, run_dir, out_dir):
     """Train the event head on tracked detections matched to the ground truth."""
-    from .engine.config import load_run_config
     from .events.train import fit_event_head
 
     summary = fit_event_head(data, run_dir, out_dir, load_run_config(config).events)
@@ -428,8 +424,6 @@ def train_events(config, data, run_dir, out_dir):
 @click.option("--zip", "zipped", is_flag=True, help="Also write OUT.zip for upload.")
 def submit(run_dir, out, names, zipped):
     """Write a run's events as a ROAD++ submission pickle (checked before it is written)."""
-    from .events.submit import submit_run
-
     path, submission = submit_run(run_dir, out, _video_names(names), zipped)
     counts = {t: sum(len(v) for v in submission[t].values()) for t in submission}
     click.echo(f"wrote {path}: {len(submission['agent'])} videos, " +
@@ -449,7 +443,6 @@ def submit(run_dir, out, names, zipped):
               help="Where the video is (default: the folder the run was made from).")
 def viz(run_dir, name, out, videos_dir):
     """Draw a run's tracks, ids and agent/action/location labels on a video."""
-    from .io.runs import recorded_videos_dir
     from .io.video import discover_videos
     from .viz import render_run_video
 
@@ -515,11 +508,6 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_thre
              zero_based, json_path):
     """CLEAR/identity metrics (motmetrics' rules) and HOTA/DetA/AssA (trackeval's), per sequence
     and overall: MOTChallenge folders (--gt/--pred) or a ROAD++ run (--anno/--run)."""
-    import warnings
-
-    from .eval import mot
-    from .io.atomic import write_json_atomic
-
     if (gt_root is None) != (pred_root is None) or (anno is None) != (run_dir is None) \
             or (gt_root is None) == (anno is None):
         raise UserError("give either --gt and --pred, or --anno and --run")
@@ -531,8 +519,6 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_thre
         warnings.simplefilter("always")
         try:
             if anno is not None:
-                from .io.annotations import load_annotation
-
                 if not run_dir.is_dir():
                     raise UserError("no such run folder", run_dir)
                 result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, split,
@@ -579,9 +565,6 @@ def eval_road(anno, pred, run_dir, frame_dets, split, thresholds, protocol, fram
     """Video-mAP (agent, action, loc, duplex, triplet) and frame-mAP@0.5 as the ROAD++
     challenge scores them, per class and overall, plus the challenge score. Scores whatever the
     official scorer scores (what `validate` lists become warnings); exit 2 when it would fail."""
-    from .eval.road import evaluate_road, format_report, to_json
-    from .io.atomic import write_json_atomic
-
     if run_dir is not None and (pred is not None or frame_dets is not None):
         raise UserError("--run brings its own tubes and detections: no --pred/--frame-dets")
     if pred is None and run_dir is None and frame_dets is None:
@@ -616,8 +599,6 @@ def validate(submission, anno, names, split):
     """Check a ROAD++ submission pickle (or zip) against every rule the official scorer relies
     on. Lists every problem (the scorer fails on it or mis-scores it) and exits 1 when there is
     any; warnings (scored, but odd) do not fail. Exit 2: unreadable or unsafe file."""
-    from .eval.validate import validate_file
-
     if (anno is None) == (not names):
         raise UserError("give exactly one of --anno and --video")
     result = validate_file(submission, anno=anno, videos=_video_names(names), subset=split)

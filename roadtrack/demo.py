@@ -12,9 +12,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .engine.config import RunConfig
+from .engine.config import RunConfig, load_run_config
+from .engine.detect import load_detector
+from .engine.train import launch_train
+from .eval.mot import evaluate_road_tracks
+from .eval.road import evaluate_road, to_json
+from .events.submit import submit_run
+from .events.train import HEAD_FILE, fit_event_head
+from .io.annotations import load_annotation
+from .io.atomic import write_json_atomic
 from .io.runs import TrainingRun
+from .io.video import FrameFolder
+from .pipeline import run_pipeline
 from .report import table
+from .synth.dataset import ANNOTATION_NAME, write_dataset
+from .viz import render_run_video
 
 DEMO_VIDEOS = 24  # 17 train, 7 val: the val videos hold 66 of the 86 triplet classes (16: 51)
 DEMO_FRAMES = 100
@@ -33,8 +45,6 @@ class _Clock:
 
 def _train_detector(cfg: RunConfig, config_path: Path, data: Path, run: Path,
                     progress: bool) -> None:
-    from .engine.train import launch_train
-
     if (run / DONE).is_file():
         return
     resume = TrainingRun(run).last.is_file()
@@ -44,9 +54,6 @@ def _train_detector(cfg: RunConfig, config_path: Path, data: Path, run: Path,
 
 def _scores(anno, run: Path, submission: Path) -> dict:
     """``report.json``: eval road (submission and the run's detections) and eval mot."""
-    from .eval.mot import evaluate_road_tracks
-    from .eval.road import evaluate_road, to_json
-
     video = to_json(evaluate_road(anno, pred=submission, subset="val"))
     frame = to_json(evaluate_road(anno, run=run, subset="val"))
     return {"video_map": video["video_map"], "frame_map": frame["frame_map"],
@@ -74,17 +81,6 @@ def summary_table(report: dict) -> str:
 
 def run_demo(out: str | Path, config: str | Path, progress: bool = True) -> str:
     """Run every step into ``out``; returns the closing tables."""
-    from .engine.config import load_run_config
-    from .engine.detect import load_detector
-    from .events.submit import submit_run
-    from .events.train import HEAD_FILE, fit_event_head
-    from .io.annotations import load_annotation
-    from .io.atomic import write_json_atomic
-    from .io.video import FrameFolder
-    from .pipeline import run_pipeline
-    from .synth.dataset import ANNOTATION_NAME, write_dataset
-    from .viz import render_run_video
-
     out, config = Path(out), Path(config)
     run_config = load_run_config(config)
     clock = _Clock()

@@ -15,8 +15,15 @@ from pathlib import Path
 
 from .batch import Failure, record_failures
 from .engine.config import RunConfig
+from .engine.detect import detect_sources
 from .errors import OutputInUse, UserError
+from .events.stage import TrainedHead, run_events
+from .events.train import HEAD_FILE
 from .io.runs import STAGE_FOLDERS, PipelineRun
+from .io.video import discover_videos
+from .labels import LabelSpace
+from .report import table
+from .tracking.run import read_detection_artifact, track_detections, write_tracks
 
 STAGES = tuple(STAGE_FOLDERS)
 
@@ -63,13 +70,6 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
     ``detector`` is a loaded detector (``roadtrack.engine.detect.load_detector``); of
     ``run_config`` the ``track`` and ``events`` sections are used here.
     """
-    from .engine.detect import detect_sources
-    from .events.stage import TrainedHead, run_events
-    from .events.train import HEAD_FILE
-    from .io.video import discover_videos
-    from .labels import LabelSpace
-    from .tracking.run import read_detection_artifact, track_detections, write_tracks
-
     out = Path(out)
     run = PipelineRun(out)
     if from_stage is not None and from_stage not in STAGES:
@@ -135,8 +135,6 @@ def _record(run: PipelineRun, videos, tracker, events_cfg, event_head) -> None:
 
 
 def report_table(reports: list[StageReport]) -> str:
-    from .report import table
-
     rows = [[r.stage, r.done, r.skipped, r.failed, r.frames, round(r.seconds, 1), round(r.fps, 1)]
             for r in reports]
     return table(rows, ["stage", "videos", "skipped", "failed", "frames", "seconds",

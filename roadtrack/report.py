@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .labels import LABEL_TYPES
+
 
 def table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
     """Left-align text columns, right-align numbers; floats with 2 decimals."""
@@ -30,8 +32,6 @@ def table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
 
 def annotation_summary(anno, split: str | None = None) -> str:
     """Videos per split, frames, boxes and tubes, then boxes and tubes per class of each type."""
-    from .labels import LABEL_TYPES
-
     names = anno.split(split)
     videos = [anno.videos[n] for n in names]
     split_rows = []

@@ -76,7 +76,6 @@ def test_detect_weights_and_its_old_run(tmp_path):
 def calls(monkeypatch):
     """The library calls of ``run`` and ``submit`` recorded, each then ending the command."""
     import roadtrack.cli
-    import roadtrack.events.submit
     import roadtrack.pipeline
 
     seen = []
@@ -89,7 +88,7 @@ def calls(monkeypatch):
 
     monkeypatch.setattr(roadtrack.cli, "_load_detector", lambda *a, **k: None)
     monkeypatch.setattr(roadtrack.pipeline, "run_pipeline", record("run_pipeline"))
-    monkeypatch.setattr(roadtrack.events.submit, "submit_run", record("submit_run"))
+    monkeypatch.setattr(roadtrack.cli, "submit_run", record("submit_run"))
     return seen
 
 

@@ -29,6 +29,7 @@ from ..io.checkpoints import load_model_state
 from ..io.runs import DETECTIONS, PipelineRun, TrainingRun
 from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
 from ..labels import BOX_TYPES
+from ..models import build_detector, normalize_clip
 from ..report import table
 from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint
@@ -81,7 +82,6 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     if run is not None:
         check_labels(state["labels"], saved.get("labels", {}), weights, what="the run")
     if builder is None:
-        from ..models import build_detector, normalize_clip
         builder = (build_detector, normalize_clip)
     build_model, normalize = builder
     labels = state["labels"]

@@ -14,9 +14,11 @@ import pickle
 import socket
 from collections.abc import Callable
 
+import torch
 import torch.multiprocessing as mp
 
 from ..errors import UserError
+from . import distributed
 
 
 def free_port() -> int:
@@ -32,9 +34,7 @@ def _process(rank: int, procs: int, port: int, results, fn: Callable, args: tupl
                        "LOCAL_WORLD_SIZE": str(procs), "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(port)})
     if "OMP_NUM_THREADS" not in os.environ:  # the processes share the cores: one thread each
-        import torch
         torch.set_num_threads(1)
-    from . import distributed
     try:
         value = fn(*args, **kwargs)
     except UserError as err:

@@ -12,6 +12,10 @@ import hashlib
 import platform
 from pathlib import Path
 
+import numpy
+import torch
+import torchvision
+
 from .. import __version__
 from ..io.atomic import write_text_atomic
 from ..io.runs import TrainingRun
@@ -22,9 +26,6 @@ METRIC_COLUMNS = ("step", "epoch", "split", "lr", "elapsed_s", "loss", "loss_age
 
 
 def versions() -> dict:
-    import numpy
-    import torch
-    import torchvision
     return {"roadtrack": __version__, "python": platform.python_version(),
             "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "numpy": str(numpy.__version__)}

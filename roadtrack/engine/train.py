@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -27,6 +28,8 @@ from ..io.annotations import Annotation, find_annotation_file, load_annotation
 from ..io.checkpoints import load_model_state
 from ..io.runs import TrainingRun
 from ..labels import BOX_TYPES
+from ..models import build_detector, normalize_clip
+from ..models.config import ModelConfig
 from . import distributed as D
 from .checkpoint import (
     check_labels,
@@ -55,9 +58,9 @@ class TrainSummary:
     run: Path
 
 
-def default_builder() -> tuple[Callable[[dict], nn.Module], Callable[[torch.Tensor], torch.Tensor]]:
-    """The project's detector builder and clip normaliser (imported only when training)."""
-    from ..models import build_detector, normalize_clip
+def default_builder() -> tuple[Callable[[ModelConfig], nn.Module],
+                               Callable[[torch.Tensor], torch.Tensor]]:
+    """The project's detector builder and clip normaliser."""
     return build_detector, normalize_clip
 
 
@@ -496,11 +499,9 @@ def before_forking_workers() -> None:
     """Forked workers inherit OpenCV's thread pool: one that this process already started (the
     demo synthesises data in-process) deadlocks the child's ``setNumThreads``. With one OpenCV
     thread here the children have nothing to tear down."""
-    import cv2
     cv2.setNumThreads(1)
 
 
 def _quiet_worker(_: int) -> None:
     """DataLoader workers decode with one OpenCV thread each (the cores are for the model)."""
-    import cv2
     cv2.setNumThreads(1)

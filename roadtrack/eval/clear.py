@@ -26,7 +26,7 @@ class ClearMot:
 
     def __init__(self, gt_index: np.ndarray, pr_index: np.ndarray, num_gt_ids: int,
                  num_pr_ids: int):
-        from motmetrics.lap import linear_sum_assignment
+        from motmetrics.lap import linear_sum_assignment  # lazy: `track` imports this module
 
         self.solve = linear_sum_assignment  # motmetrics' default solver: the same pairs
         self.gt_index, self.pr_index = gt_index, pr_index
@@ -177,7 +177,7 @@ def max_matching_weight(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray,
                         num_cols: int) -> int:
     """Total weight of a maximum-weight matching of a bipartite graph given by its edges
     (E,) with positive integer ``weights``; sparse (LAPJVsp), so memory grows with the edges."""
-    from scipy.sparse import coo_array
+    from scipy.sparse import coo_array  # lazy: `roadtrack track` imports this module
     from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
     if not len(weights):

@@ -26,7 +26,7 @@ class Hota:
 
     def __init__(self, gt_index: np.ndarray, pr_index: np.ndarray, num_gt_ids: int,
                  num_pr_ids: int):
-        from trackeval.metrics import HOTA
+        from trackeval.metrics import HOTA  # lazy: `roadtrack track` imports this module
 
         self.alphas = HOTA().array_labels  # (19,) 0.05 .. 0.95
         self.gt_index, self.pr_index = gt_index, pr_index
@@ -67,7 +67,7 @@ class Hota:
     def second(self, gt_rows: np.ndarray, pr_rows: np.ndarray, r: np.ndarray, c: np.ndarray,
                iou: np.ndarray) -> None:
         """Pass two, a frame: the same arguments as in pass one."""
-        from scipy.optimize import linear_sum_assignment
+        from scipy.optimize import linear_sum_assignment  # lazy: `track` imports this module
 
         if self.alignment is None:
             self._finish_first()
@@ -106,7 +106,7 @@ class Hota:
 
     def result(self) -> dict:
         """trackeval's ``HOTA.eval_sequence`` result."""
-        from trackeval.metrics import HOTA
+        from trackeval.metrics import HOTA  # lazy: `roadtrack track` imports this module
 
         k = len(self.alphas)
         res = {f: np.zeros(k) for f in HOTA().float_array_fields + ["HOTA_TP", "HOTA_FN",

@@ -181,7 +181,7 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
         order = np.argsort(det["frames"], kind="stable")
         frames = det["frames"][order].astype(np.int64)
         try:
-            scores = level_scores({k: det[k][order] for k in ("scores", "agent", "action", "loc")},
+            scores = level_scores({k: det[k][order] for k in ("scores", *BOX_TYPES)},
                                   labels)
         except UserError as err:
             raise UserError(str(err), artifact_path(run, DETECTIONS, video)) from None

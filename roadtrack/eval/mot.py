@@ -17,8 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boxes import scale_boxes, xywh_to_xyxy
 from ..errors import UserError
+from ..io.artifacts import artifact_path, load_stage
+from ..io.mot import read_mot
 from ..io.runs import TRACKS
+from ..report import table
+from .clear import ClearMot, combine
+from .frames import frame_overlaps
+from .hota import Hota
 
 CLEAR_METRICS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_objects",
                  "mostly_tracked", "partially_tracked", "mostly_lost", "num_false_positives",
@@ -45,10 +52,6 @@ class Sequence:
 def evaluate_sequence(seq: Sequence, iou_threshold: float = 0.5) -> tuple[dict, dict]:
     """motmetrics' per-sequence values (see :func:`roadtrack.eval.clear.ClearMot.summary`) and
     trackeval's HOTA result of one sequence."""
-    from .clear import ClearMot
-    from .frames import frame_overlaps
-    from .hota import Hota
-
     gt_uid, gt_index = np.unique(seq.gt_ids, return_inverse=True)
     pr_uid, pr_index = np.unique(seq.pr_ids, return_inverse=True)
     gt_index, pr_index = gt_index.reshape(-1), pr_index.reshape(-1)
@@ -76,9 +79,7 @@ def check_unique_ids(frames: np.ndarray, ids: np.ndarray) -> tuple[int, int] | N
 
 def evaluate_sequences(sequences: dict[str, Sequence], iou_threshold: float = 0.5) -> dict:
     """``{"sequences": {name: {metric: value}}, "overall": {...}}`` (motmetrics' names)."""
-    from trackeval.metrics import HOTA
-
-    from .clear import combine
+    from trackeval.metrics import HOTA  # lazy: `roadtrack track` imports this module
 
     if not sequences:
         raise UserError("no sequences to evaluate")
@@ -136,8 +137,6 @@ def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
     Ground-truth rows whose 7th column is 0 (the MOT16+ "ignore" flag) are left out. Frames count
     from 1, or from 0 in both with ``zero_based``; an id twice in a frame is an error.
     ``frame_hint`` ends the message about a frame number below 1 (the caller's advice)."""
-    from ..boxes import xywh_to_xyxy
-
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if not gt_root.is_dir():
         raise UserError("ground-truth folder does not exist", gt_root)
@@ -166,8 +165,6 @@ def motchallenge_sequences(gt_root: str | Path, pred_root: str | Path,
 
 def _read_tracks(path: Path, zero_based: bool, allow_empty: bool, frame_hint: str):
     """A MOT file of tracks: frames from 1 (or 0), each id at most once per frame."""
-    from ..io.mot import read_mot
-
     table = read_mot(path, first_frame=0 if zero_based else 1, allow_empty=allow_empty,
                      frame_hint="" if zero_based else frame_hint)
     twice = check_unique_ids(table.frames, table.ids)
@@ -186,9 +183,6 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
     Only annotated frames count, both sides in 840x600 pixels. A track's class is the argmax of
     its rows' mean agent probability. Returns ({video: Sequence}, {class: {video: Sequence}}).
     """
-    from ..boxes import scale_boxes
-    from ..io.artifacts import artifact_path, load_stage
-
     width, height = anno.labels.eval_size
     agents = anno.labels.names("agent")
     overall, per_class = {}, {name: {} for name in agents}
@@ -241,8 +235,6 @@ def _repeats(frames: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def evaluate_road_tracks(anno, run: str | Path, subset: str | None = None,
                          iou_threshold: float = 0.5) -> dict:
     """``{"sequences", "overall", "classes": {agent: overall of that class}}`` for a run."""
-    from ..io.artifacts import artifact_path
-
     videos = anno.split(subset)
     if not videos:
         raise UserError(f"no videos of split {subset!r}", anno.path)
@@ -259,8 +251,6 @@ def evaluate_road_tracks(anno, run: str | Path, subset: str | None = None,
 
 def format_mot_report(result: dict) -> str:
     """Terminal tables: per sequence and overall (ratios in %), then per class when present."""
-    from ..report import table
-
     columns = [("IDF1", "idf1", 100), ("IDP", "idp", 100), ("IDR", "idr", 100),
                ("Rcll", "recall", 100), ("Prcn", "precision", 100), ("GT", "num_unique_objects", 0),
                ("MT", "mostly_tracked", 0), ("PT", "partially_tracked", 0),

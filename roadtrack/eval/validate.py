@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..io.annotations import load_annotation
 from ..io.safe_pickle import read_pickle
 from ..io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summarise
 from ..labels import roadpp
@@ -26,8 +27,6 @@ def validate_file(submission: str | Path, anno: str | Path | None = None,
     video's frame count) or the named ``videos`` (ROAD++ label space)."""
     numf = None
     if anno is not None:
-        from ..io.annotations import load_annotation
-
         annotation = load_annotation(anno, keep_tubes=False)
         labels, videos = annotation.labels, annotation.split(subset)
         if not videos:

@@ -18,8 +18,9 @@ from .series import TrackSeries, smooth
 MOTION_SPAN = 2
 """Rates of change are taken over frames t - 2 .. t + 2."""
 
-TRACK_FIELDS = ("roi_features", "colour")
-"""Per-detection fields of a tracks artifact that the head's inputs read (when present)."""
+EXTRA_FIELDS = ("roi_features", "colour")
+"""Optional per-detection fields of a tracks artifact (beyond io.artifacts.TRACK_FIELDS) that the
+head's inputs read when the detect stage saved them."""
 
 FLICKER_SPAN = 7
 """Frames of the local mean that blinking lamps flicker around (body paint does not)."""

@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import section_from_dict
 from ..errors import UserError
@@ -13,7 +14,8 @@ from ..io.checkpoints import load_model_state, read_torch_file
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES, LabelSpace
 from .config import EventsConfig, HeadConfig
-from .features import TRACK_FIELDS
+from .features import EXTRA_FIELDS, series_features
+from .head import EventHead
 from .series import TrackSeries, track_series
 from .tubes import video_events
 
@@ -52,8 +54,6 @@ class TrainedHead:
     """A fitted event head with the feature normalisation it was trained with."""
 
     def __init__(self, path: str | Path):
-        from .head import EventHead
-
         path = Path(path)
         ckpt = load_head_file(path)
         cfg = ckpt["head"]
@@ -68,10 +68,6 @@ class TrainedHead:
 
     def apply(self, series: TrackSeries, width: int, height: int) -> TrackSeries:
         """The series with its class probabilities replaced by the head's."""
-        import torch
-
-        from .features import series_features
-
         feats = series_features(series, width, height, self.use_roi)
         if feats.shape[1] != len(self.mean):
             raise UserError(f"event head expects {len(self.mean)} features per frame, the run "
@@ -89,7 +85,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
     """Build and save ``events/<video>.json`` from ``tracks/<video>.npz``."""
     tracks = load_stage(run, TRACKS, video)
     width, height = int(tracks["width"]), int(tracks["height"])
-    series_list = track_series(tracks, TRACK_FIELDS) if len(tracks["frames"]) else []
+    series_list = track_series(tracks, EXTRA_FIELDS) if len(tracks["frames"]) else []
     if head is not None:
         if head.labels != labels:
             raise UserError("event head was trained for another label space", head.path)

@@ -24,7 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES
 from .config import EventsConfig
-from .features import TRACK_FIELDS, series_features
+from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
 
@@ -89,7 +89,7 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
                             f"{config.fit.split} videos into this run folder first", run)
         tracks = load_stage(run, TRACKS, video)
         width, height = int(tracks["width"]), int(tracks["height"])
-        series_list = track_series(tracks, TRACK_FIELDS)
+        series_list = track_series(tracks, EXTRA_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
         for series, (targets, mask) in zip(series_list, matched, strict=True):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import at_least
-from ..labels import LabelSpace
+from ..labels import LABEL_TYPES, LabelSpace
 from .series import TrackSeries, absorb_short_runs, runs, smooth
 
 
@@ -86,7 +86,7 @@ def label_spans(label_of: np.ndarray, min_length: int, bridge_gaps: bool) \
 def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
         -> dict[str, list[dict]]:
     """Tubes of one track per label type."""
-    out = {t: [] for t in ("agent", "action", "loc", "duplex", "triplet")}
+    out = {t: [] for t in LABEL_TYPES}
     if len(series) < config.min_track_length:
         return out
     scores = class_scores(series, labels, config.smooth_window)
@@ -115,7 +115,7 @@ def track_tubes(series: TrackSeries, labels: LabelSpace, config: TubeConfig) \
 def video_events(series_list: list[TrackSeries], labels: LabelSpace, config: TubeConfig,
                  video: str, width: int, height: int, fps: float) -> dict:
     """The events document of one video (``events/<video>.json``)."""
-    tubes = {t: [] for t in ("agent", "action", "loc", "duplex", "triplet")}
+    tubes = {t: [] for t in LABEL_TYPES}
     tracks = []
     for series in series_list:
         per_type = track_tubes(series, labels, config)

@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..config import BadValue, above, at_least, one_of, within
+from ..labels import BOX_TYPES
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ClassesConfig:
     loc: int = 16
 
     def __post_init__(self):
-        at_least(self, 1, "agent", "action", "loc")
+        at_least(self, 1, *BOX_TYPES)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ class FilterpyKalman(BatchKalman):
 
     def __init__(self, std_weight_position: float = 1 / 20, std_weight_velocity: float = 1 / 160):
         super().__init__(std_weight_position, std_weight_velocity)
-        from filterpy.kalman import KalmanFilter
+        from filterpy.kalman import KalmanFilter  # lazy: only the 'filterpy' option needs it
 
         self._kf = KalmanFilter(dim_x=2 * NDIM, dim_z=NDIM)
         self._kf.F = F.copy()

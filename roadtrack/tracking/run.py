@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
+from tqdm import tqdm
 
 from ..boxes import xyxy_to_xywh
 from ..errors import UserError
@@ -26,6 +28,7 @@ from ..io.artifacts import artifact_path, finished_videos, load_stage, save_stag
 from ..io.atomic import write_text_atomic
 from ..io.mot import read_mot, write_mot
 from ..io.runs import DETECTIONS, TRACKS
+from ..report import table
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
 
@@ -33,8 +36,6 @@ CONFIG_NAME = "tracker.yaml"  # the resolved settings, written beside the MOT fi
 
 
 def save_config(path: Path, config: TrackerConfig) -> None:
-    import yaml
-
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
@@ -67,8 +68,6 @@ class TrackSummary:
     per_sequence: list = field(default_factory=list)  # [name, frames, detections, rows, tracks]
 
     def table(self) -> str:
-        from ..report import table
-
         return table(self.per_sequence, ["sequence", "frames", "detections", "track rows",
                                          "tracks"])
 
@@ -150,8 +149,6 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
     total_frames = sum(d.num_frames for d in sequences)
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_frames, unit="frame", desc="track", leave=False,
                    dynamic_ncols=True)
     frames = tracks = rows = 0

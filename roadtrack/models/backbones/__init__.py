@@ -36,7 +36,7 @@ def build_backbone(cfg, dim: int) -> ProjectedBackbone:
     if cfg.name == "slowfast":
         body = SlowFast(cfg.depths, cfg.width, cfg.alpha, cfg.beta, cfg.fuse_kernel, cfg.norm)
     elif cfg.name == "mc3_18":
-        from .torchvision_video import MC3Backbone
+        from .torchvision_video import MC3Backbone  # lazy: torchvision's video models
 
         body = MC3Backbone()
     else:
