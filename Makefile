@@ -19,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/roadtrack demo --out $(OUT)
 
+# lint, types, layer contracts, then the tests (what CI runs: .ci/run)
 test: $(STAMP)
+	$(BIN)/ruff check roadtrack tests tools
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 tests
 
 clean:

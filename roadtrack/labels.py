@@ -40,7 +40,7 @@ class LabelSpace:
     _index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def names(self, label_type: str) -> tuple[str, ...]:
-        """The used class names of ``label_type`` (agent, action, loc, duplex, triplet, av_action)."""
+        """Used class names of ``label_type`` (agent, action, loc, duplex, triplet, av_action)."""
         if label_type not in ALL_TYPES:
             raise KeyError(f"unknown label type {label_type!r}")
         return getattr(self, label_type)
@@ -74,7 +74,8 @@ class LabelSpace:
         for name in self.names(label_type):
             pieces = name.split("-")
             if len(pieces) != len(parts):
-                raise UserError(f"{label_type} class {name!r} does not split into {len(parts)} parts")
+                raise UserError(f"{label_type} class {name!r} does not split into "
+                                f"{len(parts)} parts")
             row = [self.index(part, piece) for part, piece in zip(parts, pieces, strict=True)]
             if min(row) < 0:
                 raise UserError(f"{label_type} class {name!r} names a class missing from its parts")
@@ -90,7 +91,7 @@ class LabelSpace:
 
     @classmethod
     def from_dict(cls, data: dict, dataset: str | None = None) -> LabelSpace:
-        """Build from a dict holding ``<type>_labels`` lists (an annotation file or a saved space)."""
+        """Build from a dict holding ``<type>_labels`` lists (an annotation file, a saved space)."""
         missing = [f"{t}_labels" for t in LABEL_TYPES if f"{t}_labels" not in data]
         if missing:
             raise UserError(f"missing label lists: {', '.join(missing)}")

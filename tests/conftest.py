@@ -12,6 +12,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest
 from hypothesis import HealthCheck, settings
 
+from roadtrack.synth.dataset import ANNOTATION_NAME, write_dataset
+
 # Fuzz tests (test_fuzz_*.py) run a few hundred cases per generator in CI; a long run by hand:
 # HYPOTHESIS_PROFILE=long python -m pytest tests -k fuzz
 settings.register_profile("ci", max_examples=200, deadline=None,
@@ -19,8 +21,6 @@ settings.register_profile("ci", max_examples=200, deadline=None,
                                                  HealthCheck.too_slow])
 settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=20000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from roadtrack.synth.dataset import ANNOTATION_NAME, write_dataset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -40,7 +40,8 @@ def test_all_lists_are_supersets_in_another_order(anno_dict):
     for t in LABEL_TYPES:
         used, every = anno_dict[f"{t}_labels"], anno_dict[f"all_{t}_labels"]
         assert set(used) <= set(every)
-    assert any(anno_dict[f"{t}_labels"] != anno_dict[f"all_{t}_labels"][:len(anno_dict[f"{t}_labels"])]
+    assert any(anno_dict[f"{t}_labels"]
+               != anno_dict[f"all_{t}_labels"][:len(anno_dict[f"{t}_labels"])]
                for t in LABEL_TYPES)
 
 
@@ -377,8 +378,8 @@ def _annotation_commands(tmp_path, path):
         "eval road": ["eval", "road", "--anno", path, "--run", empty],
         "eval mot": ["eval", "mot", "--anno", path, "--run", empty],
         "validate": ["validate", tmp_path / "none.pkl", "--anno", path],
-        "train-events": ["train-events", "--config", config, "--data", path, "--run", empty, "--out",
-                         tmp_path / "head"],
+        "train-events": ["train-events", "--config", config, "--data", path, "--run", empty,
+                         "--out", tmp_path / "head"],
         "train": ["train", "--config", config, "--data", data, "--out", tmp_path / "new-run"],
     }
 

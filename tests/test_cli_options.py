@@ -36,7 +36,8 @@ def test_old_spellings_are_not_in_help(command, hidden):
     result = CliRunner().invoke(main, [*command.split(), "--help"], prog_name="roadtrack")
     assert result.exit_code == 0
     usage = result.output.splitlines()[0]  # no old positional
-    assert usage == f"Usage: roadtrack {command} [OPTIONS]" + " SUBMISSION" * (command == "validate")
+    positional = " SUBMISSION" if command == "validate" else ""
+    assert usage == f"Usage: roadtrack {command} [OPTIONS]{positional}"
     for old in hidden:
         assert old.isupper() or old not in result.output, (command, old)
 

@@ -111,7 +111,8 @@ def _error(path) -> str:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("data:\n  input_size: [a, b]\n", "data.input_size: must be a list of integers, got ['a', 'b']"),
+    ("data:\n  input_size: [a, b]\n",
+     "data.input_size: must be a list of integers, got ['a', 'b']"),
     ("data:\n  input_size: [320]\n", "data.input_size: must be [W, H], positive multiples of 32"),
     ("data:\n  input_size: [320, 100]\n", "data.input_size: must be [W, H]"),
     ("train:\n  batch_size: 0\n", "train.batch_size: must be an integer >= 1, got 0"),

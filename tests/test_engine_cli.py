@@ -58,8 +58,8 @@ def test_resume_continues_a_run(synth_root, trained, tmp_path):
     _, run = trained
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    code, out = _run("train", "--config", _config(tmp_path, max_steps=4), "--data", synth_root, "--out",
-                     copy, "--resume")
+    code, out = _run("train", "--config", _config(tmp_path, max_steps=4), "--data", synth_root,
+                     "--out", copy, "--resume")
     assert code == 0 and "trained 4 steps" in out, out
     assert load_checkpoint(copy / "checkpoints" / "last.pt")["step"] == 4
 
@@ -161,6 +161,6 @@ def test_run_with_a_run_folder_applies_the_configs_detect_settings_and_says_so(
     assert len(frames) and np.bincount(frames).max() == 1  # 2 with the run's own settings
     cfg["model"]["decoder"]["num_stages"] += 1
     mine.write_text(yaml.safe_dump(cfg))
-    _one_line_error(*_run("run", "--config", mine, "--weights", run, "--videos", synth_root, "--out",
-                          tmp_path / "r2"), f"{mine}: model.decoder.num_stages: ")
+    _one_line_error(*_run("run", "--config", mine, "--weights", run, "--videos", synth_root,
+                          "--out", tmp_path / "r2"), f"{mine}: model.decoder.num_stages: ")
     assert not (tmp_path / "r2").exists()

@@ -78,7 +78,8 @@ def test_bad_weights_and_label_space_are_clear_errors(synth_root, toy_run, tmp_p
         load_detector(weights=bad, config=cfg, builder=toy_builder())
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match="label space does not match the checkpoint"):
-        load_detector(weights=weights, config=run_config_from_dict({"model": {"classes": {"agent": 3}}}),
+        load_detector(weights=weights,
+                      config=run_config_from_dict({"model": {"classes": {"agent": 3}}}),
                       builder=toy_builder())
     with pytest.raises(UserError, match="no videos"):
         detect_videos(load_detector(weights=weights, config=cfg, builder=toy_builder()),
@@ -105,7 +106,8 @@ def test_a_config_beside_a_run_gives_the_detect_settings_and_must_match_its_mode
     weights = toy_run / "checkpoints" / "last.pt"
     with pytest.raises(UserError, match=r"^mine.yaml: model.decoder.num_stages: 2 here but 6 in "
                                         r"the checkpoint's"):
-        load_detector(weights=weights, config=run_config_from_dict({"model": {"decoder": {"num_stages": 2}}}),
+        load_detector(weights=weights,
+                      config=run_config_from_dict({"model": {"decoder": {"num_stages": 2}}}),
                       config_path="mine.yaml", builder=toy_builder())
 
 

@@ -43,8 +43,9 @@ def test_user_error_in_one_rank_is_the_callers_one_line_error():
 
 def _train(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "roadtrack", "train", "--config", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=240, check=False)
+    return subprocess.run([sys.executable, "-m", "roadtrack", "train", "--config", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+                          check=False)
 
 
 def test_train_procs_two_trains_one_run_with_both_ranks(synth_root, tmp_path):

@@ -65,7 +65,8 @@ def test_resume_repeats_the_uninterrupted_run_exactly(data, tmp_path):
 def test_workers_do_not_change_the_result(data, tmp_path):
     cfg = _config(max_steps=4)
     one = train(cfg, data, tmp_path / "w0", builder=toy_builder(), progress=False)
-    two = train(cfg.with_values("data", workers=2), data, tmp_path / "w2", builder=toy_builder(), progress=False)
+    two = train(cfg.with_values("data", workers=2), data, tmp_path / "w2", builder=toy_builder(),
+                progress=False)
     assert one.train_loss == two.train_loss
 
 

@@ -143,7 +143,8 @@ def test_train_on_a_broken_config_is_one_line_and_writes_nothing(tmp_path, conte
     path.write_bytes(content)
     expected = _load(path)
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--config", str(path), "--data", str(tmp_path / "no-data"),
+    result = CliRunner().invoke(main, ["train", "--config", str(path),
+                                       "--data", str(tmp_path / "no-data"),
                                        "--out", str(out), "--procs", "1"])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, (result.output, result.exception)

@@ -31,7 +31,8 @@ def tiny_config(**decoder):
 def targets(batch: int):
     """Two agents in the first clip, none in the others."""
     first = {"boxes": torch.tensor([[0.1, 0.2, 0.45, 0.6], [0.6, 0.5, 0.9, 0.8]]),
-             "agent": torch.eye(10)[[1, 3]], "action": torch.eye(22)[[0, 5]] + torch.eye(22)[[4, 6]],
+             "agent": torch.eye(10)[[1, 3]],
+             "action": torch.eye(22)[[0, 5]] + torch.eye(22)[[4, 6]],
              "loc": torch.eye(16)[[2, 7]]}
     empty = {"boxes": torch.zeros(0, 4), "agent": torch.zeros(0, 10),
              "action": torch.zeros(0, 22), "loc": torch.zeros(0, 16)}
@@ -195,7 +196,8 @@ def test_full_config_is_the_stmixer_default():
             dec.groups, dec.mapping_stride, dec.tau) == (100, 6, 256, 32, 4, 3.0, 2.0)
     assert cfg.backbone.depths == [3, 4, 6, 3]
     from roadtrack.models.backbones import SlowFast
-    backbone = SlowFast(**{k: getattr(cfg.backbone, k) for k in ("depths", "width", "alpha", "beta")})
+    backbone = SlowFast(**{k: getattr(cfg.backbone, k)
+                           for k in ("depths", "width", "alpha", "beta")})
     n_params = sum(p.numel() for p in backbone.parameters())
     assert 30e6 < n_params < 40e6  # SlowFast-R50 (4x8 style, ~34 M)
     levels = backbone(torch.randn(1, 3, 8, 64, 64))

@@ -255,7 +255,7 @@ def test_refusal_names_the_global(tmp_path, anno):
 
 
 def test_the_allow_list_is_exact_names():
-    for module, name in ALLOWED_GLOBALS:
+    for module, _name in ALLOWED_GLOBALS:
         assert module in ("builtins", "__builtin__", "_codecs", "collections", "numpy",
                           "numpy.core.multiarray", "numpy._core.multiarray",
                           "numpy.core.numeric", "numpy._core.numeric")

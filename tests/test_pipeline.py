@@ -106,11 +106,12 @@ def test_interrupted_run_resumes_to_the_same_result(detector, synth_root, tmp_pa
 def test_from_track_keeps_detections(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run,
+                "--weights", det)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in (run / "detections").iterdir()}
     track_before = {p.name: p.stat().st_mtime_ns for p in (run / "tracks").iterdir()}
-    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det,
-                     "--from", "track")
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run,
+                     "--weights", det, "--from", "track")
     assert code == 0, out
     assert before == {p.name: p.stat().st_mtime_ns for p in (run / "detections").iterdir()}
     after = {p.name: p.stat().st_mtime_ns for p in (run / "tracks").iterdir()}
@@ -120,7 +121,8 @@ def test_from_track_keeps_detections(detector, synth_root, tmp_path):
 def test_run_folder_of_another_detector_is_refused(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run,
+                "--weights", det)[0] == 0
     code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run,
                      "--weights", det / "checkpoints" / "last.pt", "--from", "track")
     assert code == 2 and "other weights" in out
@@ -129,8 +131,8 @@ def test_run_folder_of_another_detector_is_refused(detector, synth_root, tmp_pat
 def test_empty_folder_is_an_error(detector, tmp_path):
     config, det = detector
     (tmp_path / "empty").mkdir()
-    code, out = _run("run", "--config", config, "--videos", tmp_path / "empty", "--out", tmp_path / "r1",
-                     "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", tmp_path / "empty",
+                     "--out", tmp_path / "r1", "--weights", det)
     assert code == 2 and "no videos" in out and "Traceback" not in out
 
 
@@ -143,7 +145,8 @@ def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_roo
     halfway_broken_copy(mp4, data / "videos" / "train_00001.avi", fourcc="MJPG")
     mp4.unlink()
     run = tmp_path / "run"
-    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run,
+                     "--weights", det)
     assert code == 1 and "Traceback" not in out, out
     table = out[out.index("2 video(s) failed"):].splitlines()
     assert "train_00001.avi" in table[3] and "decoding failed at frame" in table[3]
@@ -151,11 +154,12 @@ def test_broken_videos_are_tabled_and_the_others_run_through(detector, synth_roo
     for stage in STAGE_DIRS:  # the good video went through every stage
         assert finished_videos(run, stage) == ["train_00000"]
     # a rerun retries only the two (and fails them again); with --strict it stops at the first
-    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run,
+                     "--weights", det)
     assert code == 1 and "2 video(s) failed" in out
     assert re.search(r"^detect +0 +1 +2 ", out, re.MULTILINE)  # videos done, skipped, failed
-    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run, "--weights", det,
-                     "--strict")
+    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", run,
+                     "--weights", det, "--strict")
     assert code == 2 and out.strip().splitlines()[-1].startswith("roadtrack: error: ")
     assert "train_00002.mp4: cannot open video" in out and "failed;" not in out
     # the detect command alone behaves the same way
@@ -170,8 +174,8 @@ def test_name_collision_is_an_error_before_any_work(detector, synth_root, tmp_pa
     data = copy_dataset(synth_root, tmp_path / "data", frames=False)
     (data / "videos" / "Train_00001.mov").write_bytes(
         (data / "videos" / "train_00001.mp4").read_bytes())
-    code, out = _run("run", "--config", config, "--videos", data / "videos", "--out", tmp_path / "run",
-                     "--weights", det)
+    code, out = _run("run", "--config", config, "--videos", data / "videos",
+                     "--out", tmp_path / "run", "--weights", det)
     assert code == 2 and len(out.strip().splitlines()) == 1, out
     assert "Train_00001.mov and train_00001.mp4 are both video 'train_00001'" in out
     assert not (tmp_path / "run").exists()
@@ -198,10 +202,11 @@ def test_gapped_frame_folder_gives_real_frame_numbers_downstream(detector, synth
 def test_broken_artifact_fails_its_video_in_later_stages(detector, synth_root, tmp_path):
     config, det = detector
     run = tmp_path / "run"
-    assert _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det)[0] == 0
+    assert _run("run", "--config", config, "--videos", synth_root, "--out", run,
+                "--weights", det)[0] == 0
     (run / "detections" / "train_00001.npz").write_bytes(b"broken")
-    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run, "--weights", det,
-                     "--from", "track")
+    code, out = _run("run", "--config", config, "--videos", synth_root, "--out", run,
+                     "--weights", det, "--from", "track")
     assert code == 1 and "train_00001  track" in out and "corrupt artifact" in out, out
     assert finished_videos(run, "events") == ["train_00000", "train_00002"]
 

@@ -96,8 +96,8 @@ def test_detect_from_a_pipeline_folder_is_one_line(tmp_path):
     from roadtrack.cli import main
 
     folder = write(tmp_path / "det", OLD_PIPELINE)
-    result = CliRunner().invoke(main, ["detect", "--weights", str(folder), "--videos", str(tmp_path),
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(main, ["detect", "--weights", str(folder),
+                                       "--videos", str(tmp_path), "--out", str(tmp_path / "out")])
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert f"{folder}: run.yaml records a detect/run output" in lines[0]

@@ -30,7 +30,8 @@ def test_submission_layout_and_pixels(events_run, tmp_path):
             frames = tube["frames"]
             assert np.all(np.diff(frames) == 1) and frames[0] >= 1
             assert tube["boxes"].shape == (len(frames), 4) and len(tube["scores"]) == len(frames)
-            assert (tube["boxes"][:, [0, 2]] <= 840).all() and (tube["boxes"][:, [1, 3]] <= 600).all()
+            assert (tube["boxes"][:, [0, 2]] <= 840).all()
+            assert (tube["boxes"][:, [1, 3]] <= 600).all()
             assert 0 <= tube["label_id"] < 86
     path = write_submission(sub, tmp_path / "sub.pkl", zipped=True)
     with zipfile.ZipFile(path) as zf:

@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from roadtrack.io.mot import read_mot
 from roadtrack.report import table
 from roadtrack.tracking.config import load_config
@@ -38,6 +36,7 @@ from roadtrack.tracking.sequence import track_sequence
 from roadtrack.tracking.tracker import Tracker
 from tests.reference.sort import SortReference
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "mot15-det"
 
 
@@ -135,7 +134,8 @@ def main(argv=None) -> None:
         "roadtrack sort preset (IoU only)": lambda: ours_fps(seqs, sort_cfg),
         "roadtrack bytetrack preset (default, no embeddings)":
             lambda: ours_fps(seqs, load_config("bytetrack")),
-        "roadtrack deepsort preset (no embeddings)": lambda: ours_fps(seqs, load_config("deepsort")),
+        "roadtrack deepsort preset (no embeddings)":
+            lambda: ours_fps(seqs, load_config("deepsort")),
         "roadtrack bytetrack, Tracker.update per frame (online API)":
             lambda: online_fps(seqs, load_config("bytetrack")),
         "roadtrack sort preset, filterpy Kalman per object":

@@ -55,10 +55,10 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
     """The trained detector of a run folder (``run``) or of ``weights`` with its ``config``.
 
     With ``run``, the model and data settings are the run's own; a ``config`` given beside it
-    (``roadtrack run --config CONFIG --weights RUN``) supplies the detect settings and must describe the
-    same model. With ``weights``, ``config`` supplies both and its model section must match the
-    one the checkpoint was trained with. ``which`` (best | last) overrides ``detect.checkpoint``
-    for a run; a run without best.pt falls back to last.pt.
+    (``roadtrack run --config CONFIG --weights RUN``) supplies the detect settings and must
+    describe the same model. With ``weights``, ``config`` supplies both and its model section must
+    match the one the checkpoint was trained with. ``which`` (best | last) overrides
+    ``detect.checkpoint`` for a run; a run without best.pt falls back to last.pt.
     """
     if run is not None:
         run = TrainingRun(run)
@@ -85,7 +85,8 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         builder = (build_detector, normalize_clip)
     build_model, normalize = builder
     labels = state["labels"]
-    _check_classes(dataclasses.asdict(cfg.model.classes), labels, config_path or weights)  # before building
+    # before building
+    _check_classes(dataclasses.asdict(cfg.model.classes), labels, config_path or weights)
     model = build_model(cfg.model)
     _check_classes(getattr(model, "labels_shape", {}), labels, config_path or weights)
     if run is None and isinstance(state["config"].get("model"), dict):
@@ -305,7 +306,8 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
     clips: list[np.ndarray] = []
 
     def flush():
-        results = runner(torch.from_numpy(np.stack(clips)), [(info.width, info.height)] * len(clips))
+        sizes = [(info.width, info.height)] * len(clips)
+        results = runner(torch.from_numpy(np.stack(clips)), sizes)
         parts.extend(zip(keys, results, strict=True))
         bar.update(len(clips))
         keys.clear()
@@ -334,4 +336,5 @@ def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:
     run.update(config=content.get("config", detector.config.to_dict()), labels=labels,
                detect={"weights": str(detector.weights.resolve()),
                        "videos": str(Path(videos).resolve()),
-                       "settings": dataclasses.asdict(detector.config.detect), "versions": versions()})
+                       "settings": dataclasses.asdict(detector.config.detect),
+                       "versions": versions()})

@@ -30,7 +30,7 @@ def mirror_name(name: str) -> str:
 
 
 def flip_permutation(names: tuple[str, ...] | list[str]) -> np.ndarray:
-    """(C,) int: the index of each class's mirrored name, -1 where that class is not in ``names``."""
+    """(C,) int: the index of each class's mirrored name; -1 where it is not in ``names``."""
     index = {name: i for i, name in enumerate(names)}
     return np.array([index.get(mirror_name(n), -1) for n in names], dtype=np.int64)
 
@@ -58,7 +58,7 @@ def jitter_boxes(boxes: np.ndarray, scale: float, rng: np.random.Generator) -> n
 
 
 def random_crop_box(rng: np.random.Generator, min_scale: float) -> np.ndarray:
-    """(4,) normalised crop window: each side a uniform share in [min_scale, 1], placed uniformly."""
+    """(4,) normalised crop window: each side a uniform share of [min_scale, 1], uniform place."""
     w, h = rng.uniform(min_scale, 1.0, size=2)
     x1, y1 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
     return np.array([x1, y1, x1 + w, y1 + h])

@@ -126,7 +126,7 @@ class ClearMot:
         c = self.counts
         num_objects, num_predictions = np.int64(len(self.gt_index)), np.int64(len(self.pr_index))
         num_detections = np.int64(c["num_matches"] + c["num_switches"])
-        out = {k: np.int64(v) for k, v in c.items()}
+        out: dict[str, np.number] = {k: np.int64(v) for k, v in c.items()}
         out.update(num_objects=num_objects, num_predictions=num_predictions,
                    num_detections=num_detections,
                    num_unique_objects=np.int64(len(np.unique(self.gt_index))))

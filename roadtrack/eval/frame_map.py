@@ -52,7 +52,7 @@ def build_frame_truth(anno: Annotation, videos: list[str]) -> FrameTruth:
     width, height = anno.labels.eval_size
     keys: list[str] = []
     frames, boxes = [], []
-    labels = {t: [] for t in LABEL_TYPES}
+    labels: dict[str, list[np.ndarray]] = {t: [] for t in LABEL_TYPES}
     for name in videos:
         video = anno.videos[name]
         annotated = video.annotated_frames()

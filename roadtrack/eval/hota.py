@@ -11,6 +11,8 @@ differs, at the level of one rounding). Ids must be unique within a frame on eac
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .frames import dense
@@ -33,8 +35,10 @@ class Hota:
         self.num_pr_ids = num_pr_ids
         self.gt_count = np.bincount(gt_index, minlength=num_gt_ids).astype(float)  # (G,)
         self.pr_count = np.bincount(pr_index, minlength=num_pr_ids).astype(float)  # (P,)
-        self.potential = KeySums()  # per pair key: the summed normalised overlaps
-        self.pair_keys = self.alignment = None
+        # per pair key: the summed normalised overlaps; None once pass one is over
+        self.potential: KeySums | None = KeySums()
+        self.pair_keys = np.zeros(0, dtype=np.int64)  # (K,) pairs that overlap, after pass one
+        self.alignment = np.zeros(0)  # (K,) their global alignment scores
         k = len(self.alphas)
         self.tp, self.fn, self.fp = np.zeros(k), np.zeros(k), np.zeros(k)
         self.loca = np.zeros(k)
@@ -54,12 +58,13 @@ class Hota:
         col_sum, row_sum = similarity.sum(0), similarity.sum(1)
         denom = col_sum[c] + row_sum[r] - iou  # trackeval's sim_iou_denom at the pairs
         mask = denom > 0 + EPS
+        assert self.potential is not None, "pass one is over"
         self.potential.add(self._keys(gt_rows, pr_rows, r[mask], c[mask]),
                            iou[mask] / denom[mask])
 
-    def _finish_first(self) -> None:
+    def _finish_first(self, sums: KeySums) -> None:
         # summed frame after frame, as trackeval's += does
-        self.pair_keys, potential = self.potential.result()
+        self.pair_keys, potential = sums.result()
         self.potential = None
         g, p = self.pair_keys // self.num_pr_ids, self.pair_keys % self.num_pr_ids
         self.alignment = potential / (self.gt_count[g] + self.pr_count[p] - potential)
@@ -69,8 +74,8 @@ class Hota:
         """Pass two, a frame: the same arguments as in pass one."""
         from scipy.optimize import linear_sum_assignment  # lazy: `track` imports this module
 
-        if self.alignment is None:
-            self._finish_first()
+        if self.potential is not None:  # the first frame of pass two
+            self._finish_first(self.potential)
         n, m = len(gt_rows), len(pr_rows)
         if n == 0 or m == 0:
             self.fp += m
@@ -109,8 +114,8 @@ class Hota:
         from trackeval.metrics import HOTA  # lazy: `roadtrack track` imports this module
 
         k = len(self.alphas)
-        res = {f: np.zeros(k) for f in HOTA().float_array_fields + ["HOTA_TP", "HOTA_FN",
-                                                                     "HOTA_FP"]}
+        fields = HOTA().float_array_fields + ["HOTA_TP", "HOTA_FN", "HOTA_FP"]
+        res: dict[str, Any] = {f: np.zeros(k) for f in fields}  # (k,) arrays, and scalars below
         res.update({"HOTA(0)": 0, "LocA(0)": 0, "HOTALocA(0)": 0})
         num_gt, num_pr = len(self.gt_index), len(self.pr_index)
         if num_pr == 0 or num_gt == 0:  # trackeval's early returns

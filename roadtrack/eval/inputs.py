@@ -80,7 +80,9 @@ def _pool_level(per_frame: dict, truth: FrameTruth, num_classes: int):
 
 def _pool_level_checked(per_frame: dict, truth: FrameTruth, num_classes: int, level: str,
                         path):
-    frames, counts, blocks = [], [], []
+    frames: list[int] = []
+    counts: list[int] = []
+    blocks: list[np.ndarray] = []
     for key, value in per_frame.items():
         fi = truth.index.get(key)
         if fi is None:
@@ -175,7 +177,8 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
     score >= ``min_score`` are kept (bounds memory on full-size runs). Videos in order, frames
     ascending, rows in artifact order."""
     width_eval, height_eval = labels.eval_size
-    parts = {level: [] for level in FRAME_LEVELS}
+    # per level: (frame indices, classes, boxes, scores) of each video
+    parts: dict[str, list[tuple[np.ndarray, ...]]] = {level: [] for level in FRAME_LEVELS}
     for video in videos:
         det = load_stage(run, DETECTIONS, video)
         order = np.argsort(det["frames"], kind="stable")
@@ -197,8 +200,8 @@ def frame_dets_from_run(run: str | Path, videos: list[str], truth: FrameTruth,
     out = {}
     for level, chunks in parts.items():
         if chunks:
-            f, l, b, s = (np.concatenate(x) for x in zip(*chunks, strict=True))
-            out[level] = FrameDetections(frame=f, label=l, boxes=b.reshape(-1, 4), scores=s)
+            f, c, b, s = (np.concatenate(x) for x in zip(*chunks, strict=True))
+            out[level] = FrameDetections(frame=f, label=c, boxes=b.reshape(-1, 4), scores=s)
     return out
 
 

@@ -185,7 +185,8 @@ def road_sequences(anno, run: str | Path, videos: list[str]) -> tuple[dict, dict
     """
     width, height = anno.labels.eval_size
     agents = anno.labels.names("agent")
-    overall, per_class = {}, {name: {} for name in agents}
+    overall: dict[str, Sequence] = {}
+    per_class: dict[str, dict[str, Sequence]] = {name: {} for name in agents}
     for video in videos:
         va = anno.videos[video]
         tr = load_stage(run, TRACKS, video)

@@ -97,6 +97,7 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
             warnings += notes
             dets = frame_dets_from_pickle(raw, truth, labels, frame_dets)
         else:
+            assert run is not None  # without frame_dets, the condition above needs a run
             dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
         frame_results = frame_map(truth, dets, frame_threshold)
     return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results,
@@ -125,7 +126,7 @@ def _key(threshold: float) -> str:
 
 def challenge_scores(result: RoadResult) -> dict[str, float | None]:
     """Mean video-mAP over ST-IoU 0.1, 0.2, 0.5 for agents (Track 1) and triplets (Track 2)."""
-    out = {}
+    out: dict[str, float | None] = {}
     for label_type in CHALLENGE_TYPES:
         per = result.video.get(label_type, {})
         if all(t in per for t in CHALLENGE_THRESHOLDS):
@@ -165,7 +166,7 @@ def format_report(result: RoadResult) -> str:
         for th in result.thresholds if in_video else []:
             header.append(f"video@{_key(th)}")
             columns.append(result.video[level][th])
-        rows = []
+        rows: list[list] = []  # class name, positives, APs
         for c, name in enumerate(names):
             positives = columns[0][c].num_positives
             rows.append([name, positives] + [col[c].ap for col in columns])

@@ -9,7 +9,7 @@ and lists) and the per-video arrays, whichever parser made them; many-box checks
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 
 import numpy as np
@@ -62,7 +62,7 @@ def bad(where: str, field: str, value, expected: str, path) -> UserError:
     return UserError(f"{where}: {field} is {describe(value)}, not {expected}", path)
 
 
-def check_types(values: list, types: tuple, where: Callable[[int], str], field: str,
+def check_types(values: Sequence, types: tuple, where: Callable[[int], str], field: str,
                 expected: str, path) -> None:
     """Raise naming the first of ``values`` whose type is not exactly one of ``types`` (bool is
     no int here); a C-level pass over the values when all are good."""

@@ -214,7 +214,8 @@ def _dataset_of(path: Path, header: dict) -> str:
     if "waymo" in path.name.lower():
         return "road_waymo"
     builtin = roadpp()
-    same = all(tuple(header.get(f"{t}_labels", ())) == builtin.names(t) for t in ("agent", "action"))
+    same = all(tuple(header.get(f"{t}_labels", ())) == builtin.names(t)
+               for t in ("agent", "action"))
     return "road_waymo" if same else "road"
 
 
@@ -288,7 +289,11 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
         raise bad(where, "'frames'", frames_raw, "an object of frames by number", path)
 
     annotated = np.zeros(numf, dtype=bool)
-    rows, frames, frame_keys, box_keys = [], [], [], []  # per box: field tuple, frame, keys
+    # per box: field tuple, frame, keys
+    rows: list[tuple] = []
+    box_frames: list[int] = []
+    frame_keys: list[str] = []
+    box_keys: list[str] = []
     width = height = 0
     for frame_key, frame in frames_raw.items():
         n = int(frame_key) if frame_key.isascii() and frame_key.isdigit() \
@@ -314,21 +319,23 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
             rows.extend(map(BOX_FIELDS, annos.values()))
         except (KeyError, TypeError):
             _raise_for_box(annos, at, path)
-        frames.extend(repeat(n, len(annos)))
+        box_frames.extend(repeat(n, len(annos)))
         frame_keys.extend(repeat(frame_key, len(annos)))
         box_keys.extend(annos)
 
     def box_at(i: int) -> str:
         return f"{where} frame {frame_keys[i]} box {show(box_keys[i])}"
 
-    coords, uids_of_box, *id_lists = zip(*rows, strict=True) if rows else [[]] * (2 + len(LABEL_TYPES))
+    columns = zip(*rows, strict=True) if rows else [[]] * (2 + len(LABEL_TYPES))
+    coords, uids_of_box, *id_lists = columns
     raw_boxes = check_box_coords(list(coords), box_at, path)
     check_types(uids_of_box, (str,), box_at, "'tube_uid'", "a string", path)
-    frames = np.asarray(frames, dtype=np.int32)
-    uids, track_ids = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
-    track_ids = track_ids.astype(np.int32).reshape(-1)
+    frames = np.asarray(box_frames, dtype=np.int32)
+    uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
+    track_ids = inverse.astype(np.int32).reshape(-1)
     multi_hot = {t: _multi_hot(list(ids), mappings[t], labels.num_classes(t), box_at,
-                               f"'{t}_ids'", path) for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
+                               f"'{t}_ids'", path)
+                 for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
     findings.check_boxes(raw_boxes, frames, track_ids, box_at)
 
     order = np.argsort(frames, kind="stable")

@@ -42,7 +42,8 @@ def save_arrays(path: str | Path, fields: tuple[str, ...] | None = None, **array
         raise ValueError(f"artifact {path} lacks fields {missing}")
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            # mypy matches the unpacked dict against savez's allow_pickle: bool as well
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
 
 
 def load_arrays(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ class MotTable:
     boxes_xywh: np.ndarray  # (N, 4) float64 left top width height
     scores: np.ndarray  # (N,) float64 (column 7; the 'consider' flag in MOT16+ gt files)
     extra: np.ndarray  # (N, K) float64: the columns after the score (class, visibility, ...)
-    lines: np.ndarray | None = None  # (N,) int64 line of the file each row came from, 1-based
+    lines: np.ndarray  # (N,) int64 line of the file each row came from, 1-based
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -38,8 +38,7 @@ class MotTable:
 
     def select(self, mask: np.ndarray) -> MotTable:
         return MotTable(self.frames[mask], self.ids[mask], self.boxes_xywh[mask],
-                        self.scores[mask], self.extra[mask],
-                        None if self.lines is None else self.lines[mask])
+                        self.scores[mask], self.extra[mask], self.lines[mask])
 
 
 CHUNK_BYTES = 1 << 23  # text parsed at a time: memory stays at the table's own size
@@ -61,13 +60,14 @@ def read_mot(path: str | Path, drop_invalid: bool = True, first_frame: int = 1,
     """
     path = Path(path)
     try:
-        table, lines = _parse(path)
+        parsed = _parse(path)
     except OSError as err:
         raise UserError(f"cannot read MOT file: {err.strerror or err}", path) from None
-    if table is None:
+    if parsed is None:
         if not allow_empty:
             raise UserError("MOT file is empty", path)
-        table, lines = np.zeros((0, 7)), np.zeros(0, dtype=np.int64)
+        parsed = np.zeros((0, 7)), np.zeros(0, dtype=np.int64)
+    table, lines = parsed
     ncols = table.shape[1]
     valid = np.isfinite(table).all(axis=1) & (table[:, 4] > 0) & (table[:, 5] > 0)
     if not valid.all():
@@ -106,14 +106,16 @@ def _whole(values: np.ndarray, lines: np.ndarray, name: str, low: int, high: int
     return values.astype(np.int64)
 
 
-def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """All data lines of the file as (N, C) float64 and their line numbers (N,), or (None, None)
-    when it has none; UserError at the first line whose column count differs from the first data
+def _parse(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """All data lines of the file as (N, C) float64 and their line numbers (N,), or None when
+    it has none; UserError at the first line whose column count differs from the first data
     line's, or with a field that is not a number. The table is allocated once, for as many rows
     as the file has lines, and filled block by block."""
-    table = numbers = None
+    table: np.ndarray | None = None
+    numbers = np.zeros(0, dtype=np.int64)
     filled = 0
-    sep = ncols = first_line = None
+    sep: str | None = None
+    ncols = first_line = 0  # 0 until the first data line
     line0 = 0  # lines before this block
     with open(path, "rb") as fh:
         for data in _blocks(fh, path):
@@ -129,7 +131,7 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
             line0 += len(lines)
             if not rows:
                 continue
-            if ncols is None:  # the first data line sets the separator and the column count
+            if not ncols:  # the first data line sets the separator and the column count
                 sep = "," if "," in rows[0] else None
                 ncols, first_line = _count(rows[0], sep), int(line_numbers[0])
                 if ncols < 6:
@@ -151,7 +153,7 @@ def _parse(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
             numbers[filled:end] = line_numbers
             filled = end
     if table is None:
-        return None, None
+        return None
     return table[:filled], numbers[:filled]
 
 
@@ -207,7 +209,8 @@ def _numbers(rows: list[str], sep: str | None, ncols: int, first_line: int,
     try:
         return np.loadtxt(rows, delimiter=sep, comments=None, ndmin=2, dtype=np.float64)
     except ValueError as err:
-        for row, line in zip(rows, line_numbers.tolist(), strict=True):  # find the line (slow, errors only)
+        # find the line (slow, errors only)
+        for row, line in zip(rows, line_numbers.tolist(), strict=True):
             fields = row.split(sep)
             if len(fields) != ncols:
                 raise UserError(f"line {line}: {len(fields)} column(s) where line {first_line} "

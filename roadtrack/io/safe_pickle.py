@@ -23,7 +23,9 @@ import re
 import reprlib
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -203,10 +205,15 @@ def _resolve(value, done: dict):
     return value
 
 
+def _returning(value) -> Callable[[], Any]:
+    """A function returning ``value`` (bound now, not when called)."""
+    return lambda: value
+
+
 # (module, name) -> a function returning what the pickle gets. Protocols 0-2 spell builtins
 # "__builtin__"; numpy 1.x pickles say numpy.core, numpy 2.x numpy._core. numpy's names get
 # stand-ins that check what they build.
-_ALLOWED = {
+_ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
     ("numpy", "ndarray"): lambda: _NDARRAY,
     ("numpy", "dtype"): lambda: _DtypeSpec,
     ("_codecs", "encode"): lambda: _latin1,
@@ -216,12 +223,12 @@ for _core in ("numpy._core", "numpy.core"):
     for _tail, _name, _stand_in in (("multiarray", "_reconstruct", _reconstruct),
                                     ("multiarray", "scalar", _scalar),
                                     ("numeric", "_frombuffer", _frombuffer)):
-        _ALLOWED[(f"{_core}.{_tail}", _name)] = (lambda f=_stand_in: f)
+        _ALLOWED[(f"{_core}.{_tail}", _name)] = _returning(_stand_in)
 for _module in ("builtins", "__builtin__"):
     for _kind in (dict, list, tuple, set, frozenset, complex):
-        _ALLOWED[(_module, _kind.__name__)] = (lambda k=_kind: k)
-    for _kind in (bytes, bytearray):
-        _ALLOWED[(_module, _kind.__name__)] = (lambda k=_kind: _no_size(k))
+        _ALLOWED[(_module, _kind.__name__)] = _returning(_kind)
+    for _buffer in (bytes, bytearray):
+        _ALLOWED[(_module, _buffer.__name__)] = functools.partial(_no_size, _buffer)
 
 ALLOWED_GLOBALS = frozenset(_ALLOWED)
 
@@ -259,8 +266,8 @@ def _zip_member(data: bytes, path: Path) -> tuple[bytes, list[str]]:
                     and not Path(i.filename).name.startswith("._")]
             pickles = [i for i in real if i.filename.lower().endswith(PICKLE_SUFFIXES)]
             if len(pickles) > 1:
-                raise UserError(f"zip holds {len(pickles)} pickles "
-                                f"({', '.join(shown(i.filename) for i in pickles)}): keep one", path)
+                names = ", ".join(shown(i.filename) for i in pickles)
+                raise UserError(f"zip holds {len(pickles)} pickles ({names}): keep one", path)
             if not pickles and len(real) == 1:  # one file without the extension: that one
                 pickles = real
             if not pickles:
@@ -292,7 +299,7 @@ def read_pickle(path: str | Path) -> tuple[object, list[str]]:
         data = path.read_bytes()
     except OSError as err:
         raise UserError(f"cannot read: {err.strerror or err}", path) from None
-    warnings = []
+    warnings: list[str] = []
     if data[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(data)):
         data, warnings = _zip_member(data, path)
     try:

@@ -106,7 +106,7 @@ def build_submission(run: str | Path, videos: list[str] | None = None) -> dict:
     if missing:
         raise UserError(f"no events for {len(missing)} video(s), e.g. {missing[0]}: "
                         "run the pipeline on them first", run)
-    out = {t: {} for t in LABEL_TYPES}
+    out: dict[str, dict[str, list]] = {t: {} for t in LABEL_TYPES}
     for video in videos:
         events = load_events(run, video)
         for label_type in LABEL_TYPES:
@@ -185,7 +185,8 @@ def class_of(label, num_classes: int) -> int | None:
             raise ValueError(f"label_id is an array of {label.size} values")
         label = label.item()
     if isinstance(label, (numbers.Number, np.bool_)):
-        value = complex(label)
+        # the stubs give numbers.Number no __complex__; complex() takes every Number here
+        value = complex(label)  # type: ignore[arg-type]
         if value.imag == 0 and value.real.is_integer() and 0 <= value.real < num_classes:
             return int(value.real)
     return None  # a string, None, NaN, 1.5, a list: equal to no class
@@ -286,6 +287,7 @@ class _Tubes:
                          f"{problem} (the scorer does not use them)")
         if failed:
             return None
+        assert score is not None and frames is not None and boxes is not None  # else failed
         if not np.isfinite(score):
             self.add(vi, i, MISSCORED, "score", f"score {score} is not finite (NaN ranks last)")
         self.video.append(vi)

@@ -68,7 +68,7 @@ class VideoSource:
         return np.arange(1, self.info.num_frames + 1)
 
     def frames(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (frame number, RGB frame) for the frames start..stop (inclusive, 1-based) it has."""
+        """Yield (frame number, RGB frame) for its frames start..stop (inclusive, 1-based)."""
         raise NotImplementedError
 
     def read_frames(self, numbers: Iterable[int]) -> dict[int, np.ndarray]:
@@ -208,8 +208,8 @@ def numbered_images(folder: Path) -> dict[int, Path]:
                              "names are not frame numbers (expected 00001.jpg, ...)", folder)
     if missing:
         warnings.warn(f"{folder}: {missing} of frames 1-{numbers[-1]} have no image "
-                      f"({_ranges(_gaps(numbers))}); those frames are skipped, the others keep their "
-                      "numbers", stacklevel=2)
+                      f"({_ranges(_gaps(numbers))}); those frames are skipped, the others keep "
+                      "their numbers", stacklevel=2)
     return {n: by_number[n] for n in numbers}
 
 

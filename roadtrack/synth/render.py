@@ -64,7 +64,8 @@ def draw_vehicle(img, kind, colour, step: Step, frame: int, unit: float):
     body = _rotated(cx, cy, hd, across, along)
     cv2.fillPoly(img, [body], colour, lineType=cv2.LINE_AA)
     if kind == "LarVeh":  # cab in another colour
-        cv2.fillPoly(img, [_rotated(cx, cy, hd, across, along * 0.22, along * 0.39)], (200, 200, 210))
+        cab = _rotated(cx, cy, hd, across, along * 0.22, along * 0.39)
+        cv2.fillPoly(img, [cab], (200, 200, 210))
     if kind == "Bus":  # a row of windows down each side
         for k in range(-3, 4):
             for side in (-0.36, 0.36):

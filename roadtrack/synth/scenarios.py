@@ -125,7 +125,8 @@ def stop_at_line(rng, kind):
     u, speed = _lane_u(rng, lane), _vehicle_speed(rng, kind)
     s = Script(u, float(rng.uniform(0.95, 1.12)), 0.0)
     s.drive(u, L.STOP_LINE + 0.22, speed, "MovAway")
-    s.brake(u, L.STOP_LINE + 0.02, speed, "Brake" if kind in ("Car", "MedVeh", "Bus") else "MovAway")
+    s.brake(u, L.STOP_LINE + 0.02, speed,
+            "Brake" if kind in ("Car", "MedVeh", "Bus") else "MovAway")
     s.wait(int(rng.integers(12, 35)), "Stop", ("brake",))
     return s.drive(u, L.HORIZON - 0.02, speed, "MovAway", ease_in=8)
 

@@ -73,8 +73,8 @@ class TrackSummary:
 
     def line(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else float("inf")
-        return (f"tracked {self.sequences} sequence(s): {self.frames} frames, {self.tracks} tracks, "
-                f"{self.rows} rows; tracker {fps:,.0f} frames/s")
+        return (f"tracked {self.sequences} sequence(s): {self.frames} frames, "
+                f"{self.tracks} tracks, {self.rows} rows; tracker {fps:,.0f} frames/s")
 
 
 def find_detections(path: str | Path) -> list[Detections]:

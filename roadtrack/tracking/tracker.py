@@ -163,7 +163,8 @@ class Tracker:
             return dets
         cost = self._gallery.distance(confirmed, features[dets])  # (Tc, M)
         if c.gating:
-            maha = self.kf.gating_distance(tracks.mean[confirmed], tracks.cov[confirmed], xyah[dets])
+            maha = self.kf.gating_distance(tracks.mean[confirmed], tracks.cov[confirmed],
+                                           xyah[dets])
             cost = gate_by_mahalanobis(cost, maha, c.gate_threshold)
         if classes is not None:
             cost = forbid_class_changes(cost, tracks.classes[confirmed], classes[dets])

@@ -117,7 +117,8 @@ def sample4d_ref(sample_points, values, featmap_strides, n_points=1, num_levels=
         value = values[i]
         lvl_weights = sample_points_lvl_weight_list[i]
         stride = featmap_strides[i]
-        mapping_size = value.new_tensor([value.size(4), value.size(3)]).view(1, 1, 1, 1, -1) * stride
+        mapping_size = value.new_tensor([value.size(4), value.size(3)]).view(1, 1, 1, 1, -1) \
+            * stride
         normalized_xy = sample_points_xy / mapping_size
         out += mhaq3d_ref(normalized_xy, value, weight=lvl_weights, n_points=n_points)
     return out, None

@@ -110,7 +110,8 @@ class SlowFast(nn.Module):
                                            3, norm))
             slow_in = planes[i] * Bottleneck.expansion
             fast_in = fast_planes[i] * Bottleneck.expansion
-        self.channels = [(p + f) * Bottleneck.expansion for p, f in zip(planes, fast_planes, strict=True)]
+        self.channels = [(p + f) * Bottleneck.expansion
+                         for p, f in zip(planes, fast_planes, strict=True)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         T = x.shape[2]
