@@ -42,8 +42,9 @@ def geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """(n, 4) pixel boxes -> (n, 5): centre x, centre y, width, height (normalised), log w/h."""
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-3)
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
-    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,
-                     w / width, h / height, np.log(w / h)], axis=1)
+    centre_x = (boxes[:, 0] + boxes[:, 2]) / 2 / width
+    centre_y = (boxes[:, 1] + boxes[:, 3]) / 2 / height
+    return np.stack([centre_x, centre_y, w / width, h / height, np.log(w / h)], axis=1)
 
 
 def ground_point_code(boxes: np.ndarray, width: int, height: int,

@@ -105,10 +105,13 @@ class _NoPreset(UserError):
 def _preset(source: str | Path | None) -> TrackerConfig:
     """The preset or YAML file ``source`` (None: the default preset) as a TrackerConfig."""
     source = DEFAULT_PRESET if source is None else str(source)
-    path = Path(source) if _is_file(Path(source)) else configs.tracker_preset(source)
-    if path is None:
-        raise _NoPreset(f"no tracker preset {show(source)} (presets: "
-                        f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
+    path = Path(source)
+    if not _is_file(path):
+        packaged = configs.tracker_preset(source)
+        if packaged is None:
+            raise _NoPreset(f"no tracker preset {show(source)} (presets: "
+                            f"{', '.join(preset_names()) or 'none found'}; or give a YAML file)")
+        path = Path(str(packaged))  # installs give real files (see roadtrack.configs)
     data = read_yaml(path, "tracker config")
     data = {} if data is None else data
     if not isinstance(data, dict):
