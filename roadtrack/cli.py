@@ -331,16 +331,19 @@ def detect_command(weights, config_path, videos, out, names, which, device, stri
                    "sort) or a tracker YAML file. [default: bytetrack]")
 @click.option("--per-class/--any-class", "per_class", default=None,
               help="Keep each track to one agent class (config key per_class).")
+@click.option("--frames", "frames", default=None, type=click.Path(path_type=Path),
+              help="The sequence's images (a MOTChallenge img1/ folder), or a folder of "
+                   "<seq>/img1/: camera-motion compensation (config key cmc).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar.")
-def track(dets, out_dir, config, per_class, progress):
+def track(dets, out_dir, config, per_class, frames, progress):
     """Track detections with a DeepSORT-style tracker; write MOTChallenge text (and
     tracks/<video>.npz for a run folder)."""
     overrides = {} if per_class is None else {"per_class": per_class}
     cfg = load_tracker_config(config, **overrides)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = track_path(dets, out_dir, cfg, progress=progress)
+        summary = track_path(dets, out_dir, cfg, progress=progress, images=frames)
     for w in caught:
         click.echo(f"roadtrack: warning: {w.message}", err=True)
     if summary.sequences > 1:

@@ -23,7 +23,7 @@ from .io.runs import STAGE_FOLDERS, PipelineRun
 from .io.video import discover_videos
 from .labels import LabelSpace
 from .report import table
-from .tracking.run import read_detection_artifact, track_detections, write_tracks
+from .tracking.run import camera_motion, read_detection_artifact, track_detections, write_tracks
 
 STAGES = tuple(STAGE_FOLDERS)
 
@@ -109,7 +109,12 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
             try:
                 if stage == "track":
                     det = read_detection_artifact(out, source.name)
-                    write_tracks(det, track_detections(det, tracker), run.mot)
+                    # CMC decodes the video again, shrunk; folding it into detect's decode
+                    # would save this pass
+                    motion = None if tracker.cmc == "none" else \
+                        camera_motion(source, det, tracker.cmc)
+                    write_tracks(det, track_detections(det, tracker, camera_motion=motion),
+                                 run.mot, motion)
                 else:
                     run_events(out, source.name, labels, events_cfg, head)
             except UserError as err:

@@ -25,12 +25,15 @@ from ..labels import BOX_TYPES
 from .atomic import atomic_path, write_json_atomic
 from .runs import DETECTIONS, EVENTS, TRACKS, artifact_path, finished_videos
 
-__all__ = ["DETECTION_FIELDS", "STAGE_FIELDS", "TRACK_FIELDS", "artifact_path", "finished_videos",
-           "load_arrays", "load_events", "load_stage", "save_arrays", "save_events", "save_stage"]
+__all__ = ["CAMERA_MOTION", "DETECTION_FIELDS", "STAGE_FIELDS", "TRACK_FIELDS", "artifact_path",
+           "finished_videos", "load_arrays", "load_events", "load_stage", "save_arrays",
+           "save_events", "save_stage"]
 
 DETECTION_FIELDS = ("frames", "boxes", "scores", *BOX_TYPES, "embeddings", "width", "height",
                     "fps")
 TRACK_FIELDS = DETECTION_FIELDS + ("track_ids", "det_index")
+CAMERA_MOTION = "camera_motion"
+"""Optional tracks field: (F, 2, 3) affine per frame, frame n-1's pixels to frame n's."""
 
 STAGE_FIELDS = {DETECTIONS: DETECTION_FIELDS, TRACKS: TRACK_FIELDS}
 

@@ -228,21 +228,46 @@ def _ranges(runs: list[tuple[int, int]], shown: int = 5) -> str:
     return text + (f" and {len(runs) - shown} more runs" if len(runs) > shown else "")
 
 
-def _read_image(path: Path, n: int) -> np.ndarray:
-    """RGB (H, W, 3) of frame ``n``'s image; unreadable, undecodable or cut-off JPEGs raise."""
+def _read_image(path: Path, n: int, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """RGB (H, W, 3) of frame ``n``'s image (or what ``flag`` decodes: a grey one, say);
+    unreadable, undecodable or cut-off JPEGs raise."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise VideoReadError(f"cannot read image ({err.strerror})", path, n) from None
     try:
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+        frame = cv2.imdecode(data, flag) if len(data) else None
     except cv2.error as err:  # a header claiming a huge image, say
         raise VideoReadError(f"cannot decode image (OpenCV: {err.err})", path, n) from None
     if frame is None:
         raise VideoReadError("cannot decode image", path, n)
     if bytes(data[:2]) == b"\xff\xd8" and not bytes(data[-64:]).rstrip(b"\0").endswith(b"\xff\xd9"):
         raise VideoReadError("JPEG is cut off (no end-of-image marker)", path, n)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
+
+
+_REDUCED_GREY = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+                 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def grey_frames(source: VideoSource, reduce: int = 1, stop: int | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number, grey uint8 (H', W')) for frames 1..stop, each side shrunk ``reduce`` times
+    (1, 2, 4 or 8; rounded up). A frame folder's JPEGs are decoded at that size directly (the
+    cheap pass camera-motion estimation needs); video files are decoded whole, then shrunk."""
+    flag = _REDUCED_GREY[reduce]
+    if isinstance(source, FrameFolder):
+        for n, path in source.by_number.items():
+            if stop is not None and n > stop:
+                break
+            yield n, _read_image(path, n, flag)
+        return
+    for n, frame in source.frames(1, stop):
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if reduce > 1:
+            size = (-(-grey.shape[1] // reduce), -(-grey.shape[0] // reduce))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        yield n, grey
 
 
 def open_video(path: str | Path, name: str | None = None) -> VideoSource:

@@ -47,12 +47,15 @@ class TrackerConfig:
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object
     std_weight_position: float = 1 / 20
     std_weight_velocity: float = 1 / 160
+    # camera-motion compensation, where frames are given (roadtrack.tracking.cmc)
+    cmc: str = "sparse-flow"  # 'none', 'sparse-flow' (corners + optical flow) or 'ecc'
 
     def __post_init__(self):
         at_least(self, 1, "n_init", "max_age", "budget")
         at_least(self, 0, "iou_max_misses", "max_cosine_distance")
         one_of(self, "gallery", "budget", "ema")
         one_of(self, "kalman", "batched", "filterpy")
+        one_of(self, "cmc", "none", "sparse-flow", "ecc")
         within(self, 0, 1, "ema_alpha", high_open=True)
         within(self, 0, 1, "max_iou_distance", "low_max_iou_distance")
         above(self, 0, "gate_threshold", "std_weight_position", "std_weight_velocity")

@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from ..boxes import xyxy_to_xywh
 from ..errors import UserError
-from ..io.artifacts import artifact_path, finished_videos, load_stage, save_stage
+from ..io.artifacts import CAMERA_MOTION, artifact_path, finished_videos, load_stage, save_stage
 from ..io.atomic import write_text_atomic
 from ..io.mot import read_mot, write_mot
 from ..io.runs import DETECTIONS, TRACKS
 from ..report import table
+from .cmc import IDENTITY, WORK_WIDTH, MotionEstimator
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
 
@@ -121,28 +122,84 @@ def read_detection_artifact(run: Path, video: str) -> Detections:
 
 
 def track_detections(det: Detections, config: TrackerConfig,
-                     progress: Callable[[int], None] | None = None) -> SequenceTracks:
+                     progress: Callable[[int], None] | None = None,
+                     camera_motion: np.ndarray | None = None) -> SequenceTracks:
     return track_sequence(det.frames, det.boxes, det.scores, det.features,
                           det.classes if config.per_class else None, config, str(det.source),
-                          progress)
+                          progress, camera_motion)
 
 
-def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path) -> None:
-    """``out_dir/<name>.txt`` (MOTChallenge) and, for artifacts, ``<run>/tracks/<name>.npz``."""
+def camera_motion(source, det: Detections, method: str) -> np.ndarray:
+    """(F, 2, 3) camera motion per frame 1..F of ``det`` (F = its last frame) from ``source``
+    (a ``roadtrack.io.video.VideoSource``), its detection boxes masked out; row n-1 maps frame
+    n-1's pixels to frame n's. The frames are decoded shrunk (one cheap pass)."""
+    from ..io.video import grey_frames  # lazy: OpenCV only when frames are given
+
+    info, last = source.info, det.num_frames
+    if info.num_frames < last:
+        raise UserError(f"has frames up to {info.num_frames}, but the detections "
+                        f"({det.source.name}) run to frame {last}", info.path)
+    reduce = max([r for r in (1, 2, 4, 8) if info.width / r >= WORK_WIDTH] or [1])
+    estimator = MotionEstimator(method, full_size=(info.width, info.height))
+    order = np.argsort(det.frames, kind="stable")
+    bounds = np.searchsorted(det.frames[order], np.arange(1, last + 2))
+    motion = np.tile(IDENTITY, (last, 1, 1))
+    for n, grey in grey_frames(source, reduce, last):
+        motion[n - 1] = estimator(grey, det.boxes[order[bounds[n - 1]:bounds[n]]])
+    return motion
+
+
+def frame_sources(frames: str | Path, sequences: list[Detections]) -> list:
+    """The frame folder of each sequence: ``frames`` itself when it holds images (one sequence
+    only), else ``frames/<seq>/img1`` (MOTChallenge) or ``frames/<seq>``."""
+    from ..io.video import FrameFolder, VideoReadError  # lazy: OpenCV only with frames
+
+    frames = Path(frames)
+    if not frames.is_dir():
+        raise UserError("frame folder not found", frames)
+    try:
+        return [FrameFolder(frames)] if len(sequences) == 1 and any(
+            p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in frames.iterdir()) else [
+            FrameFolder(_sequence_folder(frames, det.name)) for det in sequences]
+    except VideoReadError as err:
+        raise UserError(err.reason, err.path) from None
+
+
+def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path,
+                 camera_motion: np.ndarray | None = None) -> None:
+    """``out_dir/<name>.txt`` (MOTChallenge) and, for artifacts, ``<run>/tracks/<name>.npz``
+    (with the per-frame ``camera_motion`` (F, 2, 3) when known: the events stage reads the AV's
+    own action from it)."""
     rows = result.det_index
     write_mot(out_dir / f"{det.name}.txt", result.frames, result.track_ids,
               xyxy_to_xywh(det.boxes[rows]), det.scores[rows])
     if det.artifact is not None and det.run is not None:
         fields = {k: (v[rows] if v.ndim >= 1 and k not in ("width", "height", "fps") else v)
                   for k, v in det.artifact.items()}
+        if camera_motion is not None:
+            fields[CAMERA_MOTION] = camera_motion
         save_stage(det.run, TRACKS, det.name, **fields,
                    track_ids=result.track_ids.astype(np.int32), det_index=rows.astype(np.int64))
 
 
+def _sequence_folder(frames: Path, name: str) -> Path:
+    for folder in (frames / name / "img1", frames / name):
+        if folder.is_dir():
+            return folder
+    raise UserError(f"no frames for sequence {name} (expected {name}/img1/)", frames)
+
+
 def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
-               progress: bool = True) -> TrackSummary:
-    """Track every sequence found at ``dets`` and write the results (the CLI's one call)."""
+               progress: bool = True, images: str | Path | None = None) -> TrackSummary:
+    """Track every sequence found at ``dets`` and write the results (the CLI's one call).
+
+    ``images``: the sequences' frames (see :func:`frame_sources`), for camera-motion
+    compensation (``config.cmc``)."""
     sequences = find_detections(dets)
+    motions: list[np.ndarray | None] = [None] * len(sequences)
+    if images is not None and config.cmc != "none":  # all frames read before anything is written
+        motions = [camera_motion(source, det, config.cmc) for source, det
+                   in zip(frame_sources(images, sequences), sequences, strict=True)]
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError("output path exists and is not a folder", out_dir)
@@ -156,9 +213,9 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
     per_sequence: list[list] = []
     save_config(out_dir / CONFIG_NAME, config)
     try:
-        for det in sequences:
-            result = track_detections(det, config, None if bar is None else bar.update)
-            write_tracks(det, result, out_dir)
+        for det, motion in zip(sequences, motions, strict=True):
+            result = track_detections(det, config, None if bar is None else bar.update, motion)
+            write_tracks(det, result, out_dir, motion)
             frames += result.num_frames
             tracks += result.num_tracks
             rows += len(result.det_index)

@@ -56,13 +56,16 @@ def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
 def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None = None,
                    features: np.ndarray | None = None, classes: np.ndarray | None = None,
                    config: TrackerConfig | None = None, source: str | None = None,
-                   progress: Callable[[int], None] | None = None) -> SequenceTracks:
+                   progress: Callable[[int], None] | None = None,
+                   camera_motion: np.ndarray | None = None) -> SequenceTracks:
     """Run the tracker over frames 1 to the last detection's frame, empty frames included.
 
     frames (N,) 1-based, any order; boxes (N, 4) x1 y1 x2 y2; scores (N,); features (N, D) or
     None; classes (N,) or None. Rows that cannot be tracked are skipped with one warning.
     With ``config.backfill`` a confirmed track also keeps the rows of its tentative frames.
     ``progress(k)`` is called now and then with the frames done since the last call.
+    ``camera_motion`` (F, 2, 3): row n-1 is the affine from frame n-1's pixels to frame n's
+    (``roadtrack.tracking.cmc``), F at least the last frame; it moves the tracks before each step.
     """
     config = config or TrackerConfig()
     n = len(frames)
@@ -91,6 +94,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     done = 0
     for k in range(last - first + 1):
         a, b = bounds[k], bounds[k + 1]
+        if camera_motion is not None:
+            tracker.compensate(camera_motion[k])
         ids[a:b], confirmed[a:b] = step(
             sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
             None if sorted_feats is None else sorted_feats[a:b],

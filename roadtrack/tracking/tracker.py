@@ -19,6 +19,7 @@ import numpy as np
 from ..boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from .appearance import Gallery, normalize
 from .assignment import forbid_class_changes, gate_by_mahalanobis, linear_assignment
+from .cmc import warp_state
 from .config import TrackerConfig
 from .kalman_filter import make_kalman
 from .track import TrackSet
@@ -58,10 +59,18 @@ class Tracker:
         assert gallery is not None, "this tracker does not associate on appearance"
         return gallery
 
+    def compensate(self, camera_motion: np.ndarray) -> None:
+        """Move every live track into this frame's pixels: affine (2, 3) from the last frame's
+        (camera-motion compensation, ``roadtrack.tracking.cmc``); call before :meth:`step`."""
+        if len(self.tracks):
+            self.tracks.mean, self.tracks.cov = warp_state(self.tracks.mean, self.tracks.cov,
+                                                           camera_motion)
+
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
-               features: np.ndarray | None = None, classes: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance one frame with its detections.
+               features: np.ndarray | None = None, classes: np.ndarray | None = None,
+               camera_motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one frame with its detections (and the camera's motion since the last frame,
+        an affine (2, 3) from its pixels to this frame's, when known).
 
         boxes (M, 4) x1 y1 x2 y2; scores (M,); features (M, D) when the tracker uses appearance;
         classes (M,) ints for the per-class option. Rows with non-finite values (embeddings
@@ -70,6 +79,8 @@ class Tracker:
         Returns ``track_ids (M,)`` (-1 where a detection joined no track) and ``confirmed (M,)``
         (the track was confirmed when it took the detection).
         """
+        if camera_motion is not None:
+            self.compensate(camera_motion)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         m = len(boxes)
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
