@@ -196,7 +196,11 @@ def _load_detector(weights: Path, config, config_path: Path | None, which: str |
 @click.option("--val-fraction", default=0.3, show_default=True, type=click.FloatRange(0, 1),
               help="Share of videos in the val split.")
 @click.option("--no-frames", is_flag=True, help="Write videos/ only, no rgb-images/.")
-def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames):
+@click.option("--camera", default="static", show_default=True,
+              type=click.Choice(["static", "moving"]),
+              help="moving: the ego car drives, stops, turns and changes lanes (AV actions "
+                   "labelled per frame); the agents are those of the static scenes.")
+def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames, camera):
     """Write a synthetic ROAD++ dataset in the official layout."""
     from .synth.dataset import write_dataset
 
@@ -205,7 +209,7 @@ def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames):
         summary = write_dataset(out_dir, num_videos=num_videos, num_frames=num_frames,
                                 width=width, height=height, seed=seed,
                                 val_fraction=val_fraction, write_frames=not no_frames,
-                                progress=True)
+                                progress=True, camera=camera)
     except OutputInUse as err:
         raise UserError(f"{err}; choose another --out") from None
     click.echo(summary)

@@ -112,7 +112,7 @@ def run_pipeline(detector, videos: str | Path, out: str | Path, run_config: RunC
                     # CMC decodes the video again, shrunk; folding it into detect's decode
                     # would save this pass
                     motion = None if tracker.cmc == "none" else \
-                        camera_motion(source, det, tracker.cmc)
+                        camera_motion(source, det, tracker.cmc, source.info.num_frames)
                     write_tracks(det, track_detections(det, tracker, camera_motion=motion),
                                  run.mot, motion)
                 else:

@@ -15,6 +15,7 @@ from ..io.submission import FAILS, MISSCORED, SUSPICIOUS, check_submission, summ
 from ..labels import LabelSpace
 from ..report import table
 from .ap import ClassResult
+from .av_action import av_action_ap, av_action_scores, av_action_truth
 from .frame_map import FRAME_LEVELS, build_frame_truth, frame_map
 from .inputs import frame_dets_from_pickle, frame_dets_from_run, submission_from_run
 from .video_map import PROTOCOLS, truth_tubes, video_ap
@@ -100,6 +101,10 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
             assert run is not None  # without frame_dets, the condition above needs a run
             dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
         frame_results = frame_map(truth, dets, frame_threshold)
+    av_scores = av_action_scores(run, videos, labels) if run is not None else None
+    if av_scores is not None:  # the run's events carry the AV's own action
+        frame_results["av_action"] = av_action_ap(
+            av_action_truth(anno.path, videos, labels), av_scores)
     return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results,
                       warnings)
 
@@ -153,12 +158,13 @@ def to_json(result: RoadResult) -> dict:
 def format_report(result: RoadResult) -> str:
     """Per-class tables (frame AP and video AP at each threshold), then the summary."""
     parts = []
-    for level in FRAME_LEVELS:
+    for level in (*FRAME_LEVELS, "av_action"):
         in_video = level in result.video
         if level not in result.frame and not in_video:
             continue
         names = ["agent_ness"] if level == "agent_ness" else list(result.labels.names(level))
-        header = ["class", "gt boxes" if level in result.frame else "gt tubes"]
+        header = ["class", ("gt frames" if level == "av_action" else "gt boxes")
+                  if level in result.frame else "gt tubes"]
         columns = []
         if level in result.frame:
             header.append("frame@0.5")
@@ -173,7 +179,7 @@ def format_report(result: RoadResult) -> str:
         rows.append(["mAP", sum(r[1] for r in rows)] + [mean_ap(col) for col in columns])
         parts.append(f"{level} ({len(names)} classes)\n" + table(rows, header))
     summary = []
-    for level in FRAME_LEVELS:
+    for level in (*FRAME_LEVELS, "av_action")[:len(FRAME_LEVELS) + ("av_action" in result.frame)]:
         row = [level, mean_ap(result.frame[level]) if level in result.frame else "-"]
         row += [mean_ap(result.video[level][th]) if level in result.video else "-"
                 for th in result.thresholds]

@@ -9,10 +9,11 @@ import torch
 
 from ..config import section_from_dict
 from ..errors import UserError
-from ..io.artifacts import load_stage, save_events
+from ..io.artifacts import CAMERA_MOTION, load_stage, save_events
 from ..io.checkpoints import load_model_state, read_torch_file
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES, LabelSpace
+from .av_action import av_actions
 from .config import EventsConfig, HeadConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
@@ -92,5 +93,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
         series_list = [head.apply(s, width, height) for s in series_list]
     events = video_events(series_list, labels, config.tubes, video, width, height,
                           float(tracks["fps"]))
+    if CAMERA_MOTION in tracks:
+        events["av_action"] = av_actions(tracks[CAMERA_MOTION], width, height)
     save_events(run, video, events)
     return events

@@ -64,7 +64,8 @@ def load_arrays(path: str | Path, fields: tuple[str, ...] | None = None) -> dict
         raise UserError(f"artifact lacks fields {', '.join(missing)}", path)
     n = len(out["frames"]) if "frames" in out else None
     for key, value in out.items():
-        if n is not None and value.ndim >= 1 and key not in ("width", "height", "fps") \
+        if n is not None and value.ndim >= 1 and key not in ("width", "height", "fps",
+                                                              CAMERA_MOTION) \
                 and len(value) != n:
             raise UserError(f"field {key!r} has {len(value)} rows, frames has {n}", path)
     return out

@@ -22,9 +22,11 @@ from tqdm import tqdm
 from ..errors import OutputInUse, UserError
 from ..io.annotations import ANNOTATION_NAMES
 from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, roadpp
+from .ego import ego_motion
 from .layout import draw_background
 from .simulate import BoxRecord, render_frame, simulate_video
 
+CAMERAS = ("static", "moving")
 ANNOTATION_NAME = ANNOTATION_NAMES[0]  # written in the ROAD++ schema, under its name
 FPS = 10
 JPEG_QUALITY = 92
@@ -41,8 +43,15 @@ EXTRA_CLASSES = {
 
 def write_dataset(out_dir: str | Path, num_videos: int = 24, num_frames: int = 100,
                   width: int = 420, height: int = 300, seed: int = 0, val_fraction: float = 0.3,
-                  write_frames: bool = True, progress: bool = False) -> str:
-    """Write the dataset and return a one-line summary."""
+                  write_frames: bool = True, progress: bool = False,
+                  camera: str = "static") -> str:
+    """Write the dataset and return a one-line summary.
+
+    ``camera``: ``static`` (the ego car stands: AV-Stop throughout) or ``moving`` (it drives,
+    stops, turns and changes lanes, ``roadtrack.synth.ego``; the agents are the same as with a
+    static camera of the same seed)."""
+    if camera not in CAMERAS:
+        raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise OutputInUse("exists and is not an empty folder", out_dir)
@@ -58,9 +67,13 @@ def write_dataset(out_dir: str | Path, num_videos: int = 24, num_frames: int = 1
         for i, name in enumerate(bar):
             rng = np.random.default_rng([seed, i])
             frames_dir = tmp / "rgb-images" / name if write_frames else None
+            av_actions, cameras = ["AV-Stop"] * num_frames, None  # the camera stands still
+            if camera == "moving":  # its own stream: the scene stays that of the static camera
+                av_actions, cameras = ego_motion(np.random.default_rng([seed, i, 2]), num_frames,
+                                                 width, height)
             records = _write_video(rng, tmp / "videos" / f"{name}.mp4", frames_dir,
-                                   num_frames, width, height)
-            videos[name] = ("val" if name in val else "train", records)
+                                   num_frames, width, height, cameras)
+            videos[name] = ("val" if name in val else "train", records, av_actions)
         annotation = build_annotation(videos, roadpp(), width, height,
                                       np.random.default_rng([seed, 1 << 21]))
         with open(tmp / ANNOTATION_NAME, "w") as f:
@@ -70,8 +83,8 @@ def write_dataset(out_dir: str | Path, num_videos: int = 24, num_frames: int = 1
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    boxes = sum(len(r) for _, recs in videos.values() for r in recs)
-    agents = sum(len({b.uid for r in recs for b in r}) for _, recs in videos.values())
+    boxes = sum(len(r) for _, recs, _ in videos.values() for r in recs)
+    agents = sum(len({b.uid for r in recs for b in r}) for _, recs, _ in videos.values())
     return (f"wrote {num_videos} videos ({num_videos - len(val)} train, {len(val)} val) of "
             f"{num_frames} frames at {width}x{height}: {boxes} boxes of {agents} agents to "
             f"{out_dir} in {time.perf_counter() - started:.1f} s")
@@ -85,7 +98,7 @@ def _val_videos(names: list[str], fraction: float, rng: np.random.Generator) -> 
 
 
 def _write_video(rng, video_path: Path, frames_dir: Path | None, num_frames: int, width: int,
-                 height: int) -> list[list[BoxRecord]]:
+                 height: int, cameras: np.ndarray | None = None) -> list[list[BoxRecord]]:
     background = draw_background(width, height, rng)
     agents = simulate_video(rng, num_frames)
     noise = [rng.integers(0, 7, size=(height, width, 3), dtype=np.uint8) for _ in range(4)]
@@ -98,7 +111,8 @@ def _write_video(rng, video_path: Path, frames_dir: Path | None, num_frames: int
     records = []
     try:
         for index in range(num_frames):
-            img, boxes = render_frame(background, agents, index, unit=height / 300)
+            img, boxes = render_frame(background, agents, index, unit=height / 300,
+                                      camera=None if cameras is None else cameras[index])
             img = cv2.subtract(cv2.add(img, noise[index % 4]), noise[(index + 2) % 4])
             bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
             writer.write(bgr)
@@ -111,11 +125,13 @@ def _write_video(rng, video_path: Path, frames_dir: Path | None, num_frames: int
     return records
 
 
-def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]]]], labels: LabelSpace,
-                     width: int, height: int, rng: np.random.Generator) -> dict:
-    """The annotation dict in the ROAD++ schema for per-frame box records of each video."""
+def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]], list[str]]],
+                     labels: LabelSpace, width: int, height: int, rng: np.random.Generator
+                     ) -> dict:
+    """The annotation dict in the ROAD++ schema for each video's split, per-frame box records
+    and per-frame AV action."""
     seen = {t: set() for t in ALL_TYPES}
-    for _, frames in videos.values():
+    for _, frames, _ in videos.values():
         for boxes in frames:
             for b in boxes:
                 for t, name in _names(b, labels).items():
@@ -125,14 +141,13 @@ def build_annotation(videos: dict[str, tuple[str, list[list[BoxRecord]]]], label
         names = sorted(set(labels.names(t)) | seen[t] | set(EXTRA_CLASSES[t]))
         all_names[t] = [names[i] for i in rng.permutation(len(names))]
     all_id = {t: {n: i for i, n in enumerate(all_names[t])} for t in ALL_TYPES}
-    av_ids = [all_id["av_action"]["AV-Stop"]]  # the camera stands still
-
     db = {}
-    for name, (split, frames) in videos.items():
+    for name, (split, frames, av_actions) in videos.items():
         frames_json, tubes = {}, {f"{t}_tubes": {} for t in ALL_TYPES}
         for n, boxes in enumerate(frames, start=1):
             frame = {"annotated": 1, "rgb_image_id": n, "width": width, "height": height,
-                     "av_action_ids": list(av_ids), "input_image_id": n}
+                     "av_action_ids": [all_id["av_action"][av_actions[n - 1]]],
+                     "input_image_id": n}
             annos = {}
             for b in boxes:
                 key = f"b{b.uid}{n:05d}"

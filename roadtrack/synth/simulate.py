@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from . import layout as L
@@ -84,9 +85,13 @@ def simulate_video(rng: np.random.Generator, num_frames: int, busy: float = 0.09
     return agents
 
 
-def render_frame(background: np.ndarray, agents: list[Agent], index: int,
-                 unit: float) -> tuple[np.ndarray, list[BoxRecord]]:
-    """Draw frame ``index`` (0-based) and return it with its annotated boxes."""
+def render_frame(background: np.ndarray, agents: list[Agent], index: int, unit: float,
+                 camera: np.ndarray | None = None) -> tuple[np.ndarray, list[BoxRecord]]:
+    """Draw frame ``index`` (0-based) and return it with its annotated boxes.
+
+    ``camera`` (2, 3): the world -> frame affine of a moving camera (``roadtrack.synth.ego``);
+    the scene is drawn in the world image, then seen through it (None: they are the same).
+    """
     img = background.copy()
     h, w = img.shape[:2]
     present = [(a, s) for a in agents if (s := a.step_at(index)) is not None]
@@ -97,20 +102,35 @@ def render_frame(background: np.ndarray, agents: list[Agent], index: int,
             box = draw_vehicle(img, agent.kind, agent.colour, step, index, unit)
         else:
             box = draw_upright(img, agent.kind, agent.colour, step, index, unit, step.action)
-        drawn.append((agent, step, np.array(box)))
+        box = np.array(box)
+        if camera is not None:  # only what the world image holds can be seen
+            box = np.stack([_seen(np.clip(box, 0, [w, h, w, h]), camera), _seen(box, camera)])
+        drawn.append((agent, step, box))
+    if camera is not None:
+        img = cv2.warpAffine(img, camera, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
     records = []
     for k, (agent, step, box) in enumerate(drawn):
-        clipped = np.clip(box, [0, 0, 0, 0], [w, h, w, h])
+        drawable, box = (box[0], box[1]) if camera is not None else (box, box)
+        clipped = np.clip(drawable, [0, 0, 0, 0], [w, h, w, h])
         area = max(1e-6, (box[2] - box[0]) * (box[3] - box[1]))
-        inside = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) / area
+        inside = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1]) / area
         if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2 or inside < MIN_VISIBLE:
             continue
-        if _covered(clipped, [d[2] for d in drawn[k + 1:]]) > MAX_OCCLUDED:
+        if _covered(clipped, [d[2][-1] if camera is not None else d[2]
+                              for d in drawn[k + 1:]]) > MAX_OCCLUDED:
             continue
         loc = L.location(step.u, step.v, agent.kind)
         records.append(BoxRecord(agent.uid, tuple(float(c) for c in clipped), agent.kind,
                                  step.action, loc))
     return img, records
+
+
+def _seen(box: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """The frame box (4,) enclosing world box (4,) x1 y1 x2 y2 seen through ``camera`` (2, 3)."""
+    corners = box[[[0, 1], [2, 1], [2, 3], [0, 3]]]  # (4, 2)
+    seen = corners @ camera[:, :2].T + camera[:, 2]
+    return np.concatenate([seen.min(axis=0), seen.max(axis=0)])
 
 
 def _covered(box: np.ndarray, nearer: list[np.ndarray]) -> float:

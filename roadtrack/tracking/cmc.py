@@ -4,9 +4,9 @@ As in BoT-SORT (Aharon et al. 2022), the image motion between consecutive frames
 one 2x3 affine ``A`` (previous frame -> current frame pixel coordinates), estimated on a
 downscaled grey frame either from sparse optical flow (Shi-Tomasi corners tracked with
 pyramidal Lucas-Kanade, a RANSAC fit of a rotation + uniform scale + translation) or with ECC
-(``cv2.findTransformECC``, a full affine: forward driving zooms). Detection boxes can be masked out so that moving
-agents do not pull the fit. :func:`warp_state` then moves every track's state into the current
-frame before the Kalman prediction.
+(``cv2.findTransformECC``, a full affine: driving on zooms the view). Detection boxes can be
+masked out so that moving agents do not pull the fit. :func:`warp_state` then moves every
+track's state into the current frame before the Kalman prediction.
 
 OpenCV is imported inside the estimators only: ``roadtrack track`` without frames never loads it.
 """

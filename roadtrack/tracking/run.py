@@ -129,13 +129,15 @@ def track_detections(det: Detections, config: TrackerConfig,
                           progress, camera_motion)
 
 
-def camera_motion(source, det: Detections, method: str) -> np.ndarray:
-    """(F, 2, 3) camera motion per frame 1..F of ``det`` (F = its last frame) from ``source``
-    (a ``roadtrack.io.video.VideoSource``), its detection boxes masked out; row n-1 maps frame
-    n-1's pixels to frame n's. The frames are decoded shrunk (one cheap pass)."""
+def camera_motion(source, det: Detections, method: str, num_frames: int | None = None
+                  ) -> np.ndarray:
+    """(F, 2, 3) camera motion per frame 1..F from ``source`` (a
+    ``roadtrack.io.video.VideoSource``), the boxes of ``det`` masked out; row n-1 maps frame
+    n-1's pixels to frame n's. F is ``num_frames``, else the detections' last frame. The frames
+    are decoded shrunk (one cheap pass)."""
     from ..io.video import grey_frames  # lazy: OpenCV only when frames are given
 
-    info, last = source.info, det.num_frames
+    info, last = source.info, max(num_frames or 0, det.num_frames)
     if info.num_frames < last:
         raise UserError(f"has frames up to {info.num_frames}, but the detections "
                         f"({det.source.name}) run to frame {last}", info.path)
