@@ -72,7 +72,7 @@ def av_action_ap(truth: dict[str, np.ndarray], scores: dict[str, np.ndarray]
     num_classes = next(iter(truth.values())).shape[1] if truth else 0
     positives = np.zeros(num_classes, dtype=np.int64)
     for video, hot in truth.items():
-        annotated = hot.any(axis=1)
+        annotated: np.ndarray = np.any(hot, axis=1)  # (numf,) frames with a label
         positives += hot.sum(axis=0)
         pred = scores.get(video)
         if pred is None:
