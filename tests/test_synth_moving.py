@@ -60,8 +60,9 @@ def test_moving_camera_labels_every_frame_and_keeps_the_scene(tmp_path, moving_r
     for name, mv in m_anno.videos.items():
         sv = s_anno.videos[name]
         assert set(mv.uids) <= set(sv.uids)
-        key = {(sv.uids[t], f): k for k, (t, f) in enumerate(zip(sv.track_ids, sv.frames))}
-        for k, (t, f) in enumerate(zip(mv.track_ids, mv.frames)):
+        key = {(sv.uids[t], f): k
+               for k, (t, f) in enumerate(zip(sv.track_ids, sv.frames, strict=True))}
+        for k, (t, f) in enumerate(zip(mv.track_ids, mv.frames, strict=True)):
             j = key.get((mv.uids[t], f))
             if j is not None:
                 for label_type in ("agent", "action", "loc"):
@@ -127,13 +128,14 @@ def test_av_action_frame_map_scores_the_events_part(moving_root):
     anno = load_annotation(moving_root / ANNOTATION_NAME)
     videos = anno.split(None)
     truth = av_action_truth(anno.path, videos, anno.labels)
+    assert truth is not None
     assert all(t.sum(axis=1).tolist() == [1] * len(t) for t in truth.values())
     perfect = {v: t.astype(float) for v, t in truth.items()}
     present = np.any(np.concatenate(list(truth.values())), axis=0)
     ap = [r.ap for r in av_action_ap(truth, perfect)]
     assert np.allclose(np.array(ap)[present], 100) and np.allclose(np.array(ap)[~present], 0)
     flipped = {v: 1 - t for v, t in perfect.items()}
-    assert all(r.ap < 100 for r, p in zip(av_action_ap(truth, flipped), present) if p)
+    assert all(r.ap < 100 for r, p in zip(av_action_ap(truth, flipped), present, strict=True) if p)
     part = av_actions(np.tile(np.eye(2, 3), (5, 1, 1)), W, H)  # a still camera
     assert part["labels"] == ["AV-Stop"] * 5 and part["classes"] == list(AV_ACTIONS)
 

@@ -21,12 +21,16 @@ from .ap import ClassResult, average_precision, rank
 
 
 def av_action_truth(path: str | Path, videos: list[str], labels: LabelSpace
-                    ) -> dict[str, np.ndarray]:
+                    ) -> dict[str, np.ndarray] | None:
     """video -> (numf, C) bool multi-hot AV actions; rows of frames not annotated are all False.
+    None when the file names no AV actions. (The whole JSON is parsed again here: the annotation
+    reader keeps no AV actions.)
     """
     try:
         with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
+        if "all_av_action_labels" not in data:
+            return None
         all_names = data["all_av_action_labels"]
         db = data["db"]
     except (OSError, ValueError, KeyError, TypeError) as err:

@@ -102,9 +102,9 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
             dets = frame_dets_from_run(run, videos, truth, labels, frame_top_k, frame_min_score)
         frame_results = frame_map(truth, dets, frame_threshold)
     av_scores = av_action_scores(run, videos, labels) if run is not None else None
-    if av_scores is not None:  # the run's events carry the AV's own action
-        frame_results["av_action"] = av_action_ap(
-            av_action_truth(anno.path, videos, labels), av_scores)
+    av_truth = av_action_truth(anno.path, videos, labels) if av_scores is not None else None
+    if av_scores is not None and av_truth is not None:  # events carry the AV's own action
+        frame_results["av_action"] = av_action_ap(av_truth, av_scores)
     return RoadResult(labels, videos, protocol, subset, thresholds, video_results, frame_results,
                       warnings)
 
