@@ -12,7 +12,7 @@ from ..boxes import xyxy_to_xyah
 from ..errors import UserError
 from .appearance import normalize
 from .config import TrackerConfig
-from .tracker import Tracker, usable_rows
+from .tracker import Tracker, input_score_range, usable_rows
 
 
 @dataclass
@@ -20,6 +20,7 @@ class SequenceTracks:
     """Track rows of one sequence, sorted by frame then track id."""
 
     det_index: np.ndarray  # (K,) int64 row of the input detection each track row came from
+    boxes: np.ndarray  # (K, 4) xyxy the track reports (the detection or its Kalman estimate)
     track_ids: np.ndarray  # (K,) int64, 1..num_tracks
     frames: np.ndarray  # (K,) int64
     num_frames: int  # frames stepped through, empty ones included
@@ -56,13 +57,16 @@ def valid_rows(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
 def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None = None,
                    features: np.ndarray | None = None, classes: np.ndarray | None = None,
                    config: TrackerConfig | None = None, source: str | None = None,
-                   progress: Callable[[int], None] | None = None) -> SequenceTracks:
+                   progress: Callable[[int], None] | None = None,
+                   score_range: tuple[float, float] | None = None) -> SequenceTracks:
     """Run the tracker over frames 1 to the last detection's frame, empty frames included.
 
     frames (N,) 1-based, any order; boxes (N, 4) x1 y1 x2 y2; scores (N,); features (N, D) or
     None; classes (N,) or None. Rows that cannot be tracked are skipped with one warning.
     With ``config.backfill`` a confirmed track also keeps the rows of its tentative frames.
     ``progress(k)`` is called now and then with the frames done since the last call.
+    ``score_range`` (lo, hi) places the thresholds of a ``score_range: input`` config (default:
+    the range of these scores, see :func:`~roadtrack.tracking.tracker.input_score_range`).
     """
     config = config or TrackerConfig()
     n = len(frames)
@@ -71,11 +75,13 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64)
     if features is not None and features.ndim == 2 and features.shape[1] == 0:
         features = None
-    ok = valid_rows(frames, boxes, scores, source, features) & (scores >= config.min_score)
-    rows = ok.nonzero()[0]
+    ok = valid_rows(frames, boxes, scores, source, features)
+    if score_range is None:
+        score_range = input_score_range(scores[ok])
+    tracker = Tracker(config, 0 if features is None else features.shape[1], score_range)
+    rows = (ok & (scores >= tracker.thresholds.min)).nonzero()[0]
     rows = rows[np.argsort(frames[rows], kind="stable")]  # input rows in frame order
     frame_of = frames[rows].astype(np.int64)
-    tracker = Tracker(config, 0 if features is None else features.shape[1])
     sorted_boxes, sorted_scores = boxes[rows], scores[rows]
     sorted_xyah = xyxy_to_xyah(sorted_boxes)
     sorted_feats = None if features is None or not tracker.use_appearance \
@@ -84,6 +90,7 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
 
     ids = np.full(len(rows), -1, dtype=np.int64)
     confirmed = np.zeros(len(rows), dtype=bool)
+    out_boxes = sorted_boxes.copy() if config.output_box != "detection" else sorted_boxes
     first, last = 1, int(frames.max()) if n else 0
     bounds = np.searchsorted(frame_of, np.arange(first, last + 2)).tolist()
     step = tracker.step
@@ -95,6 +102,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
             sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
             None if sorted_feats is None else sorted_feats[a:b],
             None if sorted_classes is None else sorted_classes[a:b])
+        if out_boxes is not sorted_boxes:
+            out_boxes[a:b] = tracker.last_boxes
         done += 1
         if progress is not None and done == 256:
             progress(done)
@@ -102,11 +111,11 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     seconds = time.perf_counter() - start_time
     if progress is not None and done:
         progress(done)
-    return _collect(rows, frame_of, ids, confirmed, tracker.next_id, config.backfill,
+    return _collect(rows, frame_of, out_boxes, ids, confirmed, tracker.next_id, config.backfill,
                     last - first + 1, seconds)
 
 
-def _collect(rows, frame_of, ids, confirmed, next_id, backfill, num_frames, seconds):
+def _collect(rows, frame_of, boxes, ids, confirmed, next_id, backfill, num_frames, seconds):
     """Keep the rows of confirmed tracks, renumber the tracks 1..n, sort by frame and id."""
     ever = np.zeros(next_id, dtype=bool)
     ever[ids[confirmed]] = True
@@ -115,5 +124,6 @@ def _collect(rows, frame_of, ids, confirmed, next_id, backfill, num_frames, seco
     track_ids = renumbered.reshape(-1).astype(np.int64) + 1
     frames, det_index = frame_of[keep], rows[keep]
     order = np.lexsort((track_ids, frames))
-    return SequenceTracks(det_index=det_index[order], track_ids=track_ids[order],
+    return SequenceTracks(det_index=det_index[order], boxes=boxes[keep][order],
+                          track_ids=track_ids[order],
                           frames=frames[order], num_frames=num_frames, seconds=seconds)

@@ -14,6 +14,8 @@ The per-frame work is a few dozen array operations whatever the number of tracks
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
@@ -33,6 +35,42 @@ def usable_rows(boxes: np.ndarray, scores: np.ndarray, min_score: float) -> np.n
             & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
 
 
+@dataclass(frozen=True)
+class ScoreThresholds:
+    """The score thresholds in force (see :func:`score_thresholds`)."""
+
+    min: float
+    high: float
+    low: float | None
+    new_track: float
+
+
+def score_thresholds(config: TrackerConfig, score_range: tuple[float, float] | None = None
+                     ) -> ScoreThresholds:
+    """The config's score thresholds as scores. With ``score_range: input`` and a ``(lo, hi)``
+    range each threshold t becomes ``lo + t * (hi - lo)``: ByteTrack's 0.6 for a detector whose
+    scores span [0.5, 1] is 0.8. Without a range (the online API) they are taken as scores."""
+    c = config
+    lo, hi = (0.0, 1.0) if score_range is None or c.score_range == "absolute" else score_range
+
+    def scale(t):
+        return lo + t * (hi - lo)
+
+    return ScoreThresholds(scale(c.min_score), scale(c.high_score),
+                           None if c.low_score is None else scale(c.low_score),
+                           scale(c.new_track_score))
+
+
+def input_score_range(scores: np.ndarray) -> tuple[float, float] | None:
+    """[lowest score, max(1, highest)] of the finite scores (N,): the detector's score range as
+    the input shows it; None without scores."""
+    scores = scores[np.isfinite(scores)]
+    if not len(scores):
+        return None
+    lo = float(scores.min())
+    return lo, max(1.0, float(scores.max()))
+
+
 class Tracker:
     """Online tracker; call :meth:`update` once per frame, in order, empty frames included.
 
@@ -40,9 +78,11 @@ class Tracker:
     per detection and associate on appearance first.
     """
 
-    def __init__(self, config: TrackerConfig | None = None, embedding_dim: int = 0):
+    def __init__(self, config: TrackerConfig | None = None, embedding_dim: int = 0,
+                 score_range: tuple[float, float] | None = None):
         self.config = config or TrackerConfig()
         c = self.config
+        self.thresholds = score_thresholds(c, score_range)
         self.kf = make_kalman(c.kalman, c.std_weight_position, c.std_weight_velocity)
         self.use_appearance = bool(c.appearance and embedding_dim > 0)
         gallery = Gallery(embedding_dim, c.gallery, c.budget, c.ema_alpha) \
@@ -50,6 +90,9 @@ class Tracker:
         self.tracks = TrackSet(gallery)
         self.next_id = 1
         self.frame_count = 0
+        #: (M, 4) xyxy per detection of the last frame: the box its track reports (the Kalman
+        #: estimate after the update with ``output_box: kalman``, else the detection itself)
+        self.last_boxes = np.zeros((0, 4))
 
     @property
     def _gallery(self) -> Gallery:
@@ -73,7 +116,7 @@ class Tracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         m = len(boxes)
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
-        usable = usable_rows(boxes, scores, self.config.min_score)
+        usable = usable_rows(boxes, scores, self.thresholds.min)
         embeddings = None
         if self.use_appearance:
             if features is None:
@@ -95,6 +138,9 @@ class Tracker:
         track_ids = np.full(m, -1, dtype=np.int64)
         is_confirmed = np.zeros(m, dtype=bool)
         track_ids[keep], is_confirmed[keep] = ids, confirmed
+        out_boxes = boxes.copy()
+        out_boxes[keep] = self.last_boxes
+        self.last_boxes = out_boxes
         return track_ids, is_confirmed
 
     def step(self, boxes: np.ndarray, xyah: np.ndarray, scores: np.ndarray,
@@ -111,10 +157,13 @@ class Tracker:
         if not c.per_class or classes is None:
             classes = None
         if len(tracks):
+            if c.freeze_lost_height:  # ByteTrack: a lost track's box stops growing or shrinking
+                tracks.mean[tracks.since_update > 0, 7] = 0.0
             tracks.mean, tracks.cov = self.kf.predict(tracks.mean, tracks.cov)
             tracks.since_update += 1
-        split = c.low_score is not None or c.high_score > c.min_score
-        high = (scores >= c.high_score).nonzero()[0] if split else np.arange(m)
+        t = self.thresholds
+        split = t.low is not None or t.high > t.min
+        high = (scores >= t.high).nonzero()[0] if split else np.arange(m)
         has_low = len(high) < m
 
         det_track = np.full(m, -1, dtype=np.int64)  # row in tracks per detection
@@ -127,8 +176,8 @@ class Tracker:
             candidates = np.arange(len(tracks))
         high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
                                det_track, free, scores if c.fuse_score else None)
-        if c.low_score is not None and has_low and len(tracks):
-            low = ((scores < c.high_score) & (scores >= c.low_score)).nonzero()[0]
+        if t.low is not None and has_low and len(tracks):
+            low = ((scores < t.high) & (scores >= t.low)).nonzero()[0]
             if len(low):
                 recent = (free & tracks.confirmed & (tracks.since_update == 1)).nonzero()[0]
                 self._match_iou(recent, low, boxes, classes, c.low_max_iou_distance,
@@ -143,9 +192,13 @@ class Tracker:
                                 features[matched])
             track_ids[matched] = tracks.ids[rows]
             confirmed[matched] = tracks.confirmed[rows]
+        self.last_boxes = boxes
+        if c.output_box == "kalman" and len(matched):
+            self.last_boxes = boxes.copy()
+            self.last_boxes[matched] = xyah_to_xyxy(tracks.mean[det_track[matched], :4])
         if len(tracks):
             self._delete_lost()
-        new = high[scores[high] >= c.new_track_score] if c.new_track_score > c.min_score else high
+        new = high[scores[high] >= t.new_track] if t.new_track > t.min else high
         if len(new):
             track_ids[new] = self._start_tracks(xyah[new], None if classes is None else
                                                 classes[new],
