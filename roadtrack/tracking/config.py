@@ -52,7 +52,7 @@ class TrackerConfig:
     freeze_lost_height: bool = True  # a track not matched last frame predicts a fixed height
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object
     std_weight_position: float = 1 / 20
-    std_weight_velocity: float = 1 / 160
+    std_weight_velocity: float = 1 / 80
 
     def __post_init__(self):
         at_least(self, 1, "n_init", "max_age", "budget")
