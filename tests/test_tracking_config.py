@@ -29,6 +29,8 @@ def test_yaml_file_and_overrides(tmp_path):
     ("max_agee: 5\n", r"\(did you mean 'max_age'\?\)"),
     ("low_score: 0.7\n", r"low_score: must not exceed high_score \(0.6\)"),
     ("low_score: .nan\n", "low_score: must be a number or null, got nan"),
+    ("output_box: centre\n", "output_box: must be one of detection, kalman, got 'centre'"),
+    ("score_range: auto\n", "score_range: must be one of absolute, input, got 'auto'"),
     ("- 1\n- 2\n", "must be a mapping"),
     ("max_age: [1\n", "not valid YAML"),
 ])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..boxes import xyxy_to_xyah
+from ..boxes import xyah_to_xyxy, xyxy_to_xyah
 from ..errors import UserError
 from .appearance import normalize
 from .config import TrackerConfig
@@ -90,7 +90,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
 
     ids = np.full(len(rows), -1, dtype=np.int64)
     confirmed = np.zeros(len(rows), dtype=bool)
-    out_boxes = sorted_boxes.copy() if config.output_box != "detection" else sorted_boxes
+    kalman = config.output_box == "kalman"
+    estimates: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first row, rows, xyah) per frame
     first, last = 1, int(frames.max()) if n else 0
     bounds = np.searchsorted(frame_of, np.arange(first, last + 2)).tolist()
     step = tracker.step
@@ -102,8 +103,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
             sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
             None if sorted_feats is None else sorted_feats[a:b],
             None if sorted_classes is None else sorted_classes[a:b])
-        if out_boxes is not sorted_boxes:
-            out_boxes[a:b] = tracker.last_boxes
+        if kalman:
+            estimates.append((a, *tracker.estimates))
         done += 1
         if progress is not None and done == 256:
             progress(done)
@@ -111,8 +112,22 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     seconds = time.perf_counter() - start_time
     if progress is not None and done:
         progress(done)
+    out_boxes = _with_estimates(sorted_boxes, estimates) if kalman else sorted_boxes
     return _collect(rows, frame_of, out_boxes, ids, confirmed, tracker.next_id, config.backfill,
                     last - first + 1, seconds)
+
+
+def _with_estimates(boxes: np.ndarray, estimates: list) -> np.ndarray:
+    """boxes (N, 4) xyxy with the rows the tracks took replaced by the tracks' Kalman estimates;
+    ``estimates``: per frame (its first row, matched rows (K,) within it, xyah (K, 4))."""
+    if not estimates:
+        return boxes
+    starts, local, xyah = zip(*estimates, strict=True)
+    counts = [len(k) for k in local]
+    at = np.concatenate(local) + np.repeat(np.asarray(starts, dtype=np.int64), counts)
+    out = boxes.copy()
+    out[at] = xyah_to_xyxy(np.concatenate(xyah))
+    return out
 
 
 def _collect(rows, frame_of, boxes, ids, confirmed, next_id, backfill, num_frames, seconds):

@@ -35,6 +35,9 @@ def usable_rows(boxes: np.ndarray, scores: np.ndarray, min_score: float) -> np.n
             & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
 
 
+_NO_STATES = np.zeros((0, 4))  # (0, 4) the estimates of a frame without matches
+
+
 @dataclass(frozen=True)
 class ScoreThresholds:
     """The score thresholds in force (see :func:`score_thresholds`)."""
@@ -90,9 +93,9 @@ class Tracker:
         self.tracks = TrackSet(gallery)
         self.next_id = 1
         self.frame_count = 0
-        #: (M, 4) xyxy per detection of the last frame: the box its track reports (the Kalman
-        #: estimate after the update with ``output_box: kalman``, else the detection itself)
-        self.last_boxes = np.zeros((0, 4))
+        #: the last frame's matched detections (K,) and their tracks' filtered xyah (K, 4)
+        self.estimates: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 4)))
+        self._last_input = np.zeros((0, 4))
 
     @property
     def _gallery(self) -> Gallery:
@@ -138,10 +141,20 @@ class Tracker:
         track_ids = np.full(m, -1, dtype=np.int64)
         is_confirmed = np.zeros(m, dtype=bool)
         track_ids[keep], is_confirmed[keep] = ids, confirmed
-        out_boxes = boxes.copy()
-        out_boxes[keep] = self.last_boxes
-        self.last_boxes = out_boxes
+        self._last_input = boxes
+        self.estimates = keep[self.estimates[0]], self.estimates[1]
         return track_ids, is_confirmed
+
+    @property
+    def last_boxes(self) -> np.ndarray:
+        """(M, 4) xyxy: the box each detection of the last update reports, its track's Kalman
+        estimate after the update (``output_box: kalman``, matched rows) or the detection."""
+        rows, xyah = self.estimates
+        if self.config.output_box != "kalman" or not len(rows):
+            return self._last_input
+        boxes = self._last_input.copy()
+        boxes[rows] = xyah_to_xyxy(xyah)
+        return boxes
 
     def step(self, boxes: np.ndarray, xyah: np.ndarray, scores: np.ndarray,
              features: np.ndarray | None = None, classes: np.ndarray | None = None
@@ -188,14 +201,14 @@ class Tracker:
         confirmed = np.zeros(m, dtype=bool)
         if len(matched):
             rows = det_track[matched]
-            self._update_tracks(rows, xyah[matched], None if features is None else
-                                features[matched])
+            mean = self._update_tracks(rows, xyah[matched], None if features is None else
+                                       features[matched])
+            self.estimates = matched, mean[:, :4]
             track_ids[matched] = tracks.ids[rows]
             confirmed[matched] = tracks.confirmed[rows]
-        self.last_boxes = boxes
-        if c.output_box == "kalman" and len(matched):
-            self.last_boxes = boxes.copy()
-            self.last_boxes[matched] = xyah_to_xyxy(tracks.mean[det_track[matched], :4])
+        else:
+            self.estimates = matched, _NO_STATES
+        self._last_input = boxes
         if len(tracks):
             self._delete_lost()
         new = high[scores[high] >= t.new_track] if t.new_track > t.min else high
@@ -258,16 +271,18 @@ class Tracker:
     # -- track life ------------------------------------------------------------------------------
 
     def _update_tracks(self, rows, xyah, features):
-        """Kalman-correct tracks ``rows`` (K,) with measurements (K, 4); count the hit."""
+        """Kalman-correct tracks ``rows`` (K,) with measurements (K, 4); count the hit.
+        Returns their new means (K, 8)."""
         tracks = self.tracks
-        tracks.mean[rows], tracks.cov[rows] = self.kf.update(tracks.mean[rows], tracks.cov[rows],
-                                                             xyah)
+        mean, tracks.cov[rows] = self.kf.update(tracks.mean[rows], tracks.cov[rows], xyah)
+        tracks.mean[rows] = mean
         hits = tracks.hits[rows] + 1
         tracks.hits[rows] = hits
         tracks.since_update[rows] = 0
         tracks.confirmed[rows] |= hits >= self.config.n_init
         if self.use_appearance:
             self._gallery.update(rows, features)
+        return mean
 
     def _delete_lost(self):
         """Tentative tracks go at their first miss, confirmed ones after ``max_age`` misses."""
