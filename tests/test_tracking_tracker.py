@@ -175,7 +175,8 @@ def test_score_thresholds_scale_into_the_given_range():
     assert (t.min, t.high, t.low, t.new_track) == pytest.approx((0.55, 0.8, 0.55, 0.85))
     assert score_thresholds(BYTE) == score_thresholds(BYTE, (0.0, 1.0))  # online: as scores
     assert score_thresholds(BYTE.replace(score_range="absolute"), (0.5, 1.0)).high == 0.6
-    assert input_score_range(np.array([0.7, np.nan, 0.5, 0.9])) == (0.5, 1.0)
+    assert input_score_range(np.array([0.7, np.nan, 0.3, 0.9])) == (0.3, 1.0)
+    assert input_score_range(np.array([0.97, 0.95])) == (0.5, 1.0)  # no weak detections seen
     assert input_score_range(np.array([-2.0, 3.0])) == (-2.0, 3.0)  # unnormalised scores
     assert input_score_range(np.zeros(0)) is None
 

@@ -64,14 +64,18 @@ def score_thresholds(config: TrackerConfig, score_range: tuple[float, float] | N
                            scale(c.new_track_score))
 
 
+#: The highest score cut a detector's output is taken to have (that of the MOTChallenge public
+#: detections): an input without weak detections cannot push the thresholds higher.
+MAX_SCORE_FLOOR = 0.5
+
+
 def input_score_range(scores: np.ndarray) -> tuple[float, float] | None:
-    """[lowest score, max(1, highest)] of the finite scores (N,): the detector's score range as
-    the input shows it; None without scores."""
+    """The detector's score range as the input shows it: [lowest of the finite scores (N,), at
+    most :data:`MAX_SCORE_FLOOR`; max(1, highest)]; None without scores."""
     scores = scores[np.isfinite(scores)]
     if not len(scores):
         return None
-    lo = float(scores.min())
-    return lo, max(1.0, float(scores.max()))
+    return min(float(scores.min()), MAX_SCORE_FLOOR), max(1.0, float(scores.max()))
 
 
 class Tracker:
