@@ -107,18 +107,32 @@ def run_tracker(data: RealData, config: TrackerConfig) -> dict:
     return out
 
 
+def sort_reference_tracks(frames: np.ndarray, boxes: np.ndarray):
+    """(frames, ids, boxes) of the SORT reference on one sequence (it writes the detections)."""
+    ref, ids = SortReference(), np.full(len(frames), -1)
+    for f in range(1, int(frames.max()) + 1):
+        rows = np.flatnonzero(frames == f)
+        ids[rows] = ref.update(boxes[rows])
+    keep = ids >= 0
+    return frames[keep], ids[keep], boxes[keep]
+
+
 def run_sort_reference(data: RealData) -> dict:
-    """{sequence: (frames, ids, boxes)} of the SORT reference (it writes the detections)."""
-    out = {}
-    for name, d in data.dets.items():
-        frames, boxes = d.frames, d.boxes_xyxy
-        ref, ids = SortReference(), np.full(len(frames), -1)
-        for f in range(1, int(frames.max()) + 1):
-            rows = np.flatnonzero(frames == f)
-            ids[rows] = ref.update(boxes[rows])
-        keep = ids >= 0
-        out[name] = frames[keep], ids[keep], boxes[keep]
-    return out
+    """{sequence: (frames, ids, boxes)} of the SORT reference."""
+    return {name: sort_reference_tracks(d.frames, d.boxes_xyxy) for name, d in data.dets.items()}
+
+
+def accumulate(gt_frames, gt_ids, gt_xyxy, hyp_frames, hyp_ids, hyp_xyxy) -> mm.MOTAccumulator:
+    """motmetrics' accumulator of one sequence (flat per-row arrays, boxes x1 y1 x2 y2; a pair
+    matches at IoU >= 0.5; ``motmetrics.distances.iou_matrix`` fails on NumPy 2)."""
+    acc = mm.MOTAccumulator(auto_id=False)
+    last = int(max(gt_frames.max(), hyp_frames.max() if len(hyp_frames) else 0))
+    for f in range(1, last + 1):
+        g, h = gt_frames == f, hyp_frames == f
+        dist = 1.0 - iou_matrix(gt_xyxy[g], hyp_xyxy[h])
+        dist[dist > 0.5] = np.nan
+        acc.update(gt_ids[g].tolist(), hyp_ids[h].tolist(), dist, frameid=f)
+    return acc
 
 
 def evaluate(data: RealData, tracks: dict) -> dict:
@@ -155,12 +169,7 @@ def switch_sources(data: RealData, tracks: dict) -> dict:
         gf, gi, gb = data.gt[name]
         hf, hi, hb = tracks[name]
         born = {int(h): int(hf[hi == h].min()) for h in np.unique(hi)}
-        acc = mm.MOTAccumulator(auto_id=False)
-        for f in range(1, int(max(gf.max(), hf.max() if len(hf) else 0)) + 1):
-            g, h = gf == f, hf == f
-            dist = 1.0 - iou_matrix(gb[g], hb[h])
-            dist[dist > 0.5] = np.nan
-            acc.update(gi[g].tolist(), hi[h].tolist(), dist, frameid=f)
+        acc = accumulate(gf, gi, gb, hf, hi, hb)
         following: dict[int, int] = {}  # track -> the object it last matched
         for (frame, _), ev in acc.mot_events.iterrows():
             if ev.Type not in ("MATCH", "SWITCH"):
