@@ -2,13 +2,18 @@
 
 Per frame (DeepSORT's order, ByteTrack's optional second round):
 
-1. predict every track one frame ahead (Kalman, batched);
+1. predict every track one frame ahead (Kalman, batched; with ``freeze_lost_height`` a track
+   unmatched last frame keeps its height, as in ByteTrack);
 2. with embeddings: a matching cascade over confirmed tracks, most recently seen first, on cosine
    distance to each track's gallery, gated by squared Mahalanobis distance (chi-square 95%);
 3. IoU matching of the high-score detections left to tentative tracks and to tracks missed for
    at most ``iou_max_misses`` frames (DeepSORT: 1; all tracks when there are no embeddings);
 4. optionally (``low_score`` set) IoU matching of low-score detections to tracks seen last frame;
 5. Kalman update of matched tracks, deletion of lost ones, new tracks from unmatched detections.
+
+Score thresholds are scores, or (``score_range: input``) positions in the detector's score range
+given to the tracker. Each matched detection reports its track's Kalman estimate after the update
+(:attr:`Tracker.last_boxes`, ``output_box``).
 
 The per-frame work is a few dozen array operations whatever the number of tracks.
 """
