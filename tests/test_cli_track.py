@@ -21,7 +21,7 @@ def _objects(num_frames=20, n=3, seed=0):
     for f in range(1, num_frames + 1):
         for k in range(n):
             x, y = 10 + 5 * f + 120 * k, 40 + 20 * k
-            rows.append([f, x, y, x + 40, y + 90, rng.uniform(0.6, 1.0), k])
+            rows.append([f, x, y, x + 40, y + 90, rng.uniform(0.9, 1.0), k])
     return np.array(rows)
 
 

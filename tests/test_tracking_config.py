@@ -11,7 +11,7 @@ def test_presets_load_with_their_published_settings():
     assert deep.max_iou_distance == 0.7 and deep.iou_max_misses == 1
     assert not sort.appearance and sort.max_age == 1 and sort.max_iou_distance == 0.7
     assert (byte.high_score, byte.low_score, byte.new_track_score, byte.max_age) == \
-        (0.5, 0.1, 0.6, 30)
+        (0.6, 0.1, 0.7, 30)
 
 
 def test_yaml_file_and_overrides(tmp_path):
@@ -27,8 +27,10 @@ def test_yaml_file_and_overrides(tmp_path):
     ("n_init: 0\n", "n_init: must be an integer >= 1, got 0"),
     ("gallery: median\n", "gallery: must be one of budget, ema, got 'median'"),
     ("max_agee: 5\n", r"\(did you mean 'max_age'\?\)"),
-    ("low_score: 0.6\n", r"low_score: must not exceed high_score \(0.5\)"),
+    ("low_score: 0.7\n", r"low_score: must not exceed high_score \(0.6\)"),
     ("low_score: .nan\n", "low_score: must be a number or null, got nan"),
+    ("output_box: centre\n", "output_box: must be one of detection, kalman, got 'centre'"),
+    ("score_range: auto\n", "score_range: must be one of absolute, input, got 'auto'"),
     ("- 1\n- 2\n", "must be a mapping"),
     ("max_age: [1\n", "not valid YAML"),
 ])

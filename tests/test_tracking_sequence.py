@@ -113,3 +113,48 @@ def test_random_sequences_give_consistent_rows(n, max_frame, seed, preset):
     assert len(pairs) == len(r.det_index)  # one row per track per frame
     if len(r.track_ids):
         assert set(r.track_ids.tolist()) == set(range(1, r.num_tracks + 1))
+
+
+def test_kalman_boxes_are_written_and_lie_closer_to_the_path_than_the_detections():
+    frames, boxes, truth = _scene(seed=3)
+    x = 20 + 4 * frames + truth * 150.0
+    y = 50 + truth * 30.0
+    path = np.stack([x, y, x + 40, y + 90], axis=1)  # (N, 4) the noise-free boxes
+    cfg = load_config("bytetrack")
+    kalman = track_sequence(frames, boxes, config=cfg)
+    plain = track_sequence(frames, boxes, config=cfg.replace(output_box="detection"))
+    np.testing.assert_array_equal(plain.boxes, boxes[plain.det_index])
+    np.testing.assert_array_equal(kalman.det_index, plain.det_index)  # the same rows
+    assert not np.allclose(kalman.boxes, boxes[kalman.det_index])
+    late = kalman.frames > 10  # the filter has settled
+    err_kalman = np.abs(kalman.boxes - path[kalman.det_index])[late].mean()
+    err_det = np.abs(boxes[kalman.det_index] - path[kalman.det_index])[late].mean()
+    assert err_kalman < 0.8 * err_det
+
+
+def test_a_track_is_written_only_in_frames_a_detection_updated_it():
+    frames, boxes, truth = _scene()
+    r = track_sequence(frames, boxes, config=load_config("bytetrack"))
+    obj2 = r.track_ids[truth[r.det_index] == 2][0]
+    assert not np.isin(r.frames[r.track_ids == obj2], [10, 11]).any()  # missed: no row
+    assert (r.track_ids == obj2).sum() == (truth == 2).sum()
+
+
+def test_thresholds_sit_in_the_detector_score_range_of_the_input():
+    """Object A, scored 0.8, starts a track when the detector's scores span [0, 1]
+    (new_track_score 0.7) but not when they span [0.5, 1] (0.7 of the way: 0.85)."""
+    frames = np.repeat(np.arange(1, 6), 2)
+    objects = zip(frames, [0, 1] * 5, strict=True)  # rows alternate: object A, object B
+    boxes = np.array([[10 + 3 * f, 10, 50 + 3 * f, 90] if k == 0 else
+                      [400, 10 + 2 * f, 440, 90 + 2 * f] for f, k in objects], dtype=float)
+    a_rows = [0, 2, 4, 6, 8]
+    cfg = load_config("bytetrack")
+    for floor, tracked in ((0.5, False), (0.0, True)):
+        scores = np.where(np.arange(10) % 2 == 0, 0.8, 0.95)
+        scores[1] = floor  # object B's first detection: the lowest score in the input
+        r = track_sequence(frames, boxes, scores, config=cfg)
+        assert np.isin(a_rows, r.det_index).all() == tracked
+        assert np.isin([3, 5, 7, 9], r.det_index).all()  # object B is tracked either way
+    scores[1] = 0.5
+    as_scores = track_sequence(frames, boxes, scores, config=cfg.replace(score_range="absolute"))
+    assert np.isin(a_rows, as_scores.det_index).all()

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from roadtrack.tracking.config import TrackerConfig, load_config
-from roadtrack.tracking.tracker import Tracker
+from roadtrack.tracking.tracker import Tracker, input_score_range, score_thresholds
 
 SORT = load_config("sort")
 BYTE = load_config("bytetrack")
@@ -168,3 +168,49 @@ def test_random_boxes_never_break_the_tracker(frames, preset, with_features):
 def test_default_config_is_the_bytetrack_preset():
     assert TrackerConfig() == load_config(None)
     assert load_config(None).name == "bytetrack"
+
+
+def test_score_thresholds_scale_into_the_given_range():
+    t = score_thresholds(BYTE, (0.5, 1.0))
+    assert (t.min, t.high, t.low, t.new_track) == pytest.approx((0.55, 0.8, 0.55, 0.85))
+    assert score_thresholds(BYTE) == score_thresholds(BYTE, (0.0, 1.0))  # online: as scores
+    assert score_thresholds(BYTE.replace(score_range="absolute"), (0.5, 1.0)).high == 0.6
+    assert input_score_range(np.array([0.7, np.nan, 0.3, 0.9])) == (0.3, 1.0)
+    assert input_score_range(np.array([0.97, 0.95])) == (0.5, 1.0)  # no weak detections seen
+    assert input_score_range(np.array([-2.0, 3.0])) == (-2.0, 3.0)  # unnormalised scores
+    assert input_score_range(np.zeros(0)) is None
+
+
+def test_last_boxes_report_the_kalman_estimate_of_matched_detections():
+    cfg = BYTE.replace(n_init=1)
+    t, plain = Tracker(cfg), Tracker(cfg.replace(output_box="detection"))
+    for k in range(5):
+        for tracker in (t, plain):
+            tracker.update(np.array([_box(10 + 5 * k, 10)]), np.array([0.9]))
+    jittered = np.array([_box(38, 13)])  # 3 px off the path in x and y
+    ids, _ = t.update(jittered, np.array([0.9]))
+    plain.update(jittered, np.array([0.9]))
+    assert ids[0] == 1
+    np.testing.assert_array_equal(plain.last_boxes, jittered)
+    assert 35 < t.last_boxes[0, 0] < 38 and 10 < t.last_boxes[0, 1] < 13  # pulled to the path
+
+
+def test_last_boxes_keep_rows_of_ignored_detections():
+    t = Tracker(BYTE)
+    boxes = np.array([_box(10, 10), [np.nan, 0, 1, 1], _box(200, 10)])
+    t.update(boxes, np.array([0.9, 0.9, 0.05]))
+    assert t.last_boxes.shape == (3, 4)
+    np.testing.assert_array_equal(t.last_boxes[[0, 2]], boxes[[0, 2]])
+
+
+def test_lost_tracks_keep_their_height_only_with_freeze_lost_height():
+    heights = {}
+    for freeze in (True, False):
+        t = Tracker(SORT.replace(max_age=10, freeze_lost_height=freeze))
+        for k in range(6):  # growing by 4 px a frame
+            t.update(np.array([[10, 10, 50, 90 + 4 * k]]))
+        for _ in range(4):
+            t.update(np.zeros((0, 4)))
+        heights[freeze] = t.tracks.mean[0, 3]
+    assert heights[False] > heights[True] + 8  # the unfrozen box keeps growing while lost
+    assert 90 < heights[True] < 90 + 4 * 5 + 8  # the frozen one stops after one frame

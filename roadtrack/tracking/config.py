@@ -22,15 +22,20 @@ class TrackerConfig:
 
     name: str = "bytetrack"
     # track life
-    n_init: int = 2  # hits before a track is confirmed (a tentative track dies at its 1st miss)
+    n_init: int = 3  # hits before a track is confirmed (a tentative track dies at its 1st miss)
     max_age: int = 30  # misses before a confirmed track is deleted
     backfill: bool = True  # also output a track's tentative rows once it is confirmed
+    output_box: str = "kalman"  # a track reports its Kalman-filtered box, or the 'detection'
     per_class: bool = False  # a track keeps its birth class and only takes detections of it
     # detections
     min_score: float = 0.1  # detections below are ignored entirely
-    high_score: float = 0.5  # detections at or above go to the first rounds
+    high_score: float = 0.6  # detections at or above go to the first rounds
     low_score: float | None = 0.1  # [low, high) go to a second IoU round (ByteTrack); None: off
-    new_track_score: float = 0.6  # unmatched detections start tracks only at or above this
+    new_track_score: float = 0.7  # unmatched detections start tracks only at or above this
+    # 'input': the four score thresholds above are positions in the detector's score range,
+    # [lowest score given, max(1, highest)], when the whole input is known (track_sequence);
+    # 'absolute': they are scores
+    score_range: str = "input"
     # association
     appearance: bool = True  # use embeddings when the detections carry them
     max_cosine_distance: float = 0.2
@@ -39,14 +44,15 @@ class TrackerConfig:
     ema_alpha: float = 0.9
     gating: bool = True  # chi-square 95% Mahalanobis gate on appearance matches
     gate_threshold: float = 9.4877
-    max_iou_distance: float = 0.8  # IoU round: match only when 1 - IoU <= this
+    max_iou_distance: float = 0.9  # IoU round: match only when 1 - IoU <= this
     iou_max_misses: int = 30  # with embeddings, tracks missed longer match on appearance only
     fuse_score: bool = False  # first IoU round on IoU x detection score (ByteTrack on MOT17)
     low_max_iou_distance: float = 0.5  # second (low-score) round
     # motion model
+    freeze_lost_height: bool = True  # a track not matched last frame predicts a fixed height
     kalman: str = "batched"  # 'batched' numpy over all tracks, or 'filterpy' per object
     std_weight_position: float = 1 / 20
-    std_weight_velocity: float = 1 / 160
+    std_weight_velocity: float = 1 / 80
     # camera-motion compensation, where frames are given (roadtrack.tracking.cmc)
     cmc: str = "sparse-flow"  # 'none', 'sparse-flow' (corners + optical flow) or 'ecc'
 
@@ -56,6 +62,8 @@ class TrackerConfig:
         one_of(self, "gallery", "budget", "ema")
         one_of(self, "kalman", "batched", "filterpy")
         one_of(self, "cmc", "none", "sparse-flow", "ecc")
+        one_of(self, "output_box", "detection", "kalman")
+        one_of(self, "score_range", "absolute", "input")
         within(self, 0, 1, "ema_alpha", high_open=True)
         within(self, 0, 1, "max_iou_distance", "low_max_iou_distance")
         above(self, 0, "gate_threshold", "std_weight_position", "std_weight_velocity")

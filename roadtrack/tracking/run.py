@@ -32,6 +32,7 @@ from ..report import table
 from .cmc import IDENTITY, WORK_WIDTH, MotionEstimator
 from .config import TrackerConfig
 from .sequence import SequenceTracks, check_frames, track_sequence
+from .tracker import input_score_range
 
 CONFIG_NAME = "tracker.yaml"  # the resolved settings, written beside the MOT files
 
@@ -123,10 +124,12 @@ def read_detection_artifact(run: Path, video: str) -> Detections:
 
 def track_detections(det: Detections, config: TrackerConfig,
                      progress: Callable[[int], None] | None = None,
-                     camera_motion: np.ndarray | None = None) -> SequenceTracks:
+                     camera_motion: np.ndarray | None = None,
+                     score_range: tuple[float, float] | None = None) -> SequenceTracks:
+    """Track one sequence; ``score_range`` defaults to its own (see track_sequence)."""
     return track_sequence(det.frames, det.boxes, det.scores, det.features,
                           det.classes if config.per_class else None, config, str(det.source),
-                          progress, camera_motion)
+                          progress, camera_motion, score_range)
 
 
 def camera_motion(source, det: Detections, method: str, num_frames: int | None = None
@@ -174,7 +177,7 @@ def write_tracks(det: Detections, result: SequenceTracks, out_dir: Path,
     own action from it)."""
     rows = result.det_index
     write_mot(out_dir / f"{det.name}.txt", result.frames, result.track_ids,
-              xyxy_to_xywh(det.boxes[rows]), det.scores[rows])
+              xyxy_to_xywh(result.boxes), det.scores[rows])
     if det.artifact is not None and det.run is not None:
         fields = {k: (v[rows] if v.ndim >= 1 and k not in ("width", "height", "fps") else v)
                   for k, v in det.artifact.items()}
@@ -214,9 +217,12 @@ def track_path(dets: str | Path, out_dir: str | Path, config: TrackerConfig,
     seconds = 0.0
     per_sequence: list[list] = []
     save_config(out_dir / CONFIG_NAME, config)
+    # one score range for all sequences: the detector's, as all its detections show it
+    score_range = input_score_range(np.concatenate([d.scores for d in sequences]))
     try:
         for det, motion in zip(sequences, motions, strict=True):
-            result = track_detections(det, config, None if bar is None else bar.update, motion)
+            result = track_detections(det, config, None if bar is None else bar.update, motion,
+                                      score_range)
             write_tracks(det, result, out_dir, motion)
             frames += result.num_frames
             tracks += result.num_tracks

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..boxes import xyxy_to_xyah
+from ..boxes import xyah_to_xyxy, xyxy_to_xyah
 from ..errors import UserError
 from .appearance import normalize
 from .config import TrackerConfig
-from .tracker import Tracker, usable_rows
+from .tracker import Tracker, input_score_range, usable_rows
 
 
 @dataclass
@@ -20,6 +20,7 @@ class SequenceTracks:
     """Track rows of one sequence, sorted by frame then track id."""
 
     det_index: np.ndarray  # (K,) int64 row of the input detection each track row came from
+    boxes: np.ndarray  # (K, 4) xyxy the track reports (the detection or its Kalman estimate)
     track_ids: np.ndarray  # (K,) int64, 1..num_tracks
     frames: np.ndarray  # (K,) int64
     num_frames: int  # frames stepped through, empty ones included
@@ -57,7 +58,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
                    features: np.ndarray | None = None, classes: np.ndarray | None = None,
                    config: TrackerConfig | None = None, source: str | None = None,
                    progress: Callable[[int], None] | None = None,
-                   camera_motion: np.ndarray | None = None) -> SequenceTracks:
+                   camera_motion: np.ndarray | None = None,
+                   score_range: tuple[float, float] | None = None) -> SequenceTracks:
     """Run the tracker over frames 1 to the last detection's frame, empty frames included.
 
     frames (N,) 1-based, any order; boxes (N, 4) x1 y1 x2 y2; scores (N,); features (N, D) or
@@ -66,6 +68,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     ``progress(k)`` is called now and then with the frames done since the last call.
     ``camera_motion`` (F, 2, 3): row n-1 is the affine from frame n-1's pixels to frame n's
     (``roadtrack.tracking.cmc``), F at least the last frame; it moves the tracks before each step.
+    ``score_range`` (lo, hi) places the thresholds of a ``score_range: input`` config (default:
+    the range of these scores, see :func:`~roadtrack.tracking.tracker.input_score_range`).
     """
     config = config or TrackerConfig()
     n = len(frames)
@@ -74,11 +78,13 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64)
     if features is not None and features.ndim == 2 and features.shape[1] == 0:
         features = None
-    ok = valid_rows(frames, boxes, scores, source, features) & (scores >= config.min_score)
-    rows = ok.nonzero()[0]
+    ok = valid_rows(frames, boxes, scores, source, features)
+    if score_range is None:
+        score_range = input_score_range(scores[ok])
+    tracker = Tracker(config, 0 if features is None else features.shape[1], score_range)
+    rows = (ok & (scores >= tracker.thresholds.min)).nonzero()[0]
     rows = rows[np.argsort(frames[rows], kind="stable")]  # input rows in frame order
     frame_of = frames[rows].astype(np.int64)
-    tracker = Tracker(config, 0 if features is None else features.shape[1])
     sorted_boxes, sorted_scores = boxes[rows], scores[rows]
     sorted_xyah = xyxy_to_xyah(sorted_boxes)
     sorted_feats = None if features is None or not tracker.use_appearance \
@@ -87,6 +93,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
 
     ids = np.full(len(rows), -1, dtype=np.int64)
     confirmed = np.zeros(len(rows), dtype=bool)
+    kalman = config.output_box == "kalman"
+    estimates: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first row, rows, xyah) per frame
     first, last = 1, int(frames.max()) if n else 0
     bounds = np.searchsorted(frame_of, np.arange(first, last + 2)).tolist()
     step = tracker.step
@@ -100,6 +108,8 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
             sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
             None if sorted_feats is None else sorted_feats[a:b],
             None if sorted_classes is None else sorted_classes[a:b])
+        if kalman:
+            estimates.append((a, *tracker.estimates))
         done += 1
         if progress is not None and done == 256:
             progress(done)
@@ -107,11 +117,25 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     seconds = time.perf_counter() - start_time
     if progress is not None and done:
         progress(done)
-    return _collect(rows, frame_of, ids, confirmed, tracker.next_id, config.backfill,
+    out_boxes = _with_estimates(sorted_boxes, estimates) if kalman else sorted_boxes
+    return _collect(rows, frame_of, out_boxes, ids, confirmed, tracker.next_id, config.backfill,
                     last - first + 1, seconds)
 
 
-def _collect(rows, frame_of, ids, confirmed, next_id, backfill, num_frames, seconds):
+def _with_estimates(boxes: np.ndarray, estimates: list) -> np.ndarray:
+    """boxes (N, 4) xyxy with the rows the tracks took replaced by the tracks' Kalman estimates;
+    ``estimates``: per frame (its first row, matched rows (K,) within it, xyah (K, 4))."""
+    if not estimates:
+        return boxes
+    starts, local, xyah = zip(*estimates, strict=True)
+    counts = [len(k) for k in local]
+    at = np.concatenate(local) + np.repeat(np.asarray(starts, dtype=np.int64), counts)
+    out = boxes.copy()
+    out[at] = xyah_to_xyxy(np.concatenate(xyah))
+    return out
+
+
+def _collect(rows, frame_of, boxes, ids, confirmed, next_id, backfill, num_frames, seconds):
     """Keep the rows of confirmed tracks, renumber the tracks 1..n, sort by frame and id."""
     ever = np.zeros(next_id, dtype=bool)
     ever[ids[confirmed]] = True
@@ -120,5 +144,6 @@ def _collect(rows, frame_of, ids, confirmed, next_id, backfill, num_frames, seco
     track_ids = renumbered.reshape(-1).astype(np.int64) + 1
     frames, det_index = frame_of[keep], rows[keep]
     order = np.lexsort((track_ids, frames))
-    return SequenceTracks(det_index=det_index[order], track_ids=track_ids[order],
+    return SequenceTracks(det_index=det_index[order], boxes=boxes[keep][order],
+                          track_ids=track_ids[order],
                           frames=frames[order], num_frames=num_frames, seconds=seconds)

@@ -2,7 +2,8 @@
 
 Per frame (DeepSORT's order, ByteTrack's optional second round):
 
-1. predict every track one frame ahead (Kalman, batched);
+1. predict every track one frame ahead (Kalman, batched; with ``freeze_lost_height`` a track
+   unmatched last frame keeps its height, as in ByteTrack);
 2. with embeddings: a matching cascade over confirmed tracks, most recently seen first, on cosine
    distance to each track's gallery, gated by squared Mahalanobis distance (chi-square 95%);
 3. IoU matching of the high-score detections left to tentative tracks and to tracks missed for
@@ -10,9 +11,15 @@ Per frame (DeepSORT's order, ByteTrack's optional second round):
 4. optionally (``low_score`` set) IoU matching of low-score detections to tracks seen last frame;
 5. Kalman update of matched tracks, deletion of lost ones, new tracks from unmatched detections.
 
+Score thresholds are scores, or (``score_range: input``) positions in the detector's score range
+given to the tracker. Each matched detection reports its track's Kalman estimate after the update
+(:attr:`Tracker.last_boxes`, ``output_box``).
+
 The per-frame work is a few dozen array operations whatever the number of tracks.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +41,49 @@ def usable_rows(boxes: np.ndarray, scores: np.ndarray, min_score: float) -> np.n
             & (boxes[:, 3] > boxes[:, 1]) & (scores >= min_score))
 
 
+_NO_STATES = np.zeros((0, 4))  # (0, 4) the estimates of a frame without matches
+
+
+@dataclass(frozen=True)
+class ScoreThresholds:
+    """The score thresholds in force (see :func:`score_thresholds`)."""
+
+    min: float
+    high: float
+    low: float | None
+    new_track: float
+
+
+def score_thresholds(config: TrackerConfig, score_range: tuple[float, float] | None = None
+                     ) -> ScoreThresholds:
+    """The config's score thresholds as scores. With ``score_range: input`` and a ``(lo, hi)``
+    range each threshold t becomes ``lo + t * (hi - lo)``: ByteTrack's 0.6 for a detector whose
+    scores span [0.5, 1] is 0.8. Without a range (the online API) they are taken as scores."""
+    c = config
+    lo, hi = (0.0, 1.0) if score_range is None or c.score_range == "absolute" else score_range
+
+    def scale(t):
+        return lo + t * (hi - lo)
+
+    return ScoreThresholds(scale(c.min_score), scale(c.high_score),
+                           None if c.low_score is None else scale(c.low_score),
+                           scale(c.new_track_score))
+
+
+#: The highest score cut a detector's output is taken to have (that of the MOTChallenge public
+#: detections): an input without weak detections cannot push the thresholds higher.
+MAX_SCORE_FLOOR = 0.5
+
+
+def input_score_range(scores: np.ndarray) -> tuple[float, float] | None:
+    """The detector's score range as the input shows it: [lowest of the finite scores (N,), at
+    most :data:`MAX_SCORE_FLOOR`; max(1, highest)]; None without scores."""
+    scores = scores[np.isfinite(scores)]
+    if not len(scores):
+        return None
+    return min(float(scores.min()), MAX_SCORE_FLOOR), max(1.0, float(scores.max()))
+
+
 class Tracker:
     """Online tracker; call :meth:`update` once per frame, in order, empty frames included.
 
@@ -41,9 +91,11 @@ class Tracker:
     per detection and associate on appearance first.
     """
 
-    def __init__(self, config: TrackerConfig | None = None, embedding_dim: int = 0):
+    def __init__(self, config: TrackerConfig | None = None, embedding_dim: int = 0,
+                 score_range: tuple[float, float] | None = None):
         self.config = config or TrackerConfig()
         c = self.config
+        self.thresholds = score_thresholds(c, score_range)
         self.kf = make_kalman(c.kalman, c.std_weight_position, c.std_weight_velocity)
         self.use_appearance = bool(c.appearance and embedding_dim > 0)
         gallery = Gallery(embedding_dim, c.gallery, c.budget, c.ema_alpha) \
@@ -51,6 +103,9 @@ class Tracker:
         self.tracks = TrackSet(gallery)
         self.next_id = 1
         self.frame_count = 0
+        #: the last frame's matched detections (K,) and their tracks' filtered xyah (K, 4)
+        self.estimates: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 4)))
+        self._last_input = np.zeros((0, 4))
 
     @property
     def _gallery(self) -> Gallery:
@@ -84,7 +139,7 @@ class Tracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         m = len(boxes)
         scores = np.ones(m) if scores is None else np.asarray(scores, dtype=np.float64)
-        usable = usable_rows(boxes, scores, self.config.min_score)
+        usable = usable_rows(boxes, scores, self.thresholds.min)
         embeddings = None
         if self.use_appearance:
             if features is None:
@@ -106,7 +161,20 @@ class Tracker:
         track_ids = np.full(m, -1, dtype=np.int64)
         is_confirmed = np.zeros(m, dtype=bool)
         track_ids[keep], is_confirmed[keep] = ids, confirmed
+        self._last_input = boxes
+        self.estimates = keep[self.estimates[0]], self.estimates[1]
         return track_ids, is_confirmed
+
+    @property
+    def last_boxes(self) -> np.ndarray:
+        """(M, 4) xyxy: the box each detection of the last update reports, its track's Kalman
+        estimate after the update (``output_box: kalman``, matched rows) or the detection."""
+        rows, xyah = self.estimates
+        if self.config.output_box != "kalman" or not len(rows):
+            return self._last_input
+        boxes = self._last_input.copy()
+        boxes[rows] = xyah_to_xyxy(xyah)
+        return boxes
 
     def step(self, boxes: np.ndarray, xyah: np.ndarray, scores: np.ndarray,
              features: np.ndarray | None = None, classes: np.ndarray | None = None
@@ -122,10 +190,13 @@ class Tracker:
         if not c.per_class or classes is None:
             classes = None
         if len(tracks):
+            if c.freeze_lost_height:  # ByteTrack: a lost track's box stops growing or shrinking
+                tracks.mean[tracks.since_update > 0, 7] = 0.0
             tracks.mean, tracks.cov = self.kf.predict(tracks.mean, tracks.cov)
             tracks.since_update += 1
-        split = c.low_score is not None or c.high_score > c.min_score
-        high = (scores >= c.high_score).nonzero()[0] if split else np.arange(m)
+        t = self.thresholds
+        split = t.low is not None or t.high > t.min
+        high = (scores >= t.high).nonzero()[0] if split else np.arange(m)
         has_low = len(high) < m
 
         det_track = np.full(m, -1, dtype=np.int64)  # row in tracks per detection
@@ -138,8 +209,8 @@ class Tracker:
             candidates = np.arange(len(tracks))
         high = self._match_iou(candidates, high, boxes, classes, c.max_iou_distance,
                                det_track, free, scores if c.fuse_score else None)
-        if c.low_score is not None and has_low and len(tracks):
-            low = ((scores < c.high_score) & (scores >= c.low_score)).nonzero()[0]
+        if t.low is not None and has_low and len(tracks):
+            low = ((scores < t.high) & (scores >= t.low)).nonzero()[0]
             if len(low):
                 recent = (free & tracks.confirmed & (tracks.since_update == 1)).nonzero()[0]
                 self._match_iou(recent, low, boxes, classes, c.low_max_iou_distance,
@@ -150,13 +221,17 @@ class Tracker:
         confirmed = np.zeros(m, dtype=bool)
         if len(matched):
             rows = det_track[matched]
-            self._update_tracks(rows, xyah[matched], None if features is None else
-                                features[matched])
+            mean = self._update_tracks(rows, xyah[matched], None if features is None else
+                                       features[matched])
+            self.estimates = matched, mean[:, :4]
             track_ids[matched] = tracks.ids[rows]
             confirmed[matched] = tracks.confirmed[rows]
+        else:
+            self.estimates = matched, _NO_STATES
+        self._last_input = boxes
         if len(tracks):
             self._delete_lost()
-        new = high[scores[high] >= c.new_track_score] if c.new_track_score > c.min_score else high
+        new = high[scores[high] >= t.new_track] if t.new_track > t.min else high
         if len(new):
             track_ids[new] = self._start_tracks(xyah[new], None if classes is None else
                                                 classes[new],
@@ -216,16 +291,18 @@ class Tracker:
     # -- track life ------------------------------------------------------------------------------
 
     def _update_tracks(self, rows, xyah, features):
-        """Kalman-correct tracks ``rows`` (K,) with measurements (K, 4); count the hit."""
+        """Kalman-correct tracks ``rows`` (K,) with measurements (K, 4); count the hit.
+        Returns their new means (K, 8)."""
         tracks = self.tracks
-        tracks.mean[rows], tracks.cov[rows] = self.kf.update(tracks.mean[rows], tracks.cov[rows],
-                                                             xyah)
+        mean, tracks.cov[rows] = self.kf.update(tracks.mean[rows], tracks.cov[rows], xyah)
+        tracks.mean[rows] = mean
         hits = tracks.hits[rows] + 1
         tracks.hits[rows] = hits
         tracks.since_update[rows] = 0
         tracks.confirmed[rows] |= hits >= self.config.n_init
         if self.use_appearance:
             self._gallery.update(rows, features)
+        return mean
 
     def _delete_lost(self):
         """Tentative tracks go at their first miss, confirmed ones after ``max_age`` misses."""
