@@ -114,6 +114,9 @@ class DetectConfig:
     max_per_frame: int = 50
     half: str = "auto"  # auto (on GPU) | on | off
     checkpoint: str = "best"  # which checkpoint of a training run: best | last
+    reduced_decode: bool = True  # JPEG frames at least 2x the input decoded at 1/2, 1/4, 1/8
+    channels_last: bool = False  # model and clips in channels_last_3d (GPU only)
+    compile: bool = False  # torch.compile the model (GPU only)
 
     def __post_init__(self):
         if self.input_size:

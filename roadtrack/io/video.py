@@ -148,18 +148,23 @@ class FrameFolder(VideoSource):
     def numbers(self) -> np.ndarray:
         return np.fromiter(self.by_number, dtype=np.int64, count=len(self.by_number))
 
-    def frames(self, start: int = 1, stop: int | None = None):
+    def frames(self, start: int = 1, stop: int | None = None, reduce: int = 1):
+        """As :meth:`VideoSource.frames`; ``reduce`` (2, 4 or 8) decodes the images at that
+        fraction of their size (for JPEGs OpenCV's reduced decoding, a fraction of the time)."""
         stop = self.info.num_frames if stop is None else min(stop, self.info.num_frames)
         for n in self.by_number:
             if start <= n <= stop:
-                yield n, self.read(n)
+                yield n, self.read(n, reduce)
 
-    def read(self, n: int) -> np.ndarray:
+    def read(self, n: int, reduce: int = 1) -> np.ndarray:
         path = self.by_number.get(n)
         if path is None:
             raise VideoReadError(f"frame folder has no image for frame {n}", self.info.path, n)
-        frame = _read_image(path, n)
-        if frame.shape[:2] != (self.info.height, self.info.width):
+        frame = _read_image(path, n, reduce)
+        height, width = self.info.height, self.info.width
+        # a reduced JPEG rounds its sides up, other reduced images down
+        sizes = {(-(-height // reduce), -(-width // reduce)), (height // reduce, width // reduce)}
+        if frame.shape[:2] not in sizes:
             raise VideoReadError(f"image is {frame.shape[1]}x{frame.shape[0]}, the folder's first "
                                  f"({self.files[0].name}) {self.info.width}x{self.info.height}",
                                  path, n)
@@ -228,14 +233,19 @@ def _ranges(runs: list[tuple[int, int]], shown: int = 5) -> str:
     return text + (f" and {len(runs) - shown} more runs" if len(runs) > shown else "")
 
 
-def _read_image(path: Path, n: int) -> np.ndarray:
-    """RGB (H, W, 3) of frame ``n``'s image; unreadable, undecodable or cut-off JPEGs raise."""
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _read_image(path: Path, n: int, reduce: int = 1) -> np.ndarray:
+    """RGB (H, W, 3) of frame ``n``'s image (``reduce``: decoded at 1/2, 1/4 or 1/8 of its size);
+    unreadable, undecodable or cut-off JPEGs raise."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise VideoReadError(f"cannot read image ({err.strerror})", path, n) from None
     try:
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+        frame = cv2.imdecode(data, _REDUCED[reduce]) if len(data) else None
     except cv2.error as err:  # a header claiming a huge image, say
         raise VideoReadError(f"cannot decode image (OpenCV: {err.err})", path, n) from None
     if frame is None:

@@ -1,0 +1,149 @@
+"""Detect's data path: frames decoded ahead in a background thread, each converted and copied to
+the device once into a ring, clips gathered on the device from the ring.
+
+The former path built every key frame's T-frame clip on the CPU (T times the bytes of the video,
+stacked, normalised and copied per key frame). Here a frame is decoded, resized and normalised
+once; a clip is a gather of T ring slots, done where the model runs.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..io.video import FrameFolder, VideoSource, clip_frame_numbers, nearest_frames
+from .transforms import resize_frames
+
+_END = object()
+
+
+def reduced_factor(source: tuple[int, int], target: tuple[int, int]) -> int:
+    """The largest JPEG decode reduction (1, 2, 4 or 8) whose image is still at least ``target``
+    (W, H) on both sides, so that the resize after it only shrinks."""
+    for factor in (8, 4, 2):
+        if source[0] // factor >= target[0] and source[1] // factor >= target[1]:
+            return factor
+    return 1
+
+
+def prefetch(source: VideoSource, size: tuple[int, int], depth: int = 64,
+             reduce: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number, RGB uint8 (H, W, 3) at ``size`` = (W, H)) of every frame of ``source``,
+    decoded and resized ``depth`` frames ahead in a background thread (OpenCV releases the GIL).
+
+    Frame folders of JPEGs larger than ``size`` are decoded at reduced scale (``reduce``).
+    A read error is raised here, at the frame where it happened.
+    """
+    info = source.info
+    factor = reduced_factor((info.width, info.height), size) if reduce else 1
+    if isinstance(source, FrameFolder) and factor > 1:
+        frames = source.frames(reduce=factor)
+    else:
+        frames = source.frames()
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for n, frame in frames:
+                item = (n, resize_frames(frame[None], size)[0])
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as err:  # handed to the consumer
+            buffer.put(err)
+
+    thread = threading.Thread(target=work, name=f"decode {info.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def clip_positions(present: np.ndarray, num_frames: int, length: int,
+                   stride: int = 1) -> np.ndarray:
+    """(F, length) int64: for the clip of each present frame (the key frames, in order), the
+    positions in ``present`` of its frames (edge-padded, a missing frame's nearest present one),
+    as :func:`roadtrack.io.video.iter_clips` builds them."""
+    numbers = np.stack([clip_frame_numbers(int(k), num_frames, length, stride)
+                        for k in present]) if len(present) else np.zeros((0, length), np.int64)
+    if len(present) < num_frames:
+        numbers = nearest_frames(numbers.ravel(), present).reshape(numbers.shape)
+    return np.searchsorted(present, numbers)
+
+
+def ring_capacity(positions: np.ndarray, batch: int) -> int:
+    """Slots a ring needs so that every batch of ``batch`` consecutive clips is in it at once
+    (each frame read only once, in order)."""
+    span = 1
+    for start in range(0, len(positions), batch):
+        part = positions[start: start + batch]
+        span = max(span, int(part.max()) - int(part.min()) + 1)
+    return span
+
+
+class FrameRing:
+    """Normalised frames on the device in ``capacity`` slots; frame at position p in slot
+    p % capacity.
+
+    ``normalize``: uint8 (B, T, H, W, 3) -> (B, 3, T, H, W), applied to each frame once when it
+    is pushed. ``channels_last``: slots are (C, H, W, 3) and a gathered batch is a
+    channels_last_3d (B, 3, T, H, W) tensor; otherwise slots are (3, C, H, W) and the batch is
+    contiguous.
+    """
+
+    def __init__(self, capacity: int, size: tuple[int, int], device: torch.device,
+                 dtype: torch.dtype, normalize: Callable[[torch.Tensor], torch.Tensor],
+                 channels_last: bool = False):
+        width, height = size
+        self.capacity, self.device, self.dtype = capacity, device, dtype
+        self.normalize, self.channels_last = normalize, channels_last
+        shape = (capacity, height, width, 3) if channels_last else (3, capacity, height, width)
+        self.slots = torch.empty(shape, dtype=dtype, device=device)
+        self.pushed = 0  # frames pushed so far: positions 0 .. pushed-1
+
+    def push(self, frames: np.ndarray) -> None:
+        """Copy (n, H, W, 3) uint8 frames (the next positions) to the device, normalise, store."""
+        n = len(frames)
+        if n > self.capacity:
+            raise ValueError(f"{n} frames do not fit a ring of {self.capacity}")
+        host = torch.from_numpy(frames)
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        x = self.normalize(host.to(self.device, non_blocking=True)[None])[0]  # (3, n, H, W)
+        slots = torch.arange(self.pushed, self.pushed + n, device=self.device) % self.capacity
+        if self.channels_last:
+            self.slots.index_copy_(0, slots, x.permute(1, 2, 3, 0).to(self.dtype))
+        else:
+            self.slots.index_copy_(1, slots, x.to(self.dtype))
+        self.pushed += n
+
+    def gather(self, positions: np.ndarray) -> torch.Tensor:
+        """(B, 3, T, H, W) clips of the (B, T) frame positions, which must be in the ring."""
+        if positions.max() >= self.pushed or positions.min() < self.pushed - self.capacity:
+            raise ValueError("clip frames outside the ring")
+        index = torch.from_numpy(positions % self.capacity).to(self.device, non_blocking=True)
+        if self.channels_last:
+            return self.slots[index].permute(0, 4, 1, 2, 3)  # (B, T, H, W, 3) -> (B, 3, T, H, W)
+        B, T = positions.shape
+        out = self.slots.new_empty(B, 3, T, *self.slots.shape[2:])
+        for b in range(B):  # contiguous clips, one copy each
+            torch.index_select(self.slots, 1, index[b], out=out[b])
+        return out
