@@ -87,7 +87,9 @@ class TrainConfig:
     val_every: int = 0  # steps between validations; 0: only at the end
     checkpoint_every: int = 500  # steps between writes of checkpoints/last.pt
     val_map: bool = True  # validation frame-mAP with the evaluator (the loss always)
-    deterministic: bool = True
+    deterministic: bool = True  # off: cuDNN picks the fastest kernels (cudnn.benchmark)
+    channels_last: bool = False  # backbone weights and clips in channels_last_3d (GPU speed)
+    compile: bool = False  # torch.compile the training forward (GPU only)
 
     def __post_init__(self):
         within(self, 0, SEED_MAX, "seed")

@@ -1,0 +1,69 @@
+"""Faster paths against the plain ones on the CPU: one-pass validation, channels_last training
+steps, the batched sample4d layout."""
+import pytest
+import torch
+
+from roadtrack.engine.config import load_run_config
+from roadtrack.models import build_detector
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    cfg = load_run_config("synthetic_tiny")
+    torch.manual_seed(0)
+    return build_detector(cfg.model)
+
+
+def _clips(model, batch=2, size=(64, 64)):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(batch, 3, model.num_frames, size[1], size[0], generator=g)
+
+
+def _targets(batch=2, classes=(10, 22, 16)):
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for _ in range(batch):
+        xy = torch.rand(2, 2, generator=g) * 0.5
+        out.append({"boxes": torch.cat([xy, xy + 0.3], 1),
+                    **{k: (torch.rand(2, c, generator=g) > 0.7).float()
+                       for k, c in zip(("agent", "action", "loc"), classes, strict=True)}})
+    return out
+
+
+def test_validation_pass_gives_the_loss_and_the_detections_of_two_passes(tiny_model):
+    model = tiny_model.eval()
+    clips, targets = _clips(model), _targets()
+    with torch.no_grad():
+        losses, out = model.losses_and_predictions(clips, targets)
+        want_losses, want_out = model.losses(clips, targets), model(clips)
+    for key in want_losses:
+        torch.testing.assert_close(losses[key], want_losses[key])
+    for key in ("boxes", "scores", "agent", "embeddings", "features"):
+        torch.testing.assert_close(out[key], want_out[key])
+
+
+def test_channels_last_training_step_equals_the_plain_one(tiny_model):
+    import copy
+
+    from roadtrack.engine.config import TrainConfig
+    from roadtrack.engine.train import to_channels_last
+
+    assert not TrainConfig().channels_last and not TrainConfig().compile  # opt-in
+    plain = copy.deepcopy(tiny_model).train()
+    fast = to_channels_last(copy.deepcopy(tiny_model).train())
+    assert any(p.ndim == 5 and not p.is_contiguous() for p in fast.parameters())
+    clips, targets = _clips(plain), _targets()
+    results = []
+    last = clips.contiguous(memory_format=torch.channels_last_3d)
+    for model, x in ((plain, clips), (fast, last)):
+        torch.manual_seed(3)  # the same dropout
+        losses = model(x, targets)
+        losses["loss"].backward()
+        results.append((losses, {n: p.grad for n, p in model.named_parameters()
+                                 if p.grad is not None}))
+    (want, want_grads), (got, got_grads) = results
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5)
+    assert want_grads.keys() == got_grads.keys()
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-5, msg=name)
