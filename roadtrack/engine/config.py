@@ -117,13 +117,14 @@ class DetectConfig:
     half: str = "auto"  # auto (on GPU) | on | off
     checkpoint: str = "best"  # which checkpoint of a training run: best | last
     reduced_decode: bool = True  # JPEG frames at least 2x the input decoded at 1/2, 1/4, 1/8
+    decode_threads: int = 4  # threads decoding a frame folder's images (a video file: one)
     channels_last: bool = False  # model and clips in channels_last_3d (GPU only)
     compile: bool = False  # torch.compile the model (GPU only)
 
     def __post_init__(self):
         if self.input_size:
             check_size(self, "input_size")
-        at_least(self, 1, "batch_size", "max_per_frame")
+        at_least(self, 1, "batch_size", "max_per_frame", "decode_threads")
         within(self, 0, 1, "score_threshold")
         within(self, 0, 1, "nms_iou", low_open=True)
         one_of(self, "half", "auto", "on", "off")

@@ -198,21 +198,23 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
         kept = batched_nms(flat_boxes, flat_scores, groups.reshape(-1), settings.nms_iou)
     else:
         kept = torch.argsort(flat_scores, descending=True)
+    kept = kept[_first_per_clip(kept // Q, keep.reshape(-1)[kept], B, settings.max_per_frame)]
     fields = {"boxes": flat_boxes[kept], "scores": flat_scores[kept],
               **{k: out[k].reshape(B * Q, -1)[kept].float() for k in BOX_TYPES},
-              "embeddings": out["embeddings"].reshape(B * Q, -1)[kept].half(),
-              "keep": keep.reshape(-1)[kept], "index": kept}
+              "embeddings": out["embeddings"].reshape(B * Q, -1)[kept].half(), "index": kept}
     if "features" in out:
         fields["roi_features"] = roi_features(out, kept // Q, kept % Q)
     host = {k: v.cpu().numpy() for k, v in fields.items()}  # the batch's one copy
-    rows = host.pop("index")
-    wanted = host.pop("keep")
-    results = []
-    for b in range(B):  # rows are sorted by score: each clip's first ones
-        mine = np.flatnonzero(wanted & (rows // Q == b))[:settings.max_per_frame]
-        result = {k: v[mine] for k, v in host.items()}
-        results.append(result)
-    return results
+    clips = host.pop("index") // Q
+    return [{k: v[clips == b] for k, v in host.items()} for b in range(B)]
+
+
+def _first_per_clip(clips: torch.Tensor, valid: torch.Tensor, batch: int,
+                    most: int) -> torch.Tensor:
+    """(K,) bool: the first ``most`` valid rows of each clip; ``clips`` (K,) of rows in order."""
+    mine = (clips[:, None] == torch.arange(batch, device=clips.device)) & valid[:, None]  # (K, B)
+    rank = (mine.cumsum(0) * mine).sum(1)  # (K,) 1-based place among its clip's valid rows
+    return valid & (rank <= most)
 
 
 def roi_features(out: dict, clips: torch.Tensor, queries: torch.Tensor,
@@ -293,7 +295,7 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
         try:
             counts = _detect_video(runner, source, size, int(detector.model.num_frames),
                                    cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar,
-                                   cfg.detect.reduced_decode)
+                                   cfg.detect.reduced_decode, cfg.detect.decode_threads)
         except VideoReadError as err:
             if strict:
                 raise
@@ -316,7 +318,7 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
 
 def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, int],
                   num_frames: int, frame_step: int, batch_size: int, out: Path,
-                  bar, reduce: bool = True) -> tuple[int, int]:
+                  bar, reduce: bool = True, threads: int = 1) -> tuple[int, int]:
     """Detect every frame of ``source`` and write its artifact; (frames, detections).
 
     Frames are decoded ahead in a thread, pushed once into a ring on the device and gathered
@@ -329,7 +331,7 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
     ring = FrameRing(ring_capacity(positions, batch_size), size, runner.device, runner.dtype,
                      runner.normalize, runner.channels_last)
     sizes = [(info.width, info.height)] * batch_size
-    frames = prefetch(source, size, reduce=reduce)
+    frames = prefetch(source, size, reduce=reduce, threads=threads)
     held: dict[int, np.ndarray] = {}  # position -> uint8 frame, until its clip's colours
     parts: list[tuple[int, dict]] = []
     with ThreadPoolExecutor(1, thread_name_prefix="colours") as colours:

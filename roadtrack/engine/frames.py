@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -30,19 +32,46 @@ def reduced_factor(source: tuple[int, int], target: tuple[int, int]) -> int:
 
 
 def prefetch(source: VideoSource, size: tuple[int, int], depth: int = 64,
-             reduce: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+             reduce: bool = True, threads: int = 1) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, RGB uint8 (H, W, 3) at ``size`` = (W, H)) of every frame of ``source``,
-    decoded and resized ``depth`` frames ahead in a background thread (OpenCV releases the GIL).
+    decoded and resized up to ``depth`` frames ahead in the background (OpenCV releases the GIL).
 
-    Frame folders of JPEGs larger than ``size`` are decoded at reduced scale (``reduce``).
-    A read error is raised here, at the frame where it happened.
+    A video file decodes in one thread; a frame folder's images in ``threads`` threads, JPEGs
+    larger than ``size`` at reduced scale (``reduce``). A read error is raised here, at the frame
+    where it happened.
     """
-    info = source.info
-    factor = reduced_factor((info.width, info.height), size) if reduce else 1
-    if isinstance(source, FrameFolder) and factor > 1:
-        frames = source.frames(reduce=factor)
-    else:
-        frames = source.frames()
+    if isinstance(source, FrameFolder):
+        info = source.info
+        factor = reduced_factor((info.width, info.height), size) if reduce else 1
+        return _folder_frames(source, size, factor, max(threads, 1), depth)
+    return _ahead(source.frames(), size, depth, source.info.name)
+
+
+def _folder_frames(source: FrameFolder, size: tuple[int, int], factor: int, threads: int,
+                   depth: int) -> Iterator[tuple[int, np.ndarray]]:
+    """A frame folder's images read, decoded and resized by a pool of threads, in order."""
+    def load(n: int) -> np.ndarray:
+        return resize_frames(source.read(n, factor)[None], size)[0]
+
+    with ThreadPoolExecutor(threads, thread_name_prefix=f"decode {source.name}") as pool:
+        jobs: deque = deque()
+        try:
+            for n in source.numbers().tolist():
+                jobs.append((n, pool.submit(load, n)))
+                if len(jobs) >= depth:
+                    first, job = jobs.popleft()
+                    yield first, job.result()
+            while jobs:
+                first, job = jobs.popleft()
+                yield first, job.result()
+        finally:
+            for _, job in jobs:
+                job.cancel()
+
+
+def _ahead(frames: Iterator[tuple[int, np.ndarray]], size: tuple[int, int], depth: int,
+           name: str) -> Iterator[tuple[int, np.ndarray]]:
+    """``frames`` resized, produced by one background thread up to ``depth`` ahead."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -62,7 +91,7 @@ def prefetch(source: VideoSource, size: tuple[int, int], depth: int = 64,
         except BaseException as err:  # handed to the consumer
             buffer.put(err)
 
-    thread = threading.Thread(target=work, name=f"decode {info.name}", daemon=True)
+    thread = threading.Thread(target=work, name=f"decode {name}", daemon=True)
     thread.start()
     try:
         while True:
@@ -104,9 +133,10 @@ class FrameRing:
     p % capacity.
 
     ``normalize``: uint8 (B, T, H, W, 3) -> (B, 3, T, H, W), applied to each frame once when it
-    is pushed. ``channels_last``: slots are (C, H, W, 3) and a gathered batch is a
-    channels_last_3d (B, 3, T, H, W) tensor; otherwise slots are (3, C, H, W) and the batch is
-    contiguous.
+    is pushed; when it is an affine map per channel (as ImageNet normalisation), it is applied
+    in place in the slots, with no temporary tensors. ``channels_last``: slots are
+    (C, H, W, 3) and a gathered batch is a channels_last_3d (B, 3, T, H, W) tensor; otherwise
+    slots are (3, C, H, W) and the batch is contiguous.
     """
 
     def __init__(self, capacity: int, size: tuple[int, int], device: torch.device,
@@ -117,6 +147,10 @@ class FrameRing:
         self.normalize, self.channels_last = normalize, channels_last
         shape = (capacity, height, width, 3) if channels_last else (3, capacity, height, width)
         self.slots = torch.empty(shape, dtype=dtype, device=device)
+        self.affine = _affine(normalize)
+        if self.affine is not None:
+            view = (3,) if channels_last else (3, 1, 1, 1)
+            self.affine = tuple(v.to(device, dtype).view(view) for v in self.affine)
         self.pushed = 0  # frames pushed so far: positions 0 .. pushed-1
 
     def push(self, frames: np.ndarray) -> None:
@@ -127,13 +161,30 @@ class FrameRing:
         host = torch.from_numpy(frames)
         if self.device.type == "cuda":
             host = host.pin_memory()
-        x = self.normalize(host.to(self.device, non_blocking=True)[None])[0]  # (3, n, H, W)
-        slots = torch.arange(self.pushed, self.pushed + n, device=self.device) % self.capacity
-        if self.channels_last:
-            self.slots.index_copy_(0, slots, x.permute(1, 2, 3, 0).to(self.dtype))
+        host = host.to(self.device, non_blocking=True)
+        first = self.pushed % self.capacity
+        parts = [(first, min(n, self.capacity - first), 0)]  # (slot, count, frame) runs
+        if parts[0][1] < n:
+            parts.append((0, n - parts[0][1], parts[0][1]))
+        if self.affine is None:  # any normaliser: (3, n, H, W) through it, then stored
+            frames_t = self.normalize(host[None])[0]
+            for slot, count, start in parts:
+                part = frames_t[:, start: start + count].to(self.dtype)
+                self._run(slot, count).copy_(part.permute(1, 2, 3, 0) if self.channels_last
+                                             else part)
         else:
-            self.slots.index_copy_(1, slots, x.to(self.dtype))
+            scale, shift = self.affine
+            for slot, count, start in parts:
+                part = host[start: start + count]
+                dst = self._run(slot, count)
+                dst.copy_(part if self.channels_last else part.permute(3, 0, 1, 2))
+                dst.mul_(scale).add_(shift)
         self.pushed += n
+
+    def _run(self, slot: int, count: int) -> torch.Tensor:
+        """The slots slot .. slot+count-1 (a view)."""
+        return self.slots[slot: slot + count] if self.channels_last \
+            else self.slots[:, slot: slot + count]
 
     def gather(self, positions: np.ndarray) -> torch.Tensor:
         """(B, 3, T, H, W) clips of the (B, T) frame positions, which must be in the ring."""
@@ -147,3 +198,22 @@ class FrameRing:
         for b in range(B):  # contiguous clips, one copy each
             torch.index_select(self.slots, 1, index[b], out=out[b])
         return out
+
+
+def _affine(normalize: Callable[[torch.Tensor], torch.Tensor]
+            ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) per channel when ``normalize`` maps uint8 v to v * scale + shift (checked
+    on every value 0..255 of every channel), else None."""
+    values = torch.arange(256, dtype=torch.uint8).view(1, 256, 1, 1, 1).expand(1, 256, 1, 1, 3)
+    try:
+        out = normalize(values.contiguous())[0, :, :, 0, 0].double()  # (3, 256)
+    except Exception:  # noqa: BLE001 - a normaliser of another contract: used as it is
+        return None
+    if out.shape != (3, 256):
+        return None
+    shift = out[:, 0]
+    scale = (out[:, 255] - shift) / 255
+    guess = torch.arange(256, dtype=torch.float64) * scale[:, None] + shift[:, None]
+    if not torch.allclose(guess, out, rtol=1e-5, atol=1e-5):
+        return None
+    return scale.float(), shift.float()
