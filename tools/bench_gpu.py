@@ -14,8 +14,9 @@ frames/s of one decoding worker, full and reduced JPEG decoding; ``gather`` the 
 gather alone; ``val`` validation inside
 ``roadtrack train``; ``sample4d`` the decoder's sampling against the seed-literal version.
 ``--stub`` replaces the detector by a stub in the detect rows, leaving decoding, the frame ring,
-the clip gather and the post-processing: the data path alone (on the CPU without the gather's
-copy, a device copy on a GPU; the ``gather`` row times it).
+the clip gather and the post-processing: the data path alone. On the CPU it then leaves out the
+work a GPU run does on the device besides normalising frames: the gather's copy (the ``gather``
+row times it) and the RoI pooling of the key frame's features.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class StubDetector(nn.Module):
     embeddings, key-frame features) of the right shapes; it reads one pixel of each clip."""
 
     def __init__(self, num_frames: int, size: tuple[int, int], queries: int = 100,
-                 dim: int = 256, classes: tuple[int, int, int] = (10, 22, 16), batch: int = 8):
+                 dim: int = 256, classes: tuple[int, int, int] = (10, 22, 16), batch: int = 8,
+                 features: bool = True):
         super().__init__()
         self.num_frames, self.embed_dim = num_frames, dim
         self.labels_shape = dict(zip(("agent", "action", "loc"), classes, strict=True))
@@ -67,14 +69,16 @@ class StubDetector(nn.Module):
             self.register_buffer(name, torch.rand(batch, queries, n, generator=g))
         self.register_buffer("embeddings", torch.randn(batch, queries, dim, generator=g))
         width, height = size
-        self.register_buffer("features", torch.randn(batch, dim, height // 4, width // 4,
-                                                     generator=g))
+        self.fields = ["boxes", "embeddings", *self.labels_shape]
+        if features:  # the key frame's features, for RoI pooling
+            self.register_buffer("features", torch.randn(batch, dim, height // 4, width // 4,
+                                                         generator=g))
+            self.fields.append("features")
 
     def forward(self, clips: torch.Tensor) -> dict:
         B = clips.shape[0]
         touch = clips[:, :1, :1, :1, :1].float().sum() * 0  # the clip is read
-        out = {k: getattr(self, k)[:B] for k in ("boxes", "embeddings", "features",
-                                                 *self.labels_shape)}
+        out = {k: getattr(self, k)[:B] for k in self.fields}
         out["scores"] = self.scores[:B] + touch
         out["feature_stride"] = 4
         return out
@@ -216,10 +220,13 @@ def infer_row(cfg, device, batch: int, steps: int, channels_last: bool) -> list:
 
 
 def detector_for(cfg, device, stub: bool) -> LoadedDetector:
+    """The config's detector (untrained) or, with ``stub``, the stub; on the CPU the stub hands
+    out no features (RoI pooling, like the gather, is device work in a GPU run)."""
     if stub:
         model: nn.Module = StubDetector(cfg.model.num_frames, cfg.detect_size,
                                         cfg.model.decoder.num_queries, cfg.model.decoder.dim,
-                                        batch=cfg.detect.batch_size)
+                                        batch=cfg.detect.batch_size,
+                                        features=device.type == "cuda")
     else:
         torch.manual_seed(0)
         model = build_detector(cfg.model)
@@ -228,12 +235,17 @@ def detector_for(cfg, device, stub: bool) -> LoadedDetector:
 
 
 def detect_row(detector, videos: Path, out: Path, name: str, device: str) -> list:
-    """frames/s of ``roadtrack detect`` (the second of two runs: the first warms up)."""
+    """frames/s of ``roadtrack detect`` (the second of two runs: the first warms up), and
+    frames per second of this process's CPU time (all threads: the figure of one core, which
+    a machine busy with other work leaves steady)."""
     for attempt in ("warm", "timed"):
+        cpu = time.process_time()
         summary = detect_videos(detector, videos, out / attempt, progress=False, device=device)
+        cpu = time.process_time() - cpu
     w, h = detector.config.detect_size
     return [name, summary.fps, "frames/s",
-            f"{summary.frames} frames, input {w}x{h}, batch {detector.config.detect.batch_size}"]
+            f"{summary.frames / cpu:.1f} frames per CPU s; {summary.frames} frames, input "
+            f"{w}x{h}, batch {detector.config.detect.batch_size}"]
 
 
 def decode_rows(folder: Path, size: tuple[int, int]) -> list[list]:
@@ -377,7 +389,7 @@ def main(argv=None) -> None:
             label = " (stub model)" if args.stub else ""
             if args.stub and not gpu:
                 detect_stage.FrameRing = HostOnlyRing  # type: ignore[misc]
-                label = " (stub model, gather not copied)"
+                label = " (stub model; no gather copy, no RoI pooling)"
             if "detect" in rows_wanted:
                 video = tmp_path / "video"
                 synth(video, "--num-videos", "1", "--frames", str(video_frames), "--size",

@@ -165,10 +165,10 @@ class ClipDetector:
         return postprocess(self.forward(x), sizes, self.settings)
 
 
-def add_colours(found: list[dict], keys: np.ndarray, sizes: list[tuple[int, int]]) -> None:
-    """Add each detection's colour descriptor, read on the (B, H, W, 3) uint8 key frames (the
+def add_colours(found: list[dict], keys, sizes: list[tuple[int, int]]) -> None:
+    """Add each detection's colour descriptor, read on the B (H, W, 3) uint8 key frames (the
     model's input pixels); ``sizes``: (w, h) of the source frames."""
-    height, width = keys.shape[1:3]
+    height, width = keys[0].shape[:2]
     for result, key, (w, h) in zip(found, keys, sizes, strict=True):
         to_input = np.array([width / w, height / h, width / w, height / h], np.float32)
         result["colour"] = box_colours(key, result["boxes"] * to_input)
@@ -345,12 +345,12 @@ def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, in
                     held[ring.pushed + len(chunk)] = frame
                     chunk.append(frame)
                     if len(chunk) == ring.capacity:
-                        ring.push(np.stack(chunk))
+                        ring.push(chunk)
                         chunk = []
                 if chunk:
-                    ring.push(np.stack(chunk))
+                    ring.push(chunk)
                 found = runner.detect(ring.gather(batch), sizes[:len(batch)])
-                keys = np.stack([held.pop(p) for p in range(start, start + len(batch))])
+                keys = [held.pop(p) for p in range(start, start + len(batch))]
                 pending.append(colours.submit(add_colours, found, keys, sizes[:len(batch)]))
                 parts.extend(zip(present[start: start + len(batch)].tolist(), found,
                                  strict=True))

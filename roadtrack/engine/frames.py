@@ -153,21 +153,27 @@ class FrameRing:
             self.affine = tuple(v.to(device, dtype).view(view) for v in self.affine)
         self.pushed = 0  # frames pushed so far: positions 0 .. pushed-1
 
-    def push(self, frames: np.ndarray) -> None:
-        """Copy (n, H, W, 3) uint8 frames (the next positions) to the device, normalise, store."""
+    def push(self, frames: list[np.ndarray] | np.ndarray) -> None:
+        """Copy (H, W, 3) uint8 frames (the next positions) to the device, normalise, store.
+
+        On a GPU they go up as one pinned batch; on the CPU each is copied into its slot (no
+        temporary batch: large temporaries cost page faults on every allocation)."""
         n = len(frames)
         if n > self.capacity:
             raise ValueError(f"{n} frames do not fit a ring of {self.capacity}")
-        host = torch.from_numpy(frames)
         if self.device.type == "cuda":
-            host = host.pin_memory()
-        host = host.to(self.device, non_blocking=True)
+            # pinned blocks come from torch's caching host allocator, which keeps a block
+            # until its asynchronous copy is done
+            pinned = torch.from_numpy(np.stack(frames)).pin_memory()
+            host = list(pinned.to(self.device, non_blocking=True).unbind(0))  # n x (H, W, 3)
+        else:
+            host = [torch.from_numpy(np.asarray(f)) for f in frames]
         first = self.pushed % self.capacity
         parts = [(first, min(n, self.capacity - first), 0)]  # (slot, count, frame) runs
         if parts[0][1] < n:
             parts.append((0, n - parts[0][1], parts[0][1]))
         if self.affine is None:  # any normaliser: (3, n, H, W) through it, then stored
-            frames_t = self.normalize(host[None])[0]
+            frames_t = self.normalize(torch.stack(host)[None])[0]
             for slot, count, start in parts:
                 part = frames_t[:, start: start + count].to(self.dtype)
                 self._run(slot, count).copy_(part.permute(1, 2, 3, 0) if self.channels_last
@@ -175,9 +181,13 @@ class FrameRing:
         else:
             scale, shift = self.affine
             for slot, count, start in parts:
-                part = host[start: start + count]
                 dst = self._run(slot, count)
-                dst.copy_(part if self.channels_last else part.permute(3, 0, 1, 2))
+                for i in range(count):
+                    frame = host[start + i]
+                    if self.channels_last:
+                        dst[i].copy_(frame)
+                    else:
+                        dst[:, i].copy_(frame.permute(2, 0, 1))
                 dst.mul_(scale).add_(shift)
         self.pushed += n
 
