@@ -27,8 +27,8 @@ _HUE_BIN = np.array([((2 * h + 15) // 30) % HUE_BINS + 1 for h in range(256)], n
 def vivid_hue_labels(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) RGB uint8 -> (H, W) uint8: 1 + the hue bin of each vivid pixel, 0 elsewhere."""
     hue, saturation, value = cv2.split(cv2.cvtColor(frame, cv2.COLOR_RGB2HSV))  # S, V 0..255
-    vivid = cv2.min(saturation, value) > VIVID * 255  # (H, W) bool
-    return _HUE_BIN[hue] * vivid
+    vivid = cv2.compare(cv2.min(saturation, value), int(VIVID * 255), cv2.CMP_GT)  # 255 or 0
+    return cv2.bitwise_and(cv2.LUT(hue, _HUE_BIN), vivid)
 
 
 def box_colours(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
