@@ -67,3 +67,27 @@ def test_channels_last_training_step_equals_the_plain_one(tiny_model):
     assert want_grads.keys() == got_grads.keys()
     for name, grad in want_grads.items():
         torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_matching_all_stages_at_once_gives_each_clips_hungarian_match():
+    from roadtrack.models.config import ModelConfig
+    from roadtrack.models.criterion import SetCriterion, hungarian_match
+
+    cfg = ModelConfig().loss
+    g = torch.Generator().manual_seed(0)
+    stages = []
+    for _ in range(3):
+        xy = torch.rand(3, 12, 2, generator=g) * 0.7
+        stages.append({"agentness": torch.randn(3, 12, generator=g),
+                       "boxes": torch.cat([xy, xy + 0.2], -1)})
+    targets = _targets(batch=3)
+    targets[1] = {k: v[:0] for k, v in targets[1].items()}  # a clip without boxes
+    first_gt = [0, 2, 2]
+    for out, matched in zip(stages, SetCriterion(cfg).match(stages, targets), strict=True):
+        want = []
+        for b, t in enumerate(targets):
+            rows, cols = hungarian_match(out["agentness"][b], out["boxes"][b], t["boxes"],
+                                         cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou)
+            want += [(b, int(r), int(c) + first_gt[b]) for r, c in zip(rows, cols, strict=True)]
+        assert sorted(map(tuple, matched.T.tolist())) == sorted(want)
+        assert len(want) == 4
