@@ -91,3 +91,28 @@ def test_matching_all_stages_at_once_gives_each_clips_hungarian_match():
             want += [(b, int(r), int(c) + first_gt[b]) for r, c in zip(rows, cols, strict=True)]
         assert sorted(map(tuple, matched.T.tolist())) == sorted(want)
         assert len(want) == 4
+
+
+@pytest.mark.parametrize("P,T", [(4, 4), (9, 1), (6, 3)])
+def test_batched_sample4d_equals_the_seed_forward_and_backward(P, T):
+    from roadtrack.models.stm import layout_features, sample4d
+    from tests.reference.stm import sample4d_ref
+
+    gen = torch.Generator().manual_seed(P + T)
+    B, N, G, C, size, strides = 2, 5, 4, 16, 64, [4, 8, 16, 32]
+    values = [torch.randn(B, C, T, size // s, size // s, generator=gen) for s in strides]
+    pts = torch.rand(B, N, 1, G * P, 3, generator=gen)
+    pts[..., :2] = pts[..., :2] * 1.2 * size - 0.1 * size  # a few points outside
+    pts[..., 2] = pts[..., 2] * 6.0 + 1.0
+    assert layout_features(values, G, batched=True).folded is not None
+    assert layout_features(values, G).folded is None  # the CPU keeps its layout
+    grads = []
+    for fn in (sample4d_ref, lambda *a, **k: sample4d(*a, **k, batched=True)):
+        vs = [v.clone().requires_grad_() for v in values]
+        p = pts.clone().requires_grad_()
+        out = fn(p, vs, strides, n_points=P)
+        out = out[0] if isinstance(out, tuple) else out
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        grads.append([out.detach(), p.grad] + [v.grad for v in vs])
+    for ours, ref in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)

@@ -302,13 +302,18 @@ def sample4d_rows(device, repeats: int, frames: int) -> list[list]:
                     fn(pts, values, STRIDES, n_points=32)
         return run
 
+    def variant(batched):
+        return lambda *a, **k: sample4d(*a, **k, batched=batched)
+
     rows = []
     for grad in (False, True):
         seed = timed_steps(call(sample4d_ref, grad), repeats, device)
-        fast = timed_steps(call(sample4d, grad), repeats, device)
-        rows.append([f"sample4d {'forward + backward' if grad else 'forward'}", seed / fast,
-                     "x seed", f"seed {seed * 1e3:.1f} ms, roadtrack {fast * 1e3:.1f} ms, "
-                     f"T {frames}"])
+        for batched in (True, False):
+            fast = timed_steps(call(variant(batched), grad), repeats, device)
+            layout = "one read per level" if batched else "per-frame reads"
+            rows.append([f"sample4d {'forward + backward' if grad else 'forward'}, {layout}",
+                         seed / fast, "x seed", f"seed {seed * 1e3:.1f} ms, roadtrack "
+                         f"{fast * 1e3:.1f} ms, B 2, 100 queries, 4 x 32 points, T {frames}"])
     return rows
 
 
