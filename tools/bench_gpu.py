@@ -197,9 +197,9 @@ def train_row(cfg, device, clips, steps: int, fast: bool, compile: bool, gflop: 
     seconds = timed_steps(step, steps, device)
     rate = batch / seconds
     name = "train step, bare" + (", channels_last + fused AdamW" if fast else "")
-    return [name, rate, "clips/s", f"{seconds * 1e3:.0f} ms/step, batch {batch}, "
-            f"peak {peak_gib(device) / batch:.2f} GiB/clip, "
-            f"{3 * gflop * rate / 1e3:.2f} TFLOP/s ({gflop:.0f} GFLOP/clip fwd)"]
+    peak = f"peak {peak_gib(device) / batch:.2f} GiB/clip, " if device.type == "cuda" else ""
+    return [name, rate, "clips/s", f"{seconds * 1e3:.0f} ms/step, batch {batch}, {peak}"
+            f"{3 * gflop * rate / 1e3:.3g} TFLOP/s ({gflop:.4g} GFLOP/clip fwd)"]
 
 
 def infer_row(cfg, device, batch: int, steps: int, channels_last: bool) -> list:
@@ -257,13 +257,14 @@ def decode_rows(folder: Path, size: tuple[int, int]) -> list[list]:
     factor = reduced_factor((source.info.width, source.info.height), size)
     rows = []
     for reduce in sorted({1, factor}):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         n = 0
         for _, frame in source.frames(reduce=reduce):
             resize_frames(frame[None], size)
             n += 1
         rate = n / (time.perf_counter() - start)
         rows.append([f"JPEG decode + resize, 1 worker, 1/{reduce} decode", rate, "frames/s",
+                     f"{n / (time.process_time() - cpu):.1f} frames per CPU s; "
                      f"{source.info.width}x{source.info.height} -> {size[0]}x{size[1]}"])
     return rows
 
