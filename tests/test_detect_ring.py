@@ -149,8 +149,8 @@ def test_reduced_decoding_gives_nearly_the_same_model_input(tmp_path):
     assert reduced_factor((1920, 1280), (320, 224)) == 4
     assert reduced_factor((840, 600), (832, 608)) == 1
     source = FrameFolder(folder)
-    full = [f for _, f in prefetch(source, (832, 608), reduce=False)]
-    reduced = [f for _, f in prefetch(source, (832, 608))]
+    full = [f for _, f in prefetch(source, (832, 608))]
+    reduced = [f for _, f in prefetch(source, (832, 608), reduce=True)]
     assert len(full) == len(reduced) == 2
     difference = np.abs(full[0].astype(np.float32) - reduced[0].astype(np.float32))
     assert difference.mean() < 2.0  # grey levels of 255

@@ -342,6 +342,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help=f"some of {','.join(ROWS)}")
     parser.add_argument("--stub", action="store_true",
                         help="a stub detector in the detect rows: the data path alone")
+    parser.add_argument("--reduced-decode", action="store_true",
+                        help="detect.reduced_decode: JPEG frames decoded at reduced scale")
     parser.add_argument("--channels-last", action="store_true",
                         help="detect and inference with channels_last_3d (GPU)")
     parser.add_argument("--compile", action="store_true",
@@ -364,7 +366,7 @@ def main(argv=None) -> None:
     steps = args.steps or (10 if gpu else 3)
     video_frames = args.video_frames or (96 if gpu else 24)
     cfg = cfg.with_values("detect", batch_size=infer_batch, channels_last=args.channels_last,
-                          compile=args.compile, half="auto")
+                          compile=args.compile, half="auto", reduced_decode=args.reduced_decode)
     cfg = cfg.with_values("train", batch_size=batch, deterministic=False, val_map=True)
     W, H = cfg.data.input_size
     print(f"device {device}{' ' + torch.cuda.get_device_name(device) if gpu else ''}, "

@@ -116,7 +116,8 @@ class DetectConfig:
     max_per_frame: int = 50
     half: str = "auto"  # auto (on GPU) | on | off
     checkpoint: str = "best"  # which checkpoint of a training run: best | last
-    reduced_decode: bool = True  # JPEG frames at least 2x the input decoded at 1/2, 1/4, 1/8
+    reduced_decode: bool = False  # JPEGs at least 2x the input decoded at 1/2, 1/4 or 1/8
+    # scale: faster, but smoother edges than the training clips' resize (docs/speed.md)
     decode_threads: int = 4  # threads decoding a frame folder's images (a video file: one)
     channels_last: bool = False  # model and clips in channels_last_3d (GPU only)
     compile: bool = False  # torch.compile the model (GPU only)

@@ -318,7 +318,7 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
 
 def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, int],
                   num_frames: int, frame_step: int, batch_size: int, out: Path,
-                  bar, reduce: bool = True, threads: int = 1) -> tuple[int, int]:
+                  bar, reduce: bool = False, threads: int = 1) -> tuple[int, int]:
     """Detect every frame of ``source`` and write its artifact; (frames, detections).
 
     Frames are decoded ahead in a thread, pushed once into a ring on the device and gathered

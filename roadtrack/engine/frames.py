@@ -32,7 +32,7 @@ def reduced_factor(source: tuple[int, int], target: tuple[int, int]) -> int:
 
 
 def prefetch(source: VideoSource, size: tuple[int, int], depth: int = 64,
-             reduce: bool = True, threads: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+             reduce: bool = False, threads: int = 1) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, RGB uint8 (H, W, 3) at ``size`` = (W, H)) of every frame of ``source``,
     decoded and resized up to ``depth`` frames ahead in the background (OpenCV releases the GIL).
 
