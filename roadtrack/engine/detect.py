@@ -38,7 +38,7 @@ from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint
 from .colour import box_colours
 from .config import DetectConfig, RunConfig, run_config_from_dict
-from .frames import FrameRing, clip_positions, prefetch, ring_capacity
+from .frames import FrameRing, clip_positions, prefetch, ring_capacity, to_device
 from .runlog import versions
 
 
@@ -180,13 +180,14 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
     ``out``: boxes (B, Q, 4) normalised, scores (B, Q), agent/action/loc (B, Q, C),
     embeddings (B, Q, D). Returns per clip: boxes (n, 4) float32 in source pixels, scores (n,),
     agent/action/loc (n, C) float32, embeddings (n, D) float16, sorted by score. Everything
-    stays on the device until one copy to the host per batch (besides the one inside NMS).
+    stays on the device until one copy of the batch's results to the host; NMS and the choice
+    of the kept rows each wait for the device once.
     """
     scores = out["scores"].float()  # (B, Q)
     B, Q = scores.shape
     classes = out["agent"].shape[-1]
-    scale = torch.tensor([[w, h, w, h] for w, h in sizes], dtype=torch.float32
-                         ).to(scores.device, non_blocking=True)  # (B, 4)
+    scale = to_device(np.array([[w, h, w, h] for w, h in sizes], np.float32),
+                      scores.device)  # (B, 4)
     boxes = out["boxes"].float().clamp(0, 1) * scale[:, None]  # (B, Q, 4) pixels
     sides = boxes[..., 2:] - boxes[..., :2]  # (B, Q, 2): boxes squeezed to a frame edge vanish
     keep = (scores >= settings.score_threshold) & (sides >= 1.0).all(-1)  # (B, Q)
@@ -199,14 +200,22 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
     else:
         kept = torch.argsort(flat_scores, descending=True)
     kept = kept[_first_per_clip(kept // Q, keep.reshape(-1)[kept], B, settings.max_per_frame)]
-    fields = {"boxes": flat_boxes[kept], "scores": flat_scores[kept],
+    fields = {"boxes": flat_boxes[kept], "scores": flat_scores[kept, None],
               **{k: out[k].reshape(B * Q, -1)[kept].float() for k in BOX_TYPES},
-              "embeddings": out["embeddings"].reshape(B * Q, -1)[kept].half(), "index": kept}
+              "embeddings": out["embeddings"].reshape(B * Q, -1)[kept].half().float(),
+              "index": kept[:, None].float()}  # (K, width) each, float32
     if "features" in out:
-        fields["roi_features"] = roi_features(out, kept // Q, kept % Q)
-    host = {k: v.cpu().numpy() for k, v in fields.items()}  # the batch's one copy
-    clips = host.pop("index") // Q
-    return [{k: v[clips == b] for k, v in host.items()} for b in range(B)]
+        fields["roi_features"] = roi_features(out, kept // Q, kept % Q).float()
+    host = torch.cat(list(fields.values()), dim=1).cpu().numpy()  # the batch's one copy
+    columns = np.cumsum([0] + [v.shape[1] for v in fields.values()])
+    parts = {k: host[:, a:b] for k, a, b in zip(fields, columns[:-1], columns[1:], strict=True)}
+    parts["scores"] = parts["scores"][:, 0]
+    for name in ("embeddings", "roi_features"):  # float16 values, exact in float32
+        if name in parts:
+            parts[name] = parts[name].astype(np.float16)
+    clips = parts.pop("index")[:, 0].astype(np.int64) // Q
+    return [{k: np.ascontiguousarray(v[clips == b]) for k, v in parts.items()}
+            for b in range(B)]
 
 
 def _first_per_clip(clips: torch.Tensor, valid: torch.Tensor, batch: int,

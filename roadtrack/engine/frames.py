@@ -200,7 +200,7 @@ class FrameRing:
         """(B, 3, T, H, W) clips of the (B, T) frame positions, which must be in the ring."""
         if positions.max() >= self.pushed or positions.min() < self.pushed - self.capacity:
             raise ValueError("clip frames outside the ring")
-        index = torch.from_numpy(positions % self.capacity).to(self.device, non_blocking=True)
+        index = to_device(positions % self.capacity, self.device)
         if self.channels_last:
             return self.slots[index].permute(0, 4, 1, 2, 3)  # (B, T, H, W, 3) -> (B, 3, T, H, W)
         B, T = positions.shape
@@ -208,6 +208,15 @@ class FrameRing:
         for b in range(B):  # contiguous clips, one copy each
             torch.index_select(self.slots, 1, index[b], out=out[b])
         return out
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array on ``device`` without waiting for it (pinned first on a GPU: a copy
+    from pageable memory may wait for the stream)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def _affine(normalize: Callable[[torch.Tensor], torch.Tensor]
