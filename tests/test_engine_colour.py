@@ -31,3 +31,25 @@ def test_box_colours_clip_boxes_to_the_frame_and_take_no_boxes():
     shares = box_colours(frame, np.array([[-10.0, -10.0, 30.0, 30.0]]))
     assert shares[0, 0] == 1 and shares[0, HUE_BINS] == 1  # the frame's part, all red
     assert box_colours(frame, np.zeros((0, 4))).shape == (0, 2 * HUE_BINS)
+
+
+def test_counting_in_boxes_and_by_integral_images_agree():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    labels = vivid_hue_labels(frame)
+
+    def literal(box):  # shares of each half, pixel by pixel
+        x1, y1, x2, y2 = box
+        mid = (x1 + x2) // 2
+        out = []
+        for a, b in ((x1, mid), (mid, x2)):
+            part = labels[y1:y2, a:b]
+            out.append([(part == k + 1).sum() / max(part.size, 1) for k in range(HUE_BINS)])
+        return np.concatenate(out)
+
+    small = np.array([[5, 5, 25, 30], [40, 10, 41, 50], [70, 50, 90, 70]])  # counted in boxes
+    large = np.array([[0, 0, 80, 60]] * 2 + [[10, 10, 50, 50]])  # more than the frame: integral
+    for boxes in (small, large):
+        want = np.array([literal(np.clip(b, 0, [80, 60, 80, 60])) for b in boxes])
+        np.testing.assert_allclose(box_colours(frame, boxes.astype(float)).astype(float), want,
+                                   atol=1e-3)

@@ -87,7 +87,9 @@ class TrainConfig:
     val_every: int = 0  # steps between validations; 0: only at the end
     checkpoint_every: int = 500  # steps between writes of checkpoints/last.pt
     val_map: bool = True  # validation frame-mAP with the evaluator (the loss always)
-    deterministic: bool = True
+    deterministic: bool = True  # off: cuDNN picks the fastest kernels (cudnn.benchmark)
+    channels_last: bool = False  # backbone weights and clips in channels_last_3d (GPU speed)
+    compile: bool = False  # torch.compile the training forward (GPU only)
 
     def __post_init__(self):
         within(self, 0, SEED_MAX, "seed")
@@ -114,11 +116,16 @@ class DetectConfig:
     max_per_frame: int = 50
     half: str = "auto"  # auto (on GPU) | on | off
     checkpoint: str = "best"  # which checkpoint of a training run: best | last
+    reduced_decode: bool = False  # JPEGs at least 2x the input decoded at 1/2, 1/4 or 1/8
+    # scale: faster, but smoother edges than the training clips' resize (docs/speed.md)
+    decode_threads: int = 4  # threads decoding a frame folder's images (a video file: one)
+    channels_last: bool = False  # model and clips in channels_last_3d (GPU only)
+    compile: bool = False  # torch.compile the model (GPU only)
 
     def __post_init__(self):
         if self.input_size:
             check_size(self, "input_size")
-        at_least(self, 1, "batch_size", "max_per_frame")
+        at_least(self, 1, "batch_size", "max_per_frame", "decode_threads")
         within(self, 0, 1, "score_threshold")
         within(self, 0, 1, "nms_iou", low_open=True)
         one_of(self, "half", "auto", "on", "off")

@@ -1,18 +1,21 @@
 """``roadtrack detect``: every frame of every video through the detector, one artifact per video.
 
-Each frame is the key frame of its own clip (T frames around it, the ends padded), clips go
-through the model in batches, the last stage's queries are filtered by agentness and per-class
-NMS (class = top agent label), and ``detections/<video>.npz`` is written atomically once the whole
-video is done. Videos whose artifact exists are skipped, so an interrupted run resumes; under
-``torchrun`` each rank takes every world-th video. A video that cannot be opened or that breaks
-mid-way gets no artifact and is listed in the summary's failures (``roadtrack.batch``); the others
+Each frame is the key frame of its own clip (T frames around it, the ends padded); frames are
+decoded ahead in a thread and copied to the device once, into a ring from which the clips of a
+batch are gathered there (:mod:`roadtrack.engine.frames`). Clips go through the model in
+batches, the last stage's queries are filtered by agentness and per-class NMS (class = top agent
+label), and ``detections/<video>.npz`` is written atomically once the whole video is done.
+Videos whose artifact exists are skipped, so an interrupted run resumes; under ``torchrun`` each
+rank takes every world-th video. A video that cannot be opened or that breaks mid-way gets no
+artifact and is listed in the summary's failures (``roadtrack.batch``); the others
 go on (``strict``: the first one raises).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from ..errors import UserError
 from ..io.artifacts import artifact_path, save_stage
 from ..io.checkpoints import load_model_state
 from ..io.runs import DETECTIONS, PipelineRun, TrainingRun
-from ..io.video import VideoReadError, VideoSource, discover_videos, iter_clips
+from ..io.video import VideoReadError, VideoSource, discover_videos
 from ..labels import BOX_TYPES
 from ..models import build_detector, normalize_clip
 from ..report import table
@@ -35,8 +38,8 @@ from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint
 from .colour import box_colours
 from .config import DetectConfig, RunConfig, run_config_from_dict
+from .frames import FrameRing, clip_positions, prefetch, ring_capacity, to_device
 from .runlog import versions
-from .transforms import resize_frames
 
 
 @dataclass
@@ -125,29 +128,50 @@ def _same_model(mine: dict, theirs: dict, path, whose: str) -> None:
 
 
 class ClipDetector:
-    """Batches of uint8 clips in, per-clip detections (numpy, source pixels) out."""
+    """Batches of normalised clips in, per-clip detections (numpy, source pixels) out.
+
+    ``half``: fp16 weights and inputs (on CUDA only); ``channels_last``: the model's weights in
+    channels_last_3d (CUDA only; the ring then hands out clips in that layout too); ``compile``:
+    the model through ``torch.compile`` (CUDA only).
+    """
 
     def __init__(self, model: nn.Module, normalize, settings: DetectConfig,
-                 device: torch.device, half: bool):
+                 device: torch.device, half: bool, channels_last: bool = False,
+                 compile: bool = False):
         self.settings, self.device = settings, device
-        self.half = half and device.type == "cuda"
+        cuda = device.type == "cuda"
+        self.half = half and cuda
+        self.channels_last = channels_last and cuda
+        self.dtype = torch.float16 if self.half else torch.float32
         self.model = model.to(device).eval()
         if self.half:
             self.model.half()
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last_3d)
+        self.forward = torch.compile(self.model) if compile and cuda else self.model
         self.normalize = normalize
 
     @torch.no_grad()
     def __call__(self, clips: torch.Tensor, sizes: list[tuple[int, int]]) -> list[dict]:
         """clips (B, T, H, W, 3) uint8; sizes: (width, height) of each clip's source frame."""
         x = self.normalize(clips.to(self.device, non_blocking=True))  # (B, 3, T, H, W)
-        out = self.model(x.half() if self.half else x)
-        found = postprocess(out, sizes, self.settings)
-        height, width = clips.shape[2:4]
-        keys = clips[:, clips.shape[1] // 2].numpy()  # (B, H, W, 3) the key frames, as input
-        for result, key, (w, h) in zip(found, keys, sizes, strict=True):
-            to_input = np.array([width / w, height / h, width / w, height / h], np.float32)
-            result["colour"] = box_colours(key, result["boxes"] * to_input)
+        found = self.detect(x.to(self.dtype), sizes)
+        add_colours(found, clips[:, clips.shape[1] // 2].numpy(), sizes)
         return found
+
+    @torch.no_grad()
+    def detect(self, x: torch.Tensor, sizes: list[tuple[int, int]]) -> list[dict]:
+        """Normalised (B, 3, T, H, W) clips on the device -> detections without colours."""
+        return postprocess(self.forward(x), sizes, self.settings)
+
+
+def add_colours(found: list[dict], keys, sizes: list[tuple[int, int]]) -> None:
+    """Add each detection's colour descriptor, read on the B (H, W, 3) uint8 key frames (the
+    model's input pixels); ``sizes``: (w, h) of the source frames."""
+    height, width = keys[0].shape[:2]
+    for result, key, (w, h) in zip(found, keys, sizes, strict=True):
+        to_input = np.array([width / w, height / h, width / w, height / h], np.float32)
+        result["colour"] = box_colours(key, result["boxes"] * to_input)
 
 
 def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig) -> list[dict]:
@@ -155,51 +179,68 @@ def postprocess(out: dict, sizes: list[tuple[int, int]], settings: DetectConfig)
 
     ``out``: boxes (B, Q, 4) normalised, scores (B, Q), agent/action/loc (B, Q, C),
     embeddings (B, Q, D). Returns per clip: boxes (n, 4) float32 in source pixels, scores (n,),
-    agent/action/loc (n, C) float32, embeddings (n, D) float16, sorted by score.
+    agent/action/loc (n, C) float32, embeddings (n, D) float16, sorted by score. Everything
+    stays on the device until one copy of the batch's results to the host; NMS and the choice
+    of the kept rows each wait for the device once.
     """
     scores = out["scores"].float()  # (B, Q)
-    batch = scores.shape[0]
-    scale = torch.tensor([[w, h, w, h] for w, h in sizes], dtype=torch.float32,
-                         device=scores.device)  # (B, 4)
+    B, Q = scores.shape
+    classes = out["agent"].shape[-1]
+    scale = to_device(np.array([[w, h, w, h] for w, h in sizes], np.float32),
+                      scores.device)  # (B, 4)
     boxes = out["boxes"].float().clamp(0, 1) * scale[:, None]  # (B, Q, 4) pixels
     sides = boxes[..., 2:] - boxes[..., :2]  # (B, Q, 2): boxes squeezed to a frame edge vanish
     keep = (scores >= settings.score_threshold) & (sides >= 1.0).all(-1)  # (B, Q)
-    b_idx, q_idx = keep.nonzero(as_tuple=True)
-    classes = out["agent"].float().argmax(-1)[b_idx, q_idx]  # (K,)
-    groups = b_idx * out["agent"].shape[-1] + classes  # NMS never mixes clips or classes
-    flat_boxes, flat_scores = boxes[b_idx, q_idx], scores[b_idx, q_idx]
+    clip = torch.arange(B, device=scores.device)[:, None].expand(B, Q)
+    # NMS never mixes clips or classes; queries dropped above share one extra group of their own
+    groups = torch.where(keep, clip * classes + out["agent"].float().argmax(-1), B * classes)
+    flat_boxes, flat_scores = boxes.reshape(-1, 4), scores.reshape(-1)
     if settings.nms_iou < 1.0:
-        kept = batched_nms(flat_boxes, flat_scores, groups, settings.nms_iou)
+        kept = batched_nms(flat_boxes, flat_scores, groups.reshape(-1), settings.nms_iou)
     else:
         kept = torch.argsort(flat_scores, descending=True)
-    results = []
-    for b in range(batch):
-        rows = kept[b_idx[kept] == b][:settings.max_per_frame]
-        qs = q_idx[rows]
-        result = {
-            "boxes": flat_boxes[rows].cpu().numpy().astype(np.float32),
-            "scores": flat_scores[rows].cpu().numpy().astype(np.float32),
-            **{k: out[k][b, qs].float().cpu().numpy() for k in BOX_TYPES},
-            "embeddings": out["embeddings"][b, qs].float().cpu().numpy().astype(np.float16)}
-        if "features" in out:
-            result["roi_features"] = roi_features(out, b, qs)
-        results.append(result)
-    return results
+    kept = kept[_first_per_clip(kept // Q, keep.reshape(-1)[kept], B, settings.max_per_frame)]
+    fields = {"boxes": flat_boxes[kept], "scores": flat_scores[kept, None],
+              **{k: out[k].reshape(B * Q, -1)[kept].float() for k in BOX_TYPES},
+              "embeddings": out["embeddings"].reshape(B * Q, -1)[kept].half().float(),
+              "index": kept[:, None].float()}  # (K, width) each, float32
+    if "features" in out:
+        fields["roi_features"] = roi_features(out, kept // Q, kept % Q).float()
+    host = torch.cat(list(fields.values()), dim=1).cpu().numpy()  # the batch's one copy
+    columns = np.cumsum([0] + [v.shape[1] for v in fields.values()])
+    parts = {k: host[:, a:b] for k, a, b in zip(fields, columns[:-1], columns[1:], strict=True)}
+    parts["scores"] = parts["scores"][:, 0]
+    for name in ("embeddings", "roi_features"):  # float16 values, exact in float32
+        if name in parts:
+            parts[name] = parts[name].astype(np.float16)
+    clips = parts.pop("index")[:, 0].astype(np.int64) // Q
+    return [{k: np.ascontiguousarray(v[clips == b]) for k, v in parts.items()}
+            for b in range(B)]
 
 
-def roi_features(out: dict, clip: int, queries: torch.Tensor, size: int = 2) -> np.ndarray:
-    """(n, D) float16: the key frame's feature map pooled in each kept box (RoIAlign, then mean).
+def _first_per_clip(clips: torch.Tensor, valid: torch.Tensor, batch: int,
+                    most: int) -> torch.Tensor:
+    """(K,) bool: the first ``most`` valid rows of each clip; ``clips`` (K,) of rows in order."""
+    mine = (clips[:, None] == torch.arange(batch, device=clips.device)) & valid[:, None]  # (K, B)
+    rank = (mine.cumsum(0) * mine).sum(1)  # (K,) 1-based place among its clip's valid rows
+    return valid & (rank <= most)
 
-    The event head reads these along a track.
+
+def roi_features(out: dict, clips: torch.Tensor, queries: torch.Tensor,
+                 size: int = 2) -> torch.Tensor:
+    """(n, D) float16: the key frame's feature map of each query's clip pooled in its box
+    (RoIAlign, then mean); ``clips``, ``queries``: (n,) indices. The event head reads these
+    along a track.
     """
-    features = out["features"][clip: clip + 1].float()  # (1, D, Hf, Wf)
+    features = out["features"].float()  # (B, D, Hf, Wf)
     stride = float(out["feature_stride"])
     height, width = features.shape[-2] * stride, features.shape[-1] * stride
-    boxes = out["boxes"][clip, queries].float().clamp(0, 1) * torch.tensor(
+    boxes = out["boxes"][clips, queries].float().clamp(0, 1) * torch.tensor(
         [width, height, width, height], device=features.device)  # (n, 4) input pixels
-    pooled = roi_align(features, [boxes], output_size=size, spatial_scale=1.0 / stride,
+    rois = torch.cat([clips[:, None].to(boxes.dtype), boxes], dim=1)  # (n, 5)
+    pooled = roi_align(features, rois, output_size=size, spatial_scale=1.0 / stride,
                        aligned=True)  # (n, D, size, size)
-    return pooled.mean(dim=(2, 3)).cpu().numpy().astype(np.float16)
+    return pooled.mean(dim=(2, 3)).half()
 
 
 @dataclass
@@ -220,20 +261,6 @@ class DetectSummary:
                        self.detections, round(self.seconds, 1), round(self.fps, 1)]],
                      ["videos", "skipped", "failed", "frames", "detections", "seconds",
                       "frames/s"])
-
-
-class _Resized(VideoSource):
-    """A video's frames resized once to the model's input size (clips then reuse them)."""
-
-    def __init__(self, source: VideoSource, size: tuple[int, int]):
-        self.source, self.size, self.info = source, size, source.info
-
-    def frames(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        for n, frame in self.source.frames(start, stop):
-            yield n, resize_frames(frame[None], self.size)[0]
-
-    def numbers(self) -> np.ndarray:
-        return self.source.numbers()
 
 
 def detect_videos(detector: LoadedDetector, videos: str | Path, out: str | Path,
@@ -264,7 +291,8 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
     if half is None:
         raise UserError(f"config key 'detect.half' must be auto, on or off, "
                         f"got {cfg.detect.half!r}")
-    runner = ClipDetector(detector.model, detector.normalize, cfg.detect, dist.device, half)
+    runner = ClipDetector(detector.model, detector.normalize, cfg.detect, dist.device, half,
+                          cfg.detect.channels_last, cfg.detect.compile)
     mine = sources[dist.rank::dist.world]
     todo = [s for s in mine if not artifact_path(out, DETECTIONS, s.name).exists()]
     bar = tqdm(total=sum(len(s.numbers()) for s in todo), desc="detect", unit="frame",
@@ -275,7 +303,8 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
     for source in todo:
         try:
             counts = _detect_video(runner, source, size, int(detector.model.num_frames),
-                                   cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar)
+                                   cfg.data.frame_step, cfg.detect.batch_size, Path(out), bar,
+                                   cfg.detect.reduced_decode, cfg.detect.decode_threads)
         except VideoReadError as err:
             if strict:
                 raise
@@ -298,33 +327,52 @@ def detect_sources(detector: LoadedDetector, sources: list[VideoSource], out: st
 
 def _detect_video(runner: ClipDetector, source: VideoSource, size: tuple[int, int],
                   num_frames: int, frame_step: int, batch_size: int, out: Path,
-                  bar) -> tuple[int, int]:
-    """Detect every frame of ``source`` and write its artifact; (frames, detections)."""
+                  bar, reduce: bool = False, threads: int = 1) -> tuple[int, int]:
+    """Detect every frame of ``source`` and write its artifact; (frames, detections).
+
+    Frames are decoded ahead in a thread, pushed once into a ring on the device and gathered
+    into clips there; the colour descriptors of one batch are read in a second thread while the
+    next batch runs.
+    """
     info = source.info
+    present = source.numbers()  # (F,) the key frames, in order
+    positions = clip_positions(present, info.num_frames, num_frames, frame_step)  # (F, T)
+    ring = FrameRing(ring_capacity(positions, batch_size), size, runner.device, runner.dtype,
+                     runner.normalize, runner.channels_last)
+    sizes = [(info.width, info.height)] * batch_size
+    frames = prefetch(source, size, reduce=reduce, threads=threads)
+    held: dict[int, np.ndarray] = {}  # position -> uint8 frame, until its clip's colours
     parts: list[tuple[int, dict]] = []
-    keys: list[int] = []
-    clips: list[np.ndarray] = []
-
-    def flush():
-        sizes = [(info.width, info.height)] * len(clips)
-        results = runner(torch.from_numpy(np.stack(clips)), sizes)
-        parts.extend(zip(keys, results, strict=True))
-        bar.update(len(clips))
-        keys.clear()
-        clips.clear()
-
-    for key, clip in iter_clips(_Resized(source, size), num_frames, frame_step):
-        keys.append(key)
-        clips.append(clip)
-        if len(clips) == batch_size:
-            flush()
-    if clips:
-        flush()
+    with ThreadPoolExecutor(1, thread_name_prefix="colours") as colours:
+        pending = []
+        try:
+            for start in range(0, len(present), batch_size):
+                batch = positions[start: start + batch_size]  # (b, T)
+                chunk: list[np.ndarray] = []
+                while ring.pushed + len(chunk) <= batch.max():
+                    frame = next(frames)[1]
+                    held[ring.pushed + len(chunk)] = frame
+                    chunk.append(frame)
+                    if len(chunk) == ring.capacity:
+                        ring.push(chunk)
+                        chunk = []
+                if chunk:
+                    ring.push(chunk)
+                found = runner.detect(ring.gather(batch), sizes[:len(batch)])
+                keys = [held.pop(p) for p in range(start, start + len(batch))]
+                pending.append(colours.submit(add_colours, found, keys, sizes[:len(batch)]))
+                parts.extend(zip(present[start: start + len(batch)].tolist(), found,
+                                 strict=True))
+                bar.update(len(batch))
+            for job in pending:
+                job.result()
+        finally:
+            frames.close()
     fields = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
-    frames = np.concatenate([np.full(len(p["scores"]), k, dtype=np.int32) for k, p in parts])
-    save_stage(out, DETECTIONS, info.name, frames=frames, **fields, width=info.width,
+    numbers = np.concatenate([np.full(len(p["scores"]), k, dtype=np.int32) for k, p in parts])
+    save_stage(out, DETECTIONS, info.name, frames=numbers, **fields, width=info.width,
                height=info.height, fps=info.fps)
-    return len(parts), len(frames)
+    return len(parts), len(numbers)
 
 
 def _record_stage(out: Path, detector: LoadedDetector, videos) -> None:

@@ -196,8 +196,11 @@ class Trainer:
         self.loader = self._loader(self.train_set, self.sampler)
         self.max_steps = tc.epochs * self.sampler.batches_per_epoch if tc.epochs > 0 \
             else tc.max_steps
+        if tc.channels_last:
+            to_channels_last(getattr(self.model, "backbone", self.model))
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, tc.weight_decay),
-                                           lr=tc.lr, betas=tuple(tc.betas))
+                                           lr=tc.lr, betas=tuple(tc.betas),
+                                           fused=dist.device.type == "cuda")
         self.budget_s: float | None = None  # set by fit()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, tc.warmup_steps, self.max_steps, tc.decay,
@@ -207,9 +210,10 @@ class Trainer:
         self.ddp = DistributedDataParallel(self.model, device_ids=[dist.device.index]
                                            if dist.device.type == "cuda" else None) \
             if dist.world > 1 else self.model
-        if tc.deterministic:
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
+        self.forward = torch.compile(self.ddp) if tc.compile and dist.device.type == "cuda" \
+            else self.ddp
+        torch.backends.cudnn.benchmark = not tc.deterministic
+        torch.backends.cudnn.deterministic = tc.deterministic
         self.step, self.epoch, self.batch, self.elapsed = 0, 0, 0, 0.0
         self.best: dict = {}
         self.pending: dict[str, float] = {}  # loss sums since the last log row
@@ -350,7 +354,7 @@ class Trainer:
         self.ddp.train()
         clips, targets = self._to_device(clips, targets)
         with autocast(self.dist.device, self.amp), self._whole_batch_box_count():
-            losses = self.ddp(clips, targets)
+            losses = self.forward(clips, targets)
         loss = losses["loss"]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -379,6 +383,8 @@ class Trainer:
     def _to_device(self, clips: torch.Tensor, targets: list[dict]):
         device = self.dist.device
         clips = self.normalize(clips.to(device, non_blocking=True))  # (B, 3, T, H, W)
+        if self.cfg.train.channels_last:
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
         return clips, targets
 
@@ -408,8 +414,13 @@ class Trainer:
         sampler = D.ShardedBatchSampler(len(self.val_set), self.cfg.train.batch_size,
                                         self.dist.rank, self.dist.world, shuffle=False,
                                         seed=self.cfg.train.seed)
-        loader = DataLoader(self.val_set, batch_sampler=sampler, num_workers=0,
-                            collate_fn=collate_clips, generator=torch.Generator())
+        workers = self.cfg.data.workers
+        loader = DataLoader(self.val_set, batch_sampler=sampler, num_workers=workers,
+                            collate_fn=collate_clips, generator=torch.Generator(),
+                            pin_memory=self.dist.device.type == "cuda",
+                            worker_init_fn=_quiet_worker if workers else None)
+        both = getattr(self.model, "losses_and_predictions", None) if self.cfg.train.val_map \
+            else None  # the model once per batch where it offers both results of one pass
         self.model.eval()
         total = torch.zeros(2, dtype=torch.float64)
         found = []  # (video, key frame, detections)
@@ -418,8 +429,11 @@ class Trainer:
                                          dynamic_ncols=True):
             clips, targets = self._to_device(clips, targets)
             with autocast(self.dist.device, self.amp):
-                losses = self.model.losses(clips, targets)  # the loss under eval()
-                out = self.model(clips) if self.cfg.train.val_map else None
+                if both is not None:
+                    losses, out = both(clips, targets)
+                else:
+                    losses = self.model.losses(clips, targets)  # the loss under eval()
+                    out = self.model(clips) if self.cfg.train.val_map else None
             total += torch.tensor([float(losses["loss"]) * len(targets), len(targets)],
                                   dtype=torch.float64)
             if out is not None:
@@ -493,6 +507,15 @@ class Trainer:
                      "val_clips": len(self.val_set) if self.val_set else 0},
             "world_size": self.dist.world, "max_steps": self.max_steps,
             "resumed_at_step": self.step if self.resume_state else None}, versions())
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Lay out the 5-D weights (3-D convolution kernels) of ``module`` in channels_last_3d, in
+    place; cuDNN then runs the convolutions of channels_last_3d inputs without transposes."""
+    for param in module.parameters():
+        if param.ndim == 5:
+            param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return module
 
 
 def before_forking_workers() -> None:

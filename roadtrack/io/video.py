@@ -148,18 +148,23 @@ class FrameFolder(VideoSource):
     def numbers(self) -> np.ndarray:
         return np.fromiter(self.by_number, dtype=np.int64, count=len(self.by_number))
 
-    def frames(self, start: int = 1, stop: int | None = None):
+    def frames(self, start: int = 1, stop: int | None = None, reduce: int = 1):
+        """As :meth:`VideoSource.frames`; ``reduce`` (2, 4 or 8) decodes the images at that
+        fraction of their size (for JPEGs OpenCV's reduced decoding, a fraction of the time)."""
         stop = self.info.num_frames if stop is None else min(stop, self.info.num_frames)
         for n in self.by_number:
             if start <= n <= stop:
-                yield n, self.read(n)
+                yield n, self.read(n, reduce)
 
-    def read(self, n: int) -> np.ndarray:
+    def read(self, n: int, reduce: int = 1) -> np.ndarray:
         path = self.by_number.get(n)
         if path is None:
             raise VideoReadError(f"frame folder has no image for frame {n}", self.info.path, n)
-        frame = _read_image(path, n)
-        if frame.shape[:2] != (self.info.height, self.info.width):
+        frame = _read_image(path, n, reduce)
+        height, width = self.info.height, self.info.width
+        # a reduced JPEG rounds its sides up, other reduced images down
+        sizes = {(-(-height // reduce), -(-width // reduce)), (height // reduce, width // reduce)}
+        if frame.shape[:2] not in sizes:
             raise VideoReadError(f"image is {frame.shape[1]}x{frame.shape[0]}, the folder's first "
                                  f"({self.files[0].name}) {self.info.width}x{self.info.height}",
                                  path, n)
@@ -228,15 +233,23 @@ def _ranges(runs: list[tuple[int, int]], shown: int = 5) -> str:
     return text + (f" and {len(runs) - shown} more runs" if len(runs) > shown else "")
 
 
-def _read_image(path: Path, n: int, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """RGB (H, W, 3) of frame ``n``'s image (or what ``flag`` decodes: a grey one, say);
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+_REDUCED_GREY = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+                 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def _read_image(path: Path, n: int, reduce: int = 1, grey: bool = False) -> np.ndarray:
+    """RGB (H, W, 3), or grey (H, W) with ``grey``, of frame ``n``'s image (``reduce``: decoded
+    at 1/2, 1/4 or 1/8 of its size);
     unreadable, undecodable or cut-off JPEGs raise."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise VideoReadError(f"cannot read image ({err.strerror})", path, n) from None
     try:
-        frame = cv2.imdecode(data, flag) if len(data) else None
+        frame = cv2.imdecode(data, (_REDUCED_GREY if grey else _REDUCED)[reduce]) \
+            if len(data) else None
     except cv2.error as err:  # a header claiming a huge image, say
         raise VideoReadError(f"cannot decode image (OpenCV: {err.err})", path, n) from None
     if frame is None:
@@ -246,21 +259,16 @@ def _read_image(path: Path, n: int, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
 
 
-_REDUCED_GREY = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-                 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
-
-
 def grey_frames(source: VideoSource, reduce: int = 1, stop: int | None = None
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, grey uint8 (H', W')) for frames 1..stop, each side shrunk ``reduce`` times
     (1, 2, 4 or 8; rounded up). A frame folder's JPEGs are decoded at that size directly (the
     cheap pass camera-motion estimation needs); video files are decoded whole, then shrunk."""
-    flag = _REDUCED_GREY[reduce]
     if isinstance(source, FrameFolder):
         for n, path in source.by_number.items():
             if stop is not None and n > stop:
                 break
-            yield n, _read_image(path, n, flag)
+            yield n, _read_image(path, n, reduce, grey=True)
         return
     for n, frame in source.frames(1, stop):
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)

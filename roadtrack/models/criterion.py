@@ -13,26 +13,37 @@ from ..labels import BOX_TYPES
 
 
 @torch.no_grad()
+def match_cost(agentness: torch.Tensor, boxes: torch.Tensor, gt_boxes: torch.Tensor,
+               cost_agentness: float, cost_l1: float, cost_giou: float) -> torch.Tensor:
+    """(Q, n) matching cost of one clip, on its device: cost_l1 * L1 - cost_agentness *
+    p(agent) - cost_giou * GIoU. agentness: (Q,) logits; boxes: (Q, 4) and gt_boxes: (n, 4)
+    normalised x1 y1 x2 y2."""
+    return (cost_l1 * torch.cdist(boxes.float(), gt_boxes.float(), p=1)
+            - cost_agentness * agentness.float().sigmoid()[:, None]
+            - cost_giou * generalized_box_iou(boxes.float(), gt_boxes.float()))
+
+
+def solve_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) int64 (m,) of the cheapest assignment of a (Q, n) cost, m = min(Q, n)."""
+    cost = np.nan_to_num(cost.astype(np.float64), nan=1e6, posinf=1e6, neginf=-1e6)
+    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)
+    rows = np.flatnonzero(row_to_col >= 0)
+    return rows.astype(np.int64), row_to_col[rows].astype(np.int64)
+
+
+@torch.no_grad()
 def hungarian_match(agentness: torch.Tensor, boxes: torch.Tensor, gt_boxes: torch.Tensor,
                     cost_agentness: float, cost_l1: float, cost_giou: float):
-    """Match the queries of one clip to its ground truth.
+    """Match the queries of one clip to its ground truth (see :func:`match_cost`).
 
-    agentness: (Q,) logits; boxes: (Q, 4) and gt_boxes: (n, 4) normalised x1 y1 x2 y2.
-    Cost = cost_l1 * L1 - cost_agentness * p(agent) - cost_giou * GIoU.
     Returns (query indices, gt indices), both (m,) int64 with m = min(Q, n).
     """
     if len(gt_boxes) == 0:
         empty = torch.zeros(0, dtype=torch.long)
         return empty, empty
-    cost = (cost_l1 * torch.cdist(boxes.float(), gt_boxes.float(), p=1)
-            - cost_agentness * agentness.float().sigmoid()[:, None]
-            - cost_giou * generalized_box_iou(boxes.float(), gt_boxes.float()))
-    cost = cost.cpu().double().numpy()
-    cost = np.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6)
-    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)
-    rows = np.flatnonzero(row_to_col >= 0)
-    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(row_to_col[rows],
-                                                                    dtype=torch.long)
+    cost = match_cost(agentness, boxes, gt_boxes, cost_agentness, cost_l1, cost_giou)
+    rows, cols = solve_assignment(cost.cpu().double().numpy())
+    return torch.as_tensor(rows), torch.as_tensor(cols)
 
 
 class SetCriterion(nn.Module):
@@ -66,20 +77,45 @@ class SetCriterion(nn.Module):
                                                   reduction="sum")
         return loss / weight.sum()
 
-    def stage_losses(self, out: dict, targets: list[dict], num_boxes: float) -> dict:
+    @torch.no_grad()
+    def match(self, stage_outputs: list[dict], targets: list[dict]) -> list[torch.Tensor]:
+        """Hungarian matching of every stage and clip with one copy to the host and one back.
+
+        Returns per stage a (3, m) int64 tensor on the outputs' device: clip, query and row in
+        the concatenated ground truth of each match.
+        """
+        cfg = self.cfg
+        device = stage_outputs[0]["agentness"].device
+        costs = [match_cost(out["agentness"][b], out["boxes"][b], t["boxes"].to(device),
+                            cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou).flatten()
+                 for out in stage_outputs for b, t in enumerate(targets) if len(t["boxes"])]
+        flat = torch.cat(costs).cpu().numpy() if costs else np.zeros(0)  # the one wait
+        sizes = [len(t["boxes"]) for t in targets]
+        first_gt = np.cumsum([0, *sizes])
+        found, at = [], 0
+        for out in stage_outputs:
+            Q = out["agentness"].shape[1]
+            parts = [np.zeros((3, 0), np.int64)]
+            for b, n in enumerate(sizes):
+                if n:
+                    rows, cols = solve_assignment(flat[at: at + Q * n].reshape(Q, n))
+                    at += Q * n
+                    parts.append(np.stack([np.full_like(rows, b), rows, cols + first_gt[b]]))
+            found.append(np.concatenate(parts, axis=1))
+        widths = [m.shape[1] for m in found]
+        both = torch.from_numpy(np.concatenate(found, axis=1))
+        if device.type == "cuda":
+            both = both.pin_memory()
+        return list(both.to(device, non_blocking=True).split(widths, dim=1))
+
+    def stage_losses(self, out: dict, gt: dict, matched: torch.Tensor, num_boxes: float) -> dict:
+        """One stage's losses; ``gt``: the batch's concatenated targets on the device,
+        ``matched``: (3, m) clip, query and ``gt`` row of each match (:meth:`match`)."""
         cfg = self.cfg
         B, Q = out["agentness"].shape
         device = out["agentness"].device
-        batch_idx, query_idx, gt_parts = [], [], {k: [] for k in ("boxes", *BOX_TYPES)}
-        for b, target in enumerate(targets):
-            rows, cols = hungarian_match(out["agentness"][b], out["boxes"][b], target["boxes"],
-                                         cfg.cost_agentness, cfg.cost_l1, cfg.cost_giou)
-            batch_idx.append(torch.full_like(rows, b))
-            query_idx.append(rows)
-            for key, parts in gt_parts.items():
-                parts.append(target[key][cols.to(target[key].device)].to(device))
-        batch_idx = torch.cat(batch_idx).to(device)
-        query_idx = torch.cat(query_idx).to(device)
+        batch_idx, query_idx, gt_idx = matched
+        gt_parts = {k: gt[k][gt_idx] for k in ("boxes", *BOX_TYPES)}
 
         positive = torch.zeros(B, Q, device=device, dtype=out["agentness"].dtype)
         positive[batch_idx, query_idx] = 1.0
@@ -87,7 +123,7 @@ class SetCriterion(nn.Module):
                   * self._agentness_loss(out["agentness"], positive, num_boxes)}
 
         pred_boxes = out["boxes"][batch_idx, query_idx]  # (m, 4)
-        gt_boxes = torch.cat(gt_parts["boxes"]).to(pred_boxes.dtype)
+        gt_boxes = gt_parts["boxes"].to(pred_boxes.dtype)
         if len(gt_boxes):
             losses["loss_l1"] = cfg.weight_l1 * F.l1_loss(pred_boxes, gt_boxes,
                                                           reduction="sum") / num_boxes
@@ -101,9 +137,9 @@ class SetCriterion(nn.Module):
             logits = out[name][batch_idx, query_idx]  # (m, K)
             weight = getattr(cfg, f"weight_{name}")
             if len(logits):  # the mean over boxes and classes
-                gt = torch.cat(gt_parts[name]).to(logits.dtype)
+                labels = gt_parts[name].to(logits.dtype)
                 losses[f"loss_{name}"] = weight * F.binary_cross_entropy_with_logits(
-                    logits, gt, reduction="sum") / (num_boxes * logits.shape[1])
+                    logits, labels, reduction="sum") / (num_boxes * logits.shape[1])
             else:
                 losses[f"loss_{name}"] = out[name].sum() * 0.0
         return losses
@@ -113,8 +149,11 @@ class SetCriterion(nn.Module):
         queries = stage_outputs[0]["agentness"].shape[1]
         matched = sum(min(len(t["boxes"]), queries) for t in targets)  # one box per query at most
         num_boxes = max(self.count_boxes(float(matched)), 1.0)
-        for out in stage_outputs:
-            for key, value in self.stage_losses(out, targets, num_boxes).items():
+        device = stage_outputs[0]["agentness"].device
+        gt = {k: torch.cat([t[k] for t in targets]).to(device) for k in ("boxes", *BOX_TYPES)}
+        matches = self.match(stage_outputs, targets)
+        for out, matched in zip(stage_outputs, matches, strict=True):
+            for key, value in self.stage_losses(out, gt, matched, num_boxes).items():
                 total[key] = total[key] + value if key in total else value
         total["loss"] = sum(total.values())
         return total

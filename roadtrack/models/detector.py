@@ -84,6 +84,12 @@ class Detector(nn.Module):
         outputs, _, _ = self.decode(clips)
         return self.criterion(outputs, targets)
 
+    def losses_and_predictions(self, clips: torch.Tensor, targets: list[dict]
+                               ) -> tuple[dict, dict]:
+        """The loss dict and the inference dict of one pass (validation under ``eval()``)."""
+        outputs, spatial, levels = self.decode(clips)
+        return self.criterion(outputs, targets), self._predictions(outputs[-1], spatial, levels)
+
     def forward(self, clips: torch.Tensor, targets: list[dict] | None = None) -> dict:
         outputs, spatial, levels = self.decode(clips)
         if self.training:

@@ -61,6 +61,8 @@ class FeatureLayout:
     batch: int
     channels: int
     frames: int
+    folded: list | None = None  # (T * B * n_heads, C // n_heads, H_i, W_i) copies: one read
+    # per level over all frames (the GPU layout), or None: frame by frame in place (the CPU's)
 
     @property
     def sizes(self) -> list[tuple[int, int]]:
@@ -68,13 +70,23 @@ class FeatureLayout:
         return [tuple(level.shape[-2:]) for level in self.levels]
 
 
-def layout_features(values, n_heads: int) -> FeatureLayout:
-    """Lay out a list of (B, C, T, H, W) feature maps (same B, C, T) for :func:`sample4d`."""
+def layout_features(values, n_heads: int, batched: bool | None = None) -> FeatureLayout:
+    """Lay out a list of (B, C, T, H, W) feature maps (same B, C, T) for :func:`sample4d`.
+
+    ``batched`` (default: on a GPU) adds time-major copies of the levels, so that one
+    grid_sample per level reads all frames: fewer, larger kernels where launches cost more than
+    the copy; on the CPU the per-frame reads of views are faster and copy nothing.
+    """
     B, C, T = values[0].shape[:3]
     if C % n_heads:
         raise ValueError(f"{C} channels do not split into {n_heads} heads")
     levels = [value.reshape(B * n_heads, C // n_heads, T, *value.shape[-2:]) for value in values]
-    return FeatureLayout(levels, n_heads, B, C, T)
+    if batched is None:
+        batched = values[0].device.type == "cuda"
+    folded = [level.permute(2, 0, 1, 3, 4).reshape(T * B * n_heads, C // n_heads,
+                                                   *level.shape[-2:])
+              for level in levels] if batched else None  # (T, B*G, C/G, H, W) flattened
+    return FeatureLayout(levels, n_heads, B, C, T, folded)
 
 
 def _read_frame(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -132,6 +144,21 @@ def _mix_levels(frames: int, levels, grids, weights, like: torch.Tensor) -> torc
     return out
 
 
+def _mix_levels_batched(frames: int, folded, grids, weights) -> torch.Tensor:
+    """:func:`_mix_levels` with one grid_sample per level over all frames of the time-major
+    ``folded`` levels (T * B*G, C/G, H, W). Returns (T, B*G, C/G, Q, P)."""
+    out = None
+    for level, grid, weight in zip(folded, grids, weights, strict=True):
+        B_G, Q, P, _ = grid.shape
+        every = grid.unsqueeze(0).expand(frames, -1, -1, -1, -1).reshape(frames * B_G, Q, P, 2)
+        sampled = _read_frame(level, every).view(frames, B_G, -1, Q, P)
+        if weight is None:
+            out = sampled if out is None else out + sampled
+        else:
+            out = sampled * weight if out is None else torch.addcmul(out, sampled, weight)
+    return out
+
+
 def _to_seed_order(out: torch.Tensor, B: int, n_heads: int, Hq: int, Wq: int) -> torch.Tensor:
     """(T, B*G, C/G, Q, P) -> (B, C/G, G, T, P, Hq, Wq) (a view)."""
     T, _, Cg, Q, P = out.shape
@@ -141,11 +168,13 @@ def _to_seed_order(out: torch.Tensor, B: int, n_heads: int, Hq: int, Wq: int) ->
 
 def sample4d(sample_points: torch.Tensor, values, featmap_strides, n_points: int = 1,
              num_levels: int | None = None, mapping_stride: float = 3.0,
-             tau: float = 2.0) -> torch.Tensor:
+             tau: float = 2.0, batched: bool | None = None) -> torch.Tensor:
     """Read every point in every frame of every level, mixed over levels by the point's level.
 
     sample_points: (B, Hq, Wq, n_heads * n_points, 3) x, y in input pixels and level;
-    values: list of (B, C, T, H_l, W_l) or a :class:`FeatureLayout` (reused across stages);
+    values: list of (B, C, T, H_l, W_l) or a :class:`FeatureLayout` (reused across stages; its
+    own layout decides); ``batched``: for a list, one read per level over all frames (default
+    on a GPU, see :func:`layout_features`);
     featmap_strides: stride of each level. Returns (B, C // n_heads, n_heads, T, n_points, Hq, Wq),
     a permuted view of a contiguous (T, B, n_heads, C // n_heads, Hq * Wq, n_points) buffer.
     """
@@ -156,7 +185,8 @@ def sample4d(sample_points: torch.Tensor, values, featmap_strides, n_points: int
         if layout.n_heads != n_heads:
             raise ValueError(f"layout has {layout.n_heads} heads, points have {n_heads}")
     else:
-        layout = layout_features(values[:num_levels] if num_levels else values, n_heads)
+        layout = layout_features(values[:num_levels] if num_levels else values, n_heads,
+                                 batched)
     if num_levels is None:
         num_levels = len(layout.levels)
     Q = Hq * Wq
@@ -173,8 +203,12 @@ def sample4d(sample_points: torch.Tensor, values, featmap_strides, n_points: int
         H, W = layout.levels[i].shape[-2:]
         mapping_size = xy.new_tensor([W * featmap_strides[i], H * featmap_strides[i]])
         grids.append((xy / mapping_size) * 2.0 - 1.0)
-    out = _mix_levels(layout.frames, layout.levels[:num_levels], grids, list(weights),
-                      like=sample_points)
+    if layout.folded is not None:
+        out = _mix_levels_batched(layout.frames, layout.folded[:num_levels], grids,
+                                  list(weights))
+    else:
+        out = _mix_levels(layout.frames, layout.levels[:num_levels], grids, list(weights),
+                          like=sample_points)
     return _to_seed_order(out, B, n_heads, Hq, Wq)
 
 
