@@ -147,7 +147,7 @@ def _pack(parsed: list[Occurrence]) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _read(cache: Path, key: dict) -> list[Occurrence]:
-    with np.load(cache, allow_pickle=False) as npz:
+    with open(cache, "rb") as f, np.load(f, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes())
         if meta.get("key") != key:
             raise _Stale

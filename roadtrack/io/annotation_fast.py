@@ -10,6 +10,7 @@ whole file.
 """
 from __future__ import annotations
 
+import io
 import mmap
 from collections.abc import Callable
 from itertools import repeat
@@ -17,6 +18,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import ijson
 import msgspec
 import numpy as np
 from msgspec import UNSET, Raw, Struct, UnsetType
@@ -120,6 +122,8 @@ def _read(data: mmap.mmap, start: int, want, report_all: bool, build, slow) -> l
             raise FallBack
         _check_gaps(data, base, start, len(data), top)
         db = top.pop("db")
+        for raw in top.values():  # decoded only as far as to find their end
+            _check_syntax(raw)
         entries = ENTRIES.decode(db)
         at = _address(db) - base
         _check_gaps(data, base, at, at + len(db), entries)
@@ -166,6 +170,15 @@ def _check_gaps(data: mmap.mmap, base: int, lo: int, hi: int, values: dict[str, 
     tail = data[pos:hi]
     if b":" in tail or b"\\u" in tail:
         raise FallBack
+
+
+def _check_syntax(raw: Raw) -> None:
+    """FallBack unless the stream reader's parser takes ``raw`` (a value msgspec skipped)."""
+    try:
+        for _ in ijson.basic_parse(io.BytesIO(bytes(raw))):
+            pass
+    except (ijson.JSONError, UnicodeDecodeError, ValueError):
+        raise FallBack from None
 
 
 def _splits(text: bytes) -> tuple[str, ...] | None:

@@ -190,12 +190,27 @@ def _occurrence(name: str, raw, repeated: list, findings: Findings, want, report
     split_ids = split_names(raw.get("split_ids", []) if isinstance(raw, dict) else None)
     wanted = want(name, split_ids)
     video = build(_gather(name, raw, path), findings) if wanted else None
-    if repeated and (wanted or report_all):
-        obj, key = repeated[0]
-        findings.add("key_twice", len(repeated), f"video {show(name)}: key "
-                     f"{show(key)} in {locate(raw, obj)}")
-    repeated.clear()
+    if repeated:
+        # The parser may have read into the next entry already: its objects stay for it.
+        inside = _containers(raw)
+        mine = [(obj, key) for obj, key in repeated if id(obj) in inside]
+        repeated[:] = [(obj, key) for obj, key in repeated if id(obj) not in inside]
+        if mine and (wanted or report_all):
+            obj, key = mine[0]
+            findings.add("key_twice", len(mine), f"video {show(name)}: key "
+                         f"{show(key)} in {locate(raw, obj)}")
     return Occurrence(name, split_ids, findings, video)
+
+
+def _containers(root) -> set[int]:
+    """The ids of the dicts and lists in ``root`` (itself included)."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return seen
 
 
 @contextlib.contextmanager
