@@ -281,3 +281,15 @@ def test_a_split_reads_only_its_videos(tmp_path, synth_anno_path, cache):
     with mock.patch.object(annotations, "build_video",
                            side_effect=AssertionError("a video outside the split was read")):
         assert not load_annotation(path, splits=["no-such-split"], cache=False).videos
+
+
+def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, synth_anno_path, monkeypatch):
+    import roadtrack.io.annotation_fast as fast
+
+    path = _write(tmp_path, synth_anno_path.read_text())
+    with stream_only():
+        old = load_annotation(path, cache=False)
+    monkeypatch.setattr(fast, "PARALLEL_BYTES", 0)
+    monkeypatch.setenv("ROADTRACK_READ_WORKERS", "2")
+    with mock.patch.object(annotations, "_parse_stream", side_effect=AssertionError):
+        assert_same_annotation(load_annotation(path, cache=False), old)

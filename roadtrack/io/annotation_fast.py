@@ -10,9 +10,15 @@ whole file.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import mmap
-from collections.abc import Callable
+import multiprocessing
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
@@ -31,13 +37,15 @@ from .annotation_video import (
     MAX_FRAMES,
     Gathered,
     Occurrence,
-    VideoAnnotation,
     frame_number,
     split_names,
 )
 
 RELEASE_BYTES = 1 << 27
 """Mapped bytes read before their pages are given back (keeps the resident memory bounded)."""
+PARALLEL_BYTES = 1 << 28
+"""Files this large are read by several processes."""
+MAX_WORKERS = 4
 
 
 class FallBack(Exception):
@@ -97,23 +105,56 @@ VIDEO = msgspec.json.Decoder(Video)
 SPLITS = msgspec.json.Decoder(Splits)
 
 
-def read_fast(path: Path, start: int, want, report_all: bool,
-              build: Callable[[Gathered, Findings], VideoAnnotation],
-              slow: Callable[[str, bytes], Occurrence]) -> list[Occurrence] | None:
+def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
     """The video entries of the file (see :func:`roadtrack.io.annotations._parse`), or None
-    when the stream reader must read the whole file. The map is not closed here: the decoded
-    views hold it until they are gone."""
-    with open(path, "rb") as f:
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    when the stream reader must read the whole file. ``reader`` has ``want``, ``report_all``,
+    ``build`` and ``slow`` (:class:`roadtrack.io.annotations.EntryReader`). A large file is read
+    in parts by :func:`workers` processes (this one included)."""
     try:
-        return _read(data, start, want, report_all, build, slow)
+        spans = _entry_spans(path, start)
+        parts = _parts(spans, workers() if path.stat().st_size >= PARALLEL_BYTES else 1)
+        if len(parts) == 1:
+            return _read_part(path, spans, reader)
+        context = multiprocessing.get_context("spawn")  # safe beside torch's threads
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
+            others = [pool.submit(_read_part, path, part, reader) for part in parts[1:]]
+            parsed = _read_part(path, parts[0], reader)
+            for part, future in zip(parts[1:], others, strict=True):
+                try:
+                    parsed += future.result()
+                except (BrokenProcessPool, OSError, pickle.PicklingError):  # no process: here
+                    parsed += _read_part(path, part, reader)
+            return parsed
     except FallBack:
         return None
-    finally:
-        data.madvise(mmap.MADV_DONTNEED)
 
 
-def _read(data: mmap.mmap, start: int, want, report_all: bool, build, slow) -> list[Occurrence]:
+def workers() -> int:
+    """Processes that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
+    :data:`MAX_WORKERS`)."""
+    given = os.environ.get("ROADTRACK_READ_WORKERS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_WORKERS, cores or 1))
+
+
+def _parts(spans: list[tuple[str, int, int]], count: int) -> list[list[tuple[str, int, int]]]:
+    """``spans`` cut into at most ``count`` runs of about equal bytes, in order."""
+    total = sum(length for _, _, length in spans) or 1
+    parts: list[list[tuple[str, int, int]]] = [[] for _ in range(max(1, count))]
+    done = 0
+    for span in spans:
+        parts[min(len(parts) - 1, done * len(parts) // total)].append(span)
+        done += span[2]
+    return [part for part in parts if part] or [[]]
+
+
+def _entry_spans(path: Path, start: int) -> list[tuple[str, int, int]]:
+    """(name, offset, length) of the video entries; FallBack when the structure above them is
+    not plain (a repeated or escaped key, a value the stream reader's parser would refuse)."""
+    with open(path, "rb") as f:
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(data)
     try:
         base = _address(view)
@@ -127,27 +168,46 @@ def _read(data: mmap.mmap, start: int, want, report_all: bool, build, slow) -> l
         entries = ENTRIES.decode(db)
         at = _address(db) - base
         _check_gaps(data, base, at, at + len(db), entries)
+        return [(name, _address(raw) - base, len(raw)) for name, raw in entries.items()]
     except (msgspec.MsgspecError, ValueError):
         raise FallBack from None
-    del view, top, db
-    data.madvise(mmap.MADV_DONTNEED)
-    parsed, done = [], 0
-    while entries:
-        name, raw = next(iter(entries.items()))
-        text = bytes(entries.pop(name))
-        split_ids = None if report_all else _splits(text)
-        if report_all or want(name, split_ids):
-            try:
-                parsed.append(_occurrence(name, text, want, build))
-            except (msgspec.MsgspecError, FallBack, UserError):
-                parsed.append(slow(name, text))
-        else:
-            parsed.append(Occurrence(name, split_ids, Findings(), None))
-        done += len(text)
-        if done > RELEASE_BYTES:
-            data.madvise(mmap.MADV_DONTNEED)
-            done = 0
-    return parsed
+    finally:
+        data.madvise(mmap.MADV_DONTNEED)
+
+
+def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
+    """The entries at ``spans`` of the file."""
+    with open(path, "rb") as f, _cyclic_gc_paused(), \
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        parsed, done = [], 0
+        for name, offset, length in spans:
+            text = data[offset: offset + length]
+            split_ids = None if reader.report_all else _splits(text)
+            if reader.report_all or reader.want(name, split_ids):
+                try:
+                    parsed.append(_occurrence(name, text, reader))
+                except (msgspec.MsgspecError, FallBack, UserError):
+                    parsed.append(reader.slow(name, text))
+            else:
+                parsed.append(Occurrence(name, split_ids, Findings(), None))
+            done += length
+            if done > RELEASE_BYTES:
+                data.madvise(mmap.MADV_DONTNEED)
+                done = 0
+        return parsed
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector: the decoder makes millions of objects, none in
+    a cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _address(buffer) -> int:
@@ -189,7 +249,7 @@ def _splits(text: bytes) -> tuple[str, ...] | None:
     return () if value is UNSET else split_names(value)
 
 
-def _occurrence(name: str, text: bytes, want, build) -> Occurrence:
+def _occurrence(name: str, text: bytes, reader) -> Occurrence:
     """One entry read, converted when wanted (else only checked for repeated keys)."""
     if b"\\u" in text:
         raise FallBack
@@ -198,7 +258,8 @@ def _occurrence(name: str, text: bytes, want, build) -> Occurrence:
         raise FallBack
     split_ids = split_names([] if video.split_ids is UNSET else video.split_ids)
     findings = Findings()
-    arrays = build(_gather(name, video), findings) if want(name, split_ids) else None
+    arrays = reader.build(_gather(name, video), findings) if reader.want(name, split_ids) \
+        else None
     return Occurrence(name, split_ids, findings, arrays)
 
 

@@ -18,6 +18,7 @@ import io
 import json
 import mmap
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
@@ -100,22 +101,21 @@ def load_annotation(path: str | Path, videos: list[str] | None = None,
     header, start = _read_header(path)
     labels = LabelSpace.from_dict(header, dataset=_dataset_of(path, header))
     mappings = {t: name_mapping(header[f"all_{t}_labels"], labels.names(t)) for t in LABEL_TYPES}
-    names = None if videos is None else set(videos)
-    split_set = None if splits is None else set(splits)
-
-    def want(name: str, split_ids: tuple[str, ...] | None) -> bool:
-        return (names is None or name in names) and (
-            split_set is None or split_ids is None or bool(split_set.intersection(split_ids)))
+    names = None if videos is None else frozenset(videos)
+    split_set = None if splits is None else frozenset(splits)
+    want = Wanted(names, split_set)
+    reader = EntryReader(path, labels, mappings, keep_tubes, want, split_set is None)
 
     parsed = None
     if cache_enabled() if cache is None else cache:
         parsed = load_cached(path)
         if parsed is None:
             with contextlib.suppress(UserError):  # read again below, as asked, for the error
-                parsed = _parse(path, start, labels, mappings, lambda *_: True, True, True)
+                everything = EntryReader(path, labels, mappings, True, Wanted(None, None), True)
+                parsed = _parse(everything, start)
                 save_cache(path, parsed)
     if parsed is None:
-        parsed = _parse(path, start, labels, mappings, want, keep_tubes, split_set is None)
+        parsed = _parse(reader, start)
     out: dict[str, VideoAnnotation] = {}
     findings = Findings()
     others: set[str] = set()
@@ -139,30 +139,57 @@ def load_annotation(path: str | Path, videos: list[str] | None = None,
     return Annotation(path=path, labels=labels, videos=out, other_splits=tuple(sorted(others)))
 
 
-def _parse(path: Path, start: int, labels: LabelSpace, mappings: dict[str, np.ndarray],
-           want, keep_tubes: bool, report_all: bool) -> list[Occurrence]:
-    """Every video entry of the file in order, read with the fast reader where it can vouch for
-    the result and else as a stream; ``want(name, split_ids)`` tells which to convert, and
-    ``report_all`` whether to report repeated keys also in the others."""
-    def build(gathered: Gathered, findings: Findings) -> VideoAnnotation:
-        return build_video(gathered, labels, mappings, keep_tubes, path, findings)
+@dataclass(frozen=True)
+class Wanted:
+    """Which video entries to convert: by name, by split (None: all)."""
 
-    def slow(name: str, text: bytes) -> Occurrence:
+    names: frozenset[str] | None
+    splits: frozenset[str] | None
+
+    def __call__(self, name: str, split_ids: tuple[str, ...] | None) -> bool:
+        return (self.names is None or name in self.names) and (
+            self.splits is None or split_ids is None or bool(self.splits.intersection(split_ids)))
+
+
+@dataclass(frozen=True)
+class EntryReader:
+    """How the entries of one file are read (picklable, for the fast reader's processes):
+    ``want(name, split_ids)`` tells which to convert, ``report_all`` whether to report repeated
+    keys also in the others."""
+
+    path: Path
+    labels: LabelSpace
+    mappings: dict[str, np.ndarray]
+    keep_tubes: bool
+    want: Wanted
+    report_all: bool
+
+    def build(self, gathered: Gathered, findings: Findings) -> VideoAnnotation:
+        return build_video(gathered, self.labels, self.mappings, self.keep_tubes, self.path,
+                           findings)
+
+    def slow(self, name: str, text: bytes) -> Occurrence:
+        """One entry's text read the stream reader's way (FallBack when its parser refuses)."""
         repeated: list = []
         try:
             raw = next(ijson.items(io.BytesIO(text), "", use_float=True,
                                    map_type=_object_type(repeated)))
         except (ijson.JSONError, UnicodeDecodeError, StopIteration):
             raise FallBack from None
-        return _occurrence(name, raw, repeated, Findings(), want, report_all, build, path)
+        return _occurrence(name, raw, repeated, Findings(), self)
 
+
+def _parse(reader: EntryReader, start: int) -> list[Occurrence]:
+    """Every video entry of the file in order, read with the fast reader where it can vouch for
+    the result and else as a stream."""
     with _cyclic_gc_paused():
-        parsed = read_fast(path, start, want, report_all, build, slow)
-        return _parse_stream(path, start, want, report_all, build) if parsed is None else parsed
+        parsed = read_fast(reader.path, start, reader)
+        return _parse_stream(reader, start) if parsed is None else parsed
 
 
-def _parse_stream(path: Path, start: int, want, report_all: bool, build) -> list[Occurrence]:
+def _parse_stream(reader: EntryReader, start: int) -> list[Occurrence]:
     """The video entries of the file, streamed (ijson) into per-video dicts."""
+    path = reader.path
     parsed: list[Occurrence] = []
     repeated: list = []  # (object, key) of every key given twice in an object
     seen: set[str] = set()
@@ -174,8 +201,7 @@ def _parse_stream(path: Path, start: int, want, report_all: bool, build) -> list
                 findings = Findings()
                 findings.add("video_twice", int(name in seen), f"video {show(name)}")
                 seen.add(name)
-                parsed.append(_occurrence(name, raw, repeated, findings, want, report_all, build,
-                                          path))
+                parsed.append(_occurrence(name, raw, repeated, findings, reader))
     except (ijson.JSONError, UnicodeDecodeError) as err:
         after = f" after video {show(name)}" if seen else ""
         problem = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) \
@@ -184,18 +210,18 @@ def _parse_stream(path: Path, start: int, want, report_all: bool, build) -> list
     return parsed
 
 
-def _occurrence(name: str, raw, repeated: list, findings: Findings, want, report_all: bool,
-                build, path: Path) -> Occurrence:
+def _occurrence(name: str, raw, repeated: list, findings: Findings, reader: EntryReader
+                ) -> Occurrence:
     """One parsed video entry (dicts), converted when wanted; notes repeated keys."""
     split_ids = split_names(raw.get("split_ids", []) if isinstance(raw, dict) else None)
-    wanted = want(name, split_ids)
-    video = build(_gather(name, raw, path), findings) if wanted else None
+    wanted = reader.want(name, split_ids)
+    video = reader.build(_gather(name, raw, reader.path), findings) if wanted else None
     if repeated:
         # The parser may have read into the next entry already: its objects stay for it.
         inside = _containers(raw)
         mine = [(obj, key) for obj, key in repeated if id(obj) in inside]
         repeated[:] = [(obj, key) for obj, key in repeated if id(obj) not in inside]
-        if mine and (wanted or report_all):
+        if mine and (wanted or reader.report_all):
             obj, key = mine[0]
             findings.add("key_twice", len(mine), f"video {show(name)}: key "
                          f"{show(key)} in {locate(raw, obj)}")
