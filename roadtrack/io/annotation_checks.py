@@ -152,11 +152,6 @@ class Findings:
             self.counts[kind] = self.counts.get(kind, 0) + count
             self.first.setdefault(kind, first)
 
-    def merge(self, other: Findings) -> None:
-        """Add the findings of ``other`` (one video) after these, in its order."""
-        for kind, count in other.counts.items():
-            self.add(kind, count, other.first[kind])
-
     def check_boxes(self, boxes: np.ndarray, frames: np.ndarray, track_ids: np.ndarray,
                     where: Callable[[int], str]) -> None:
         """Flipped boxes and repeated tube_uids in a frame: (N, 4) boxes, (N,) frames and ids."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import dataclasses
-import gc
 import io
 import json
 import mmap
@@ -30,7 +29,7 @@ from ..errors import UserError
 from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, name_mapping, roadpp
 from .annotation_cache import cache_enabled, load_cached, save_cache
 from .annotation_checks import NUMBER, Findings, bad, locate, show
-from .annotation_fast import FallBack, read_fast
+from .annotation_fast import FallBack, cyclic_gc_paused, read_fast
 from .annotation_video import (
     BOX_FIELDS_NAMES,
     MAX_FRAMES,
@@ -182,7 +181,7 @@ class EntryReader:
 def _parse(reader: EntryReader, start: int) -> list[Occurrence]:
     """Every video entry of the file in order, read with the fast reader where it can vouch for
     the result and else as a stream."""
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         parsed = read_fast(reader.path, start, reader)
         return _parse_stream(reader, start) if parsed is None else parsed
 
@@ -237,19 +236,6 @@ def _containers(root) -> set[int]:
             seen.add(id(node))
             stack.extend(node.values() if isinstance(node, dict) else node)
     return seen
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """Pause Python's cyclic garbage collector: the parser makes millions of containers, none in
-    a cycle, and the collector's passes over them cost a quarter of the load time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _object_type(repeated: list) -> type:
