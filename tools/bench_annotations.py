@@ -6,7 +6,8 @@ identities (or takes ``--file``), then loads it, each time in a fresh process: w
 library's ``json.load`` (what the official evaluation does), with ``load_annotation`` the first
 time (no cache yet: it reads the JSON and writes the cache), the second time (from the cache),
 without the cache (``--no-cache``), and with ``--stream`` also with the stream reader alone (the
-reader before the fast one). Prints wall and CPU seconds and peak resident memory of each.
+reader before the fast one). Prints wall and CPU seconds (of all its processes) and peak resident
+memory of each (of the main process, and of the largest other reading process).
 
     python tools/bench_annotations.py [--boxes 3300000] [--keep FILE | --file FILE] [--stream]
 """
@@ -47,9 +48,11 @@ else:
     tubes = sum(len(t) for v in anno.videos.values() for t in v.tubes.values())
     summary = f"{len(anno.videos)} videos, {boxes} boxes, {tubes} tubes"
 seconds = time.perf_counter() - start
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"wall": seconds, "cpu": usage.ru_utime + usage.ru_stime,
-                  "peak": usage.ru_maxrss / 2**20, "summary": summary}))
+usage, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN))
+print(json.dumps({"wall": seconds, "cpu": sum(u.ru_utime + u.ru_stime for u in (usage, children)),
+                  "peak": usage.ru_maxrss / 2**20, "children": children.ru_maxrss / 2**20,
+                  "summary": summary}))
 """
 
 RUNS = [("json.load", "json.load (no cache; what the official code does)"),
@@ -127,8 +130,10 @@ def main() -> None:
         print("| reader | wall s | CPU s | peak memory GB |\n|---|---|---|---|")
         for how, label in runs:
             result = measure(how, path)
+            helpers = f" + {result['children']:.2f} (each reading process)" \
+                if result["children"] else ""
             print(f"| {label} | {result['wall']:.1f} | {result['cpu']:.1f} | "
-                  f"{result['peak']:.2f} |", flush=True)
+                  f"{result['peak']:.2f}{helpers} |", flush=True)
         print(f"read: {result['summary']}; cache: "
               f"{sum(c.stat().st_size for c in cache_paths(path) if c.is_file()) / 2**20:.0f} MB")
         for cache in cache_paths(path):

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputWarning
 from ..labels import LABEL_TYPES
 from .annotation_checks import Findings
-from .annotation_video import Occurrence, Tube, VideoAnnotation
+from .annotation_video import Occurrence, Tube, VideoAnnotation, unpack_bits
 from .atomic import atomic_path
 
 VERSION = 1
@@ -178,7 +178,7 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> list[Occurrence]:
         classes = int(arrays[f"label_count_{t}"][0])
         packed = arrays[f"labels_{t}"]
         _expect(packed, np.uint8, (total["boxes"], (classes + 7) // 8))
-        hot[t] = np.unpackbits(packed, axis=1, count=classes).view(bool)  # (N, C)
+        hot[t] = unpack_bits(packed, classes)  # (N, C) bool
         per_video = np.array([v["tubes"][t] for v in infos], dtype=np.int64)  # (V,)
         labels, sizes = arrays[f"tube_labels_{t}"], arrays[f"tube_sizes_{t}"]
         rows = arrays[f"tube_rows_{t}"]

@@ -39,6 +39,7 @@ from .annotation_video import (
     Occurrence,
     frame_number,
     split_names,
+    unpack_bits,
 )
 
 RELEASE_BYTES = 1 << 27
@@ -117,11 +118,11 @@ def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
             return _read_part(path, spans, reader)
         context = multiprocessing.get_context("spawn")  # safe beside torch's threads
         with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
-            others = [pool.submit(_read_part, path, part, reader) for part in parts[1:]]
+            others = [pool.submit(_read_packed, path, part, reader) for part in parts[1:]]
             parsed = _read_part(path, parts[0], reader)
             for part, future in zip(parts[1:], others, strict=True):
                 try:
-                    parsed += future.result()
+                    parsed += _unpacked(future.result(), reader)
                 except (BrokenProcessPool, OSError, pickle.PicklingError):  # no process: here
                     parsed += _read_part(path, part, reader)
             return parsed
@@ -133,6 +134,8 @@ def workers() -> int:
     """Processes that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
     :data:`MAX_WORKERS`)."""
     given = os.environ.get("ROADTRACK_READ_WORKERS", "")
+    if multiprocessing.current_process().daemon:  # may start no processes
+        return 1
     if given.isdigit() and int(given) > 0:
         return int(given)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -172,7 +175,7 @@ def _entry_spans(path: Path, start: int) -> list[tuple[str, int, int]]:
     except (msgspec.MsgspecError, ValueError):
         raise FallBack from None
     finally:
-        data.madvise(mmap.MADV_DONTNEED)
+        _release(data)
 
 
 def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
@@ -192,9 +195,27 @@ def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Oc
                 parsed.append(Occurrence(name, split_ids, Findings(), None))
             done += length
             if done > RELEASE_BYTES:
-                data.madvise(mmap.MADV_DONTNEED)
+                _release(data)
                 done = 0
         return parsed
+
+
+def _read_packed(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
+    """:func:`_read_part` in another process: labels sent as bits (an eighth of the bytes)."""
+    parsed = _read_part(path, spans, reader)
+    for occ in parsed:
+        if occ.video is not None:
+            occ.video.labels = {t: np.packbits(hot, axis=1) for t, hot in occ.video.labels.items()}
+    return parsed
+
+
+def _unpacked(parsed: list[Occurrence], reader) -> list[Occurrence]:
+    """The entries :func:`_read_packed` sent, labels as booleans again."""
+    for occ in parsed:
+        if occ.video is not None:
+            occ.video.labels = {t: unpack_bits(bits, reader.labels.num_classes(t))
+                                for t, bits in occ.video.labels.items()}
+    return parsed
 
 
 @contextlib.contextmanager
@@ -208,6 +229,13 @@ def cyclic_gc_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+def _release(data: mmap.mmap) -> None:
+    """Give back the resident pages of the map (they are read again from the page cache when
+    touched)."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        data.madvise(mmap.MADV_DONTNEED)
 
 
 def _address(buffer) -> int:

@@ -120,6 +120,17 @@ class Occurrence:
     video: VideoAnnotation | None
 
 
+BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
+"""The 8 bits of each byte value as 8 bytes (0 or 1) in one uint64, first bit first."""
+
+
+def unpack_bits(packed: np.ndarray, count: int) -> np.ndarray:
+    """(N, B) uint8 rows of ``np.packbits(axis=1)`` -> (N, count) bool (a view; several times
+    faster than ``np.unpackbits``)."""
+    bits = BYTE_BITS[packed].view(np.uint8)  # (N, B * 8)
+    return bits.reshape(len(packed), packed.shape[1] * 8)[:, :count].view(bool)
+
+
 def split_names(value) -> tuple[str, ...] | None:
     """A ``split_ids`` value as a tuple of names, None when it is not a list of strings."""
     if not isinstance(value, list) or set(map(type, value)) - {str}:
