@@ -13,6 +13,8 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -82,17 +84,25 @@ def save_cache(path: Path, parsed: list[Occurrence]) -> None:
     folder; quietly nowhere when neither can be written or a video name is repeated."""
     if any("video_twice" in occ.findings.counts or occ.video is None for occ in parsed):
         return
-    key = file_key(path)
-    meta, arrays = _pack(parsed)
-    meta["key"] = key
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    meta = _describe(parsed)
+    meta["key"] = file_key(path)
+    videos = [occ.video for occ in parsed if occ.video is not None]
     for cache in cache_paths(path):
         try:
             with atomic_path(cache, suffix=".npz") as tmp:
-                np.savez(tmp, **arrays)  # type: ignore[arg-type]
+                _write_npz(tmp, chain([("meta", np.frombuffer(json.dumps(meta).encode(),
+                                                             dtype=np.uint8))], _arrays(videos)))
             return
         except OSError:
             continue
+
+
+def _write_npz(path: Path, arrays: Iterable[tuple[str, np.ndarray]]) -> None:
+    """What ``np.savez`` writes, one array at a time (each made only when written)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays:
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
 
 
 class _Stale(Exception):
@@ -111,39 +121,42 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _pack(parsed: list[Occurrence]) -> tuple[dict, dict[str, np.ndarray]]:
-    """The description (JSON) and the arrays of every video, concatenated."""
-    videos = [occ.video for occ in parsed if occ.video is not None]
+def _describe(parsed: list[Occurrence]) -> dict:
+    """The JSON part of the cache: per entry its findings, per video its sizes."""
     meta: dict = {"videos": [], "entries": []}
     for occ in parsed:
         meta["entries"].append({"name": occ.name, "split_ids": occ.split_ids,
                                 "findings": [[k, c, occ.findings.first[k]]
                                              for k, c in occ.findings.counts.items()]})
-    for v in videos:
+        v = occ.video
+        assert v is not None
         meta["videos"].append({"name": v.name, "split_ids": list(v.split_ids), "numf": v.numf,
                                "width": v.width, "height": v.height, "boxes": v.num_boxes,
                                "uids": len(v.uids),
                                "tubes": {t: len(v.tubes[t]) for t in LABEL_TYPES}})
+    return meta
 
+
+def _arrays(videos: list[VideoAnnotation]) -> Iterator[tuple[str, np.ndarray]]:
+    """The arrays of every video, concatenated (labels as bits), made one at a time."""
     def cat(parts: list[np.ndarray], dtype, shape=(0,)) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+        return np.concatenate(parts).astype(dtype, copy=False) if parts \
+            else np.zeros(shape, dtype)
 
-    arrays = {
-        "annotated": cat([v.annotated for v in videos], bool),
-        "frames": cat([v.frames for v in videos], np.int32),
-        "boxes": cat([v.boxes for v in videos], np.float64, (0, 4)),
-        "track_ids": cat([v.track_ids for v in videos], np.int32),
-        "uids": np.array([u for v in videos for u in v.uids], dtype=str),
-    }
+    yield "annotated", cat([v.annotated for v in videos], bool)
+    yield "frames", cat([v.frames for v in videos], np.int32)
+    yield "boxes", cat([v.boxes for v in videos], np.float64, (0, 4))
+    yield "track_ids", cat([v.track_ids for v in videos], np.int32)
+    yield "uids", np.array([u for v in videos for u in v.uids], dtype=str)
     for t in LABEL_TYPES:
+        classes = videos[0].labels[t].shape[1] if videos else 0
         tubes = [tube for v in videos for tube in v.tubes[t]]
-        arrays[f"labels_{t}"] = np.packbits(cat([v.labels[t] for v in videos], bool, (0, 0)),
-                                            axis=1)  # (N, ceil(C / 8)) uint8
-        arrays[f"label_count_{t}"] = np.array([videos[0].labels[t].shape[1] if videos else 0])
-        arrays[f"tube_labels_{t}"] = np.array([tube.label for tube in tubes], dtype=np.int64)
-        arrays[f"tube_sizes_{t}"] = np.array([len(tube.rows) for tube in tubes], dtype=np.int64)
-        arrays[f"tube_rows_{t}"] = cat([tube.rows for tube in tubes], np.int64)
-    return meta, arrays
+        yield f"labels_{t}", cat([np.packbits(v.labels[t], axis=1) for v in videos], np.uint8,
+                                 (0, (classes + 7) // 8))  # (N, ceil(C / 8))
+        yield f"label_count_{t}", np.array([classes])
+        yield f"tube_labels_{t}", np.array([tube.label for tube in tubes], dtype=np.int64)
+        yield f"tube_sizes_{t}", np.array([len(tube.rows) for tube in tubes], dtype=np.int64)
+        yield f"tube_rows_{t}", cat([tube.rows for tube in tubes], np.int64)
 
 
 def _read(cache: Path, key: dict) -> list[Occurrence]:
