@@ -24,6 +24,7 @@ from .eval import mot
 from .eval.road import evaluate_road, format_report, to_json
 from .eval.validate import validate_file
 from .events.submit import submit_run
+from .io.annotation_cache import ENV as CACHE_ENV
 from .io.annotations import load_annotation
 from .io.atomic import write_json_atomic
 from .io.names import read_video_list
@@ -153,6 +154,22 @@ def _size(value: str) -> tuple[int, int]:
     return w, h
 
 
+def _no_cache_option(command):
+    """``--no-cache``: annotation files are read without their cache (ROADTRACK_NO_CACHE is set
+    while the command runs, also for the processes it starts)."""
+    def disable(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            before = os.environ.get(CACHE_ENV)
+            os.environ[CACHE_ENV] = "1"
+            ctx.call_on_close(lambda: os.environ.pop(CACHE_ENV) if before is None
+                              else os.environ.__setitem__(CACHE_ENV, before))
+        return value
+
+    return click.option("--no-cache", is_flag=True, expose_value=False, callback=disable,
+                        help="Read the annotation file itself: neither read nor write its "
+                             "cache of parsed arrays.")(command)
+
+
 _CONFIG_HELP = "The run config (YAML)."
 _VIDEOS_HELP = "Video files, frame folders, or a dataset root with videos/ or rgb-images/."
 _VIDEO_HELP = ("Only this video (repeatable; a value may also be names joined by commas or a file "
@@ -216,6 +233,7 @@ def synth(out_dir, num_videos, num_frames, size, seed, val_fraction, no_frames, 
 
 
 @main.command()
+@_no_cache_option
 @click.argument("annotation", type=click.Path(path_type=Path))
 @click.option("--split", default=None, metavar="NAME", help="Only videos of this split.")
 def info(annotation, split):
@@ -224,6 +242,7 @@ def info(annotation, split):
 
 
 @main.command("train")
+@_no_cache_option
 @click.option("--config", required=True, metavar="CONFIG",
               type=click.Path(dir_okay=False, path_type=Path),
               help=_CONFIG_HELP)
@@ -400,6 +419,7 @@ def run_command(config, videos, out_dir, weights, events_head, from_stage, names
 
 
 @main.command("train-events")
+@_no_cache_option
 @click.option("--config", required=True, metavar="CONFIG",
               type=click.Path(dir_okay=False, path_type=Path),
               help=_CONFIG_HELP)
@@ -489,6 +509,7 @@ def _thresholds(value: str) -> list[float]:
 
 
 @eval_group.command("mot")
+@_no_cache_option
 @click.option("--gt", "gt_root", type=click.Path(path_type=Path),
               help="MOTChallenge folder: <seq>/gt.txt or <seq>/gt/gt.txt.")
 @click.option("--pred", "pred_root", type=click.Path(path_type=Path),
@@ -545,6 +566,7 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_thre
 
 
 @eval_group.command("road")
+@_no_cache_option
 @click.option("--anno", required=True, type=click.Path(path_type=Path),
               help="ROAD/ROAD++ annotation JSON.")
 @click.option("--pred", type=click.Path(path_type=Path),

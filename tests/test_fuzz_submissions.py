@@ -219,12 +219,12 @@ def _annotation_read_once():
 
     read, cache = annotations.load_annotation, {}
 
-    def cached(path, videos=None, keep_tubes=True):
+    def cached(path, videos=None, keep_tubes=True, splits=None):
         if videos is not None:
             return read(path, videos, keep_tubes)
-        key = (str(path), keep_tubes)
+        key = (str(path), keep_tubes, None if splits is None else tuple(splits))
         if key not in cache:
-            cache[key] = read(path, keep_tubes=keep_tubes)
+            cache[key] = read(path, keep_tubes=keep_tubes, splits=splits)
         return cache[key]
 
     patch = pytest.MonkeyPatch()

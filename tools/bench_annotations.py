@@ -1,16 +1,21 @@
-"""Load time and peak memory of the annotation reader on a ROAD++-sized file.
+"""Load time and peak memory of the annotation reader on a ROAD++-sized file, beside json.load.
 
 Builds a synthetic annotation in the exact ROAD++ schema with about as many boxes as the real
 ``road_waymo_trainval_v1.0.json`` (3.3 M boxes, ~1 GB) by replicating synthetic videos under new
-identities, then loads it with ``roadtrack.io.annotations.load_annotation`` in a fresh process
-and prints seconds and peak resident memory.
+identities (or takes ``--file``), then loads it, each time in a fresh process: with the standard
+library's ``json.load`` (what the official evaluation does), with ``load_annotation`` the first
+time (no cache yet: it reads the JSON and writes the cache), the second time (from the cache),
+without the cache (``--no-cache``), and with ``--stream`` also with the stream reader alone (the
+reader before the fast one). Prints wall and CPU seconds (of all its processes) and peak resident
+memory of each (of the main process, and of the largest other reading process).
 
-    python tools/bench_annotations.py [--boxes 3300000] [--keep FILE]
+    python tools/bench_annotations.py [--boxes 3300000] [--keep FILE | --file FILE] [--stream]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,23 +24,41 @@ from pathlib import Path
 
 import numpy as np
 
+from roadtrack.io.annotation_cache import cache_paths
 from roadtrack.labels import roadpp
 from roadtrack.synth.dataset import build_annotation
 from roadtrack.synth.layout import draw_background
 from roadtrack.synth.simulate import render_frame, simulate_video
 
 LOADER = """
-import resource, sys, time
-from roadtrack.io.annotations import load_annotation
+import json, resource, sys, time
+from unittest import mock
+how, path = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
-anno = load_annotation(sys.argv[1])
+if how == "json.load":
+    with open(path) as f:
+        doc = json.load(f)
+    summary = f"{len(doc['db'])} videos"
+else:
+    import roadtrack.io.annotations as annotations
+    with mock.patch.object(annotations, "read_fast", lambda *args: None) if how == "stream" \
+            else mock.MagicMock():
+        anno = annotations.load_annotation(path, cache=how in ("first", "cached"))
+    boxes = sum(v.num_boxes for v in anno.videos.values())
+    tubes = sum(len(t) for v in anno.videos.values() for t in v.tubes.values())
+    summary = f"{len(anno.videos)} videos, {boxes} boxes, {tubes} tubes"
 seconds = time.perf_counter() - start
-boxes = sum(v.num_boxes for v in anno.videos.values())
-tubes = sum(len(t) for v in anno.videos.values() for t in v.tubes.values())
-usage = resource.getrusage(resource.RUSAGE_SELF)
-peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
-print(f"{len(anno.videos)} {boxes} {tubes} {seconds:.1f} {cpu:.1f} {peak:.2f}")
+usage, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN))
+print(json.dumps({"wall": seconds, "cpu": sum(u.ru_utime + u.ru_stime for u in (usage, children)),
+                  "peak": usage.ru_maxrss / 2**20, "children": children.ru_maxrss / 2**20,
+                  "summary": summary}))
 """
+
+RUNS = [("json.load", "json.load (no cache; what the official code does)"),
+        ("first", "roadtrack, first load (reads the JSON, writes the cache)"),
+        ("cached", "roadtrack, second load (from the cache)"),
+        ("no-cache", "roadtrack --no-cache (the fast reader, no cache)")]
 
 
 def template_videos(count: int, frames: int) -> dict:
@@ -76,23 +99,46 @@ def write_big_annotation(path: Path, target_boxes: int) -> int:
     return written
 
 
+def measure(how: str, path: Path) -> dict:
+    """Wall and CPU seconds and peak memory (GB) of one load in a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", LOADER, how, str(path)], check=True,
+                         capture_output=True, text=True, env=env).stdout
+    return json.loads(out.splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, default=3_300_000)
     parser.add_argument("--keep", type=Path, help="write the file here and keep it")
+    parser.add_argument("--file", type=Path, help="measure this annotation file (none written)")
+    parser.add_argument("--stream", action="store_true",
+                        help="also measure the stream reader alone (slow)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "road_waymo_trainval_v1.0.json"
-        start = time.perf_counter()
-        boxes = write_big_annotation(path, args.boxes)
-        size_gb = path.stat().st_size / 2**30
-        print(f"wrote {path.name}: {size_gb:.2f} GB, {boxes} boxes "
-              f"in {time.perf_counter() - start:.0f} s")
-        out = subprocess.run([sys.executable, "-c", LOADER, str(path)], check=True,
-                             capture_output=True, text=True).stdout.split()
-        videos, boxes, tubes, seconds, cpu, peak = out
-        print(f"load_annotation: {videos} videos, {boxes} boxes, {tubes} tubes in {seconds} s "
-              f"wall ({cpu} s CPU), peak memory {peak} GB (targets: under 60 s and under 8 GB)")
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+        path = args.file or args.keep or Path(tmp) / "road_waymo_trainval_v1.0.json"
+        if args.file is None:
+            start = time.perf_counter()
+            boxes = write_big_annotation(path, args.boxes)
+            print(f"wrote {path.name}: {boxes} boxes in {time.perf_counter() - start:.0f} s")
+        print(f"{path}: {path.stat().st_size / 2**30:.2f} GB")
+        for cache in cache_paths(path):
+            cache.unlink(missing_ok=True)
+        runs = RUNS + ([("stream", "roadtrack's stream reader alone (ijson; before the fast "
+                                   "reader)")] if args.stream else [])
+        print("| reader | wall s | CPU s | peak memory GB |\n|---|---|---|---|")
+        for how, label in runs:
+            result = measure(how, path)
+            helpers = f" + {result['children']:.2f} (each reading process)" \
+                if result["children"] else ""
+            print(f"| {label} | {result['wall']:.1f} | {result['cpu']:.1f} | "
+                  f"{result['peak']:.2f}{helpers} |", flush=True)
+        print(f"read: {result['summary']}; cache: "
+              f"{sum(c.stat().st_size for c in cache_paths(path) if c.is_file()) / 2**20:.0f} MB")
+        for cache in cache_paths(path):
+            if args.file is None and args.keep is None:
+                cache.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,9 @@ class Trainer:
         width, height = config.data.input_size
         self.input_size = (width, height)
         annotation_path = find_annotation_file(data_dir, config.data.annotation)
-        self.annotation = load_annotation(annotation_path, keep_tubes=False)
+        splits = [config.data.train_split, config.data.val_split]
+        self.annotation = load_annotation(annotation_path, keep_tubes=False,
+                                          splits=None if None in splits else splits)
         self.labels = self.annotation.labels.to_dict()
         self.resume_state = self._resume_state(resume, config_path)
         torch.manual_seed(tc.seed)  # identical initial weights on every rank

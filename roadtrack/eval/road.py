@@ -66,7 +66,8 @@ def evaluate_road(anno: str | Path | Annotation, pred: str | Path | None = None,
         raise UserError("nothing to score: no submission, frame detections or run folder")
     if run is not None and not Path(run).is_dir():
         raise UserError("no such run folder", run)
-    anno = anno if isinstance(anno, Annotation) else load_annotation(anno)
+    anno = anno if isinstance(anno, Annotation) \
+        else load_annotation(anno, splits=None if subset is None else [subset])
     videos = anno.split(subset)
     if not videos:
         raise UserError(f"no videos of split {subset!r} (splits: {', '.join(anno.splits())})",

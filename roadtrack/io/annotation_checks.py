@@ -87,6 +87,13 @@ def check_box_coords(coords: list, where: Callable[[int], str], path) -> np.ndar
         boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)  # (N, 4)
     except OverflowError:  # an integer beyond float range: outside anyway
         boxes = np.clip(np.array([float(min(max(v, -2), 2)) for v in flat]), -2, 2).reshape(-1, 4)
+    return check_box_range(boxes, coords, where, path)
+
+
+def check_box_range(boxes: np.ndarray, coords: Sequence, where: Callable[[int], str],
+                    path) -> np.ndarray:
+    """Raise unless each of (N, 4) ``boxes`` (read from ``coords``) is in [-0.01, BOX_TOLERANCE];
+    returns them."""
     outside = ~((boxes >= -0.01) & (boxes <= BOX_TOLERANCE)).all(axis=1)  # (N,)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
@@ -94,14 +101,24 @@ def check_box_coords(coords: list, where: Callable[[int], str], path) -> np.ndar
     return boxes
 
 
-def check_label_ids(id_lists: list, num_ids: int, where: Callable[[int], str], field: str,
-                    path) -> tuple[np.ndarray, np.ndarray]:
+def check_label_ids(id_lists: Sequence, num_ids: int, where: Callable[[int], str], field: str,
+                    path, typed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Ragged lists of label ids of N boxes -> (M,) box index and (M,) id of every id; raises
-    unless each is a list of integers in 0..num_ids-1."""
-    check_types(id_lists, (list,), where, field, "a list of label ids", path)
+    unless each is a list of integers in 0..num_ids-1 (``typed``: the parser made sure they are
+    lists of integers in the int64 range)."""
+    if not typed:
+        check_types(id_lists, (list,), where, field, "a list of label ids", path)
     counts = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))  # (N,)
-    flat = list(chain.from_iterable(id_lists))  # M ids
     owner = np.repeat(np.arange(len(id_lists)), counts)  # (M,)
+    if typed:
+        ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=len(owner))
+        bad_id = (ids < 0) | (ids >= num_ids)  # (M,)
+        if bad_id.any():
+            k = int(np.flatnonzero(bad_id)[0])
+            raise UserError(f"{where(owner[k])}: {field}: id {describe(int(ids[k]))} out of range "
+                            f"0..{num_ids - 1}", path)
+        return owner, ids
+    flat = list(chain.from_iterable(id_lists))  # M ids
     check_types(flat, (int,), lambda k: where(owner[k]), f"a label id in {field}",
                 "an integer", path)
     if flat and (min(flat) < 0 or max(flat) >= num_ids):

@@ -1,18 +1,23 @@
 """Reader for ROAD and ROAD++ annotation JSON (``road_trainval_v1.0.json``,
 ``road_waymo_trainval_v1.0.json``).
 
-The file is streamed video by video (ijson), and each video is kept as compact numpy arrays in the
-used label space, so the 1 GB ROAD++ file loads in bounded memory. The small top-level lists are
-read by locating their keys in the memory-mapped file.
+Each video is kept as compact numpy arrays in the used label space. The video entries are read by
+the fast reader (``annotation_fast``: typed msgspec structs over the memory-mapped file), entry by
+entry falling back to the stream reader here (ijson, per-video dicts) wherever the fast one cannot
+vouch for giving the same result, so both give the same arrays, errors and warnings; memory stays
+bounded either way. The arrays are cached beside the file (``annotation_cache``). The small
+top-level lists are read by locating their keys in the memory-mapped file.
 """
 from __future__ import annotations
 
 import codecs
 import contextlib
-import gc
+import dataclasses
+import io
 import json
 import mmap
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
@@ -22,24 +27,28 @@ import numpy as np
 
 from ..errors import UserError
 from ..labels import ALL_TYPES, LABEL_TYPES, LabelSpace, name_mapping, roadpp
-from .annotation_checks import (
-    NUMBER,
-    Findings,
-    bad,
-    check_box_coords,
-    check_label_ids,
-    check_types,
-    describe,
-    locate,
-    show,
+from .annotation_cache import cache_enabled, load_cached, save_cache
+from .annotation_checks import NUMBER, Findings, bad, locate, show
+from .annotation_fast import FallBack, cyclic_gc_paused, read_fast
+from .annotation_video import (
+    BOX_FIELDS_NAMES,
+    MAX_FRAMES,
+    Annotation,
+    Gathered,
+    Occurrence,
+    Tube,
+    VideoAnnotation,
+    build_video,
+    frame_number,
+    split_names,
 )
+
+__all__ = ["ANNOTATION_NAMES", "MAX_FRAMES", "Annotation", "Tube", "VideoAnnotation",
+           "find_annotation_file", "load_annotation"]
 
 ANNOTATION_NAMES = ("road_waymo_trainval_v1.0.json", "road_trainval_v1.0.json")
 """The official annotation file names of a data folder: ROAD++ (ROAD-Waymo), then ROAD."""
-MAX_FRAMES = 1_000_000
-"""Largest ``numf`` read (ROAD's longest video has about 6,000 frames; this is 28 h at 10 fps)."""
 
-BOX_FIELDS_NAMES = ("box", "tube_uid") + tuple(f"{t}_ids" for t in LABEL_TYPES)
 BOX_FIELDS = itemgetter(*BOX_FIELDS_NAMES)
 """The fields of a box the reader reads, in one C-level call per box."""
 
@@ -49,61 +58,6 @@ HEAD_WINDOW = 1 << 22
 UTF16_32_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
 HEADER_KEYS = [f"{t}_labels" for t in ALL_TYPES] + [f"all_{t}_labels" for t in ALL_TYPES]
-
-
-@dataclass
-class Tube:
-    """One ground-truth tube: a class and the rows (into the video's box arrays) it covers."""
-
-    label: int
-    rows: np.ndarray  # (n,) int, sorted by frame
-
-
-@dataclass
-class VideoAnnotation:
-    """All boxes of one video as flat arrays, frames 1-based, labels in the used space."""
-
-    name: str
-    split_ids: tuple[str, ...]
-    numf: int
-    width: int
-    height: int
-    annotated: np.ndarray  # (numf,) bool: frame n is labelled when annotated[n - 1]
-    frames: np.ndarray  # (N,) int32
-    boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
-    track_ids: np.ndarray  # (N,) int32 index into uids
-    uids: list[str]
-    labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
-    tubes: dict[str, list[Tube]] = field(default_factory=dict)
-
-    @property
-    def num_boxes(self) -> int:
-        return len(self.frames)
-
-    def annotated_frames(self) -> np.ndarray:
-        """(K,) 1-based numbers of the frames with ``annotated > 0``."""
-        return np.flatnonzero(self.annotated) + 1
-
-    def tube_frames_boxes(self, tube: Tube) -> tuple[np.ndarray, np.ndarray]:
-        """(n,) frames and (n, 4) normalised boxes of a tube."""
-        return self.frames[tube.rows], self.boxes[tube.rows]
-
-
-@dataclass
-class Annotation:
-    """A whole annotation file: label space and videos by name."""
-
-    path: Path
-    labels: LabelSpace
-    videos: dict[str, VideoAnnotation]
-
-    def split(self, split: str | None) -> list[str]:
-        """Names of the videos whose ``split_ids`` hold ``split`` (all videos for None), sorted."""
-        names = [n for n, v in self.videos.items() if split is None or split in v.split_ids]
-        return sorted(names)
-
-    def splits(self) -> list[str]:
-        return sorted({s for v in self.videos.values() for s in v.split_ids})
 
 
 def find_annotation_file(root: str | Path, name: str = "") -> Path:
@@ -126,8 +80,14 @@ def find_annotation_file(root: str | Path, name: str = "") -> Path:
 
 
 def load_annotation(path: str | Path, videos: list[str] | None = None,
-                    keep_tubes: bool = True) -> Annotation:
+                    keep_tubes: bool = True, splits: Iterable[str] | None = None,
+                    cache: bool | None = None) -> Annotation:
     """Read a ROAD/ROAD++ annotation file; ``videos`` limits which are kept.
+
+    ``splits`` keeps only the videos whose ``split_ids`` hold one of them, and reads no more of
+    the others than their JSON syntax and ``split_ids``. ``cache`` (default: on unless
+    ``ROADTRACK_NO_CACHE`` is set) reuses the arrays of an earlier read of the same file (see
+    :mod:`~roadtrack.io.annotation_cache`).
 
     Raises UserError, naming the file and the place, for unreadable, truncated or malformed files,
     missing keys, fields of the wrong type, label ids out of range and boxes outside [0, 1.01].
@@ -140,51 +100,142 @@ def load_annotation(path: str | Path, videos: list[str] | None = None,
     header, start = _read_header(path)
     labels = LabelSpace.from_dict(header, dataset=_dataset_of(path, header))
     mappings = {t: name_mapping(header[f"all_{t}_labels"], labels.names(t)) for t in LABEL_TYPES}
-    wanted = None if videos is None else set(videos)
+    names = None if videos is None else frozenset(videos)
+    split_set = None if splits is None else frozenset(splits)
+    want = Wanted(names, split_set)
+    reader = EntryReader(path, labels, mappings, keep_tubes, want, split_set is None)
+
+    parsed = None
+    if cache_enabled() if cache is None else cache:
+        parsed = load_cached(path)
+        if parsed is None:
+            with contextlib.suppress(UserError):  # read again below, as asked, for the error
+                everything = EntryReader(path, labels, mappings, True, Wanted(None, None), True)
+                parsed = _parse(everything, start)
+                save_cache(path, parsed)
+    if parsed is None:
+        parsed = _parse(reader, start)
     out: dict[str, VideoAnnotation] = {}
     findings = Findings()
+    others: set[str] = set()
+    for occ in parsed:
+        wanted = want(occ.name, occ.split_ids)
+        for kind, count in occ.findings.counts.items():
+            if kind == "video_twice" or (kind == "key_twice" and split_set is None) \
+                    or (wanted and (keep_tubes or kind != "tube_twice")):
+                findings.add(kind, count, occ.findings.first[kind])
+        if wanted and occ.video is not None:
+            out[occ.name] = occ.video if keep_tubes or not occ.video.tubes \
+                else dataclasses.replace(occ.video, tubes={})
+        elif not wanted:
+            others.update(occ.split_ids or ())
+    if not out and names is None and split_set is None:
+        raise UserError("annotation file has no videos under 'db'", path)
+    if names is not None and names - set(out):
+        missing = ", ".join(sorted(names - set(out))[:5])
+        raise UserError(f"videos not in the annotation: {missing}", path)
+    findings.warn(path)
+    return Annotation(path=path, labels=labels, videos=out, other_splits=tuple(sorted(others)))
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which video entries to convert: by name, by split (None: all)."""
+
+    names: frozenset[str] | None
+    splits: frozenset[str] | None
+
+    def __call__(self, name: str, split_ids: tuple[str, ...] | None) -> bool:
+        return (self.names is None or name in self.names) and (
+            self.splits is None or split_ids is None or bool(self.splits.intersection(split_ids)))
+
+
+@dataclass(frozen=True)
+class EntryReader:
+    """How the entries of one file are read (picklable, for the fast reader's processes):
+    ``want(name, split_ids)`` tells which to convert, ``report_all`` whether to report repeated
+    keys also in the others."""
+
+    path: Path
+    labels: LabelSpace
+    mappings: dict[str, np.ndarray]
+    keep_tubes: bool
+    want: Wanted
+    report_all: bool
+
+    def build(self, gathered: Gathered, findings: Findings) -> VideoAnnotation:
+        return build_video(gathered, self.labels, self.mappings, self.keep_tubes, self.path,
+                           findings)
+
+    def slow(self, name: str, text: bytes) -> Occurrence:
+        """One entry's text read the stream reader's way (FallBack when its parser refuses)."""
+        repeated: list = []
+        try:
+            raw = next(ijson.items(io.BytesIO(text), "", use_float=True,
+                                   map_type=_object_type(repeated)))
+        except (ijson.JSONError, UnicodeDecodeError, StopIteration):
+            raise FallBack from None
+        return _occurrence(name, raw, repeated, Findings(), self)
+
+
+def _parse(reader: EntryReader, start: int) -> list[Occurrence]:
+    """Every video entry of the file in order, read with the fast reader where it can vouch for
+    the result and else as a stream."""
+    with cyclic_gc_paused():
+        parsed = read_fast(reader.path, start, reader)
+        return _parse_stream(reader, start) if parsed is None else parsed
+
+
+def _parse_stream(reader: EntryReader, start: int) -> list[Occurrence]:
+    """The video entries of the file, streamed (ijson) into per-video dicts."""
+    path = reader.path
+    parsed: list[Occurrence] = []
     repeated: list = []  # (object, key) of every key given twice in an object
     seen: set[str] = set()
     try:
-        with open(path, "rb") as f, _cyclic_gc_paused():
+        with open(path, "rb") as f:
             f.seek(start)
             for name, raw in ijson.kvitems(f, "db", use_float=True,
                                            map_type=_object_type(repeated)):
+                findings = Findings()
                 findings.add("video_twice", int(name in seen), f"video {show(name)}")
                 seen.add(name)
-                if wanted is None or name in wanted:
-                    out[name] = _parse_video(name, raw, labels, mappings, keep_tubes, path,
-                                             findings)
-                if repeated:
-                    obj, key = repeated[0]
-                    findings.add("key_twice", len(repeated), f"video {show(name)}: key "
-                                 f"{show(key)} in {locate(raw, obj)}")
-                    repeated.clear()
+                parsed.append(_occurrence(name, raw, repeated, findings, reader))
     except (ijson.JSONError, UnicodeDecodeError) as err:
         after = f" after video {show(name)}" if seen else ""
         problem = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) \
             else "malformed or truncated JSON"
         raise UserError(f"{problem}{after} ({_first_line(err)})", path) from None
-    if not out and wanted is None:
-        raise UserError("annotation file has no videos under 'db'", path)
-    if wanted is not None and wanted - set(out):
-        missing = ", ".join(sorted(wanted - set(out))[:5])
-        raise UserError(f"videos not in the annotation: {missing}", path)
-    findings.warn(path)
-    return Annotation(path=path, labels=labels, videos=out)
+    return parsed
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """Pause Python's cyclic garbage collector: the parser makes millions of containers, none in
-    a cycle, and the collector's passes over them cost a quarter of the load time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _occurrence(name: str, raw, repeated: list, findings: Findings, reader: EntryReader
+                ) -> Occurrence:
+    """One parsed video entry (dicts), converted when wanted; notes repeated keys."""
+    split_ids = split_names(raw.get("split_ids", []) if isinstance(raw, dict) else None)
+    wanted = reader.want(name, split_ids)
+    video = reader.build(_gather(name, raw, reader.path), findings) if wanted else None
+    if repeated:
+        # The parser may have read into the next entry already: its objects stay for it.
+        inside = _containers(raw)
+        mine = [(obj, key) for obj, key in repeated if id(obj) in inside]
+        repeated[:] = [(obj, key) for obj, key in repeated if id(obj) not in inside]
+        if mine and (wanted or reader.report_all):
+            obj, key = mine[0]
+            findings.add("key_twice", len(mine), f"video {show(name)}: key "
+                         f"{show(key)} in {locate(raw, obj)}")
+    return Occurrence(name, split_ids, findings, video)
+
+
+def _containers(root) -> set[int]:
+    """The ids of the dicts and lists in ``root`` (itself included)."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return seen
 
 
 def _object_type(repeated: list) -> type:
@@ -247,8 +298,9 @@ def _value_of_key(data: mmap.mmap, key: str, path: Path) -> list:
     """The value of a top-level key: looked for near the start, then from the end (the small
     lists stand before or after the large ``db``), then anywhere."""
     needle = f'"{key}"'.encode()
-    candidates = [data.find(needle, 0, HEAD_WINDOW), data.rfind(needle)]
-    pos = next((p for p in candidates if p >= 0 and _is_key(data, p, needle)), -1)
+    candidates = (data.find(needle, 0, HEAD_WINDOW), lambda: data.rfind(needle))
+    pos = next((p for p in (c if isinstance(c, int) else c() for c in candidates)
+                if p >= 0 and _is_key(data, p, needle)), -1)
     start = 0
     while pos < 0:
         found = data.find(needle, start)
@@ -273,8 +325,8 @@ def _is_key(data: mmap.mmap, pos: int, needle: bytes) -> bool:
     return data[pos + len(needle): pos + len(needle) + 64].lstrip()[:1] == b":"
 
 
-def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, np.ndarray],
-                 keep_tubes: bool, path: Path, findings: Findings) -> VideoAnnotation:
+def _gather(name: str, raw: dict, path: Path) -> Gathered:
+    """The fields of one video entry parsed into dicts, type-checked."""
     where = f"video {show(name)}"
     if not isinstance(raw, dict):
         raise bad(where, "the entry", raw, "an object", path)
@@ -296,9 +348,8 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
     box_keys: list[str] = []
     width = height = 0
     for frame_key, frame in frames_raw.items():
-        n = int(frame_key) if frame_key.isascii() and frame_key.isdigit() \
-            and len(frame_key) < 10 else -1
-        if str(n) != frame_key or not 1 <= n <= numf:
+        n = frame_number(frame_key, numf)
+        if n < 0:
             raise UserError(f"{where}: frame key {frame_key[:40]!r} is not a frame number "
                             f"1..numf={numf}", path)
         at = f"{where} frame {n}"
@@ -322,37 +373,9 @@ def _parse_video(name: str, raw: dict, labels: LabelSpace, mappings: dict[str, n
         box_frames.extend(repeat(n, len(annos)))
         frame_keys.extend(repeat(frame_key, len(annos)))
         box_keys.extend(annos)
-
-    def box_at(i: int) -> str:
-        return f"{where} frame {frame_keys[i]} box {show(box_keys[i])}"
-
-    columns = zip(*rows, strict=True) if rows else [[]] * (2 + len(LABEL_TYPES))
-    coords, uids_of_box, *id_lists = columns
-    raw_boxes = check_box_coords(list(coords), box_at, path)
-    check_types(uids_of_box, (str,), box_at, "'tube_uid'", "a string", path)
-    frames = np.asarray(box_frames, dtype=np.int32)
-    uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
-    track_ids = inverse.astype(np.int32).reshape(-1)
-    multi_hot = {t: _multi_hot(list(ids), mappings[t], labels.num_classes(t), box_at,
-                               f"'{t}_ids'", path)
-                 for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
-    findings.check_boxes(raw_boxes, frames, track_ids, box_at)
-
-    order = np.argsort(frames, kind="stable")
-    video = VideoAnnotation(
-        name=name, split_ids=tuple(split_ids), numf=numf, width=width, height=height,
-        annotated=annotated, frames=frames[order], boxes=np.clip(raw_boxes, 0.0, 1.0)[order],
-        track_ids=track_ids[order], uids=[str(u) for u in uids],
-        labels={t: hot[order] for t, hot in multi_hot.items()},
-    )
-    if keep_tubes:
-        new_row = np.empty(len(order), dtype=np.int64)
-        new_row[order] = np.arange(len(order))
-        row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
-        video.tubes = {t: _parse_tubes(raw.get(f"{t}_tubes", {}), mappings[t], row_of,
-                                       where, f"{t}_tubes", path, findings)
-                       for t in LABEL_TYPES}
-    return video
+    return Gathered(name, split_ids, numf, width, height, annotated, rows, box_frames,
+                    frame_keys, box_keys,
+                    lambda t: _tubes(raw.get(f"{t}_tubes", {}), where, f"{t}_tubes", path))
 
 
 def _get(obj: dict, key: str, where: str, path: Path):
@@ -380,24 +403,10 @@ def _raise_for_box(annos: dict, where: str, path: Path):
     raise AssertionError("no bad box")
 
 
-def _multi_hot(id_lists: list, mapping: np.ndarray, num_used: int, where, field: str,
-               path: Path) -> np.ndarray:
-    """Ragged lists of ``all_*`` ids of N boxes -> (N, num_used) bool, dropping unused classes."""
-    rows, ids = check_label_ids(id_lists, len(mapping), where, field, path)  # (M,), (M,)
-    used = mapping[ids]
-    out = np.zeros((len(id_lists), num_used), dtype=bool)
-    keep = used >= 0
-    out[rows[keep], used[keep]] = True
-    return out
-
-
-def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, where: str, field: str,
-                 path: Path, findings: Findings) -> list[Tube]:
-    """The tubes of one label type (``field``) whose class is used; (frame, box key) -> row in
-    ``row_of``."""
+def _tubes(raw_tubes: dict, where: str, field: str, path: Path):
+    """(key, label_id, annos) of the tubes of one label type (``field``), type-checked."""
     if not isinstance(raw_tubes, dict):
         raise bad(where, repr(field), raw_tubes, "an object of tubes by key", path)
-    tubes, keys = [], []
     for tube_key, tube in raw_tubes.items():
         at = f"{where} {field} tube {show(tube_key)}"
         if not isinstance(tube, dict):
@@ -405,26 +414,4 @@ def _parse_tubes(raw_tubes: dict, mapping: np.ndarray, row_of: dict, where: str,
         label, annos = _get(tube, "label_id", at, path), _get(tube, "annos", at, path)
         if type(label) is not int:
             raise bad(at, "'label_id'", label, "an integer", path)
-        if not 0 <= label < len(mapping):
-            raise UserError(f"{at}: label_id {describe(label)} out of range "
-                            f"0..{len(mapping) - 1}", path)
-        if not isinstance(annos, dict):
-            raise bad(at, "'annos'", annos, "an object of box keys by frame", path)
-        if mapping[label] < 0:
-            continue
-        try:
-            rows = list(map(row_of.__getitem__, annos.items()))
-        except (KeyError, TypeError):
-            frame, box = next((f, b) for f, b in annos.items()
-                              if type(b) is not str or (f, b) not in row_of)
-            if type(box) is not str:
-                raise bad(f"{at} frame {show(frame)}", "the box key", box, "a string",
-                          path) from None
-            raise UserError(f"{at}: refers to a missing box (frame {show(frame)}, box "
-                            f"{show(box)})", path) from None
-        tubes.append(Tube(label=int(mapping[label]), rows=np.sort(np.array(rows, np.int64))))
-        keys.append(tube_key)
-    findings.check_tubes(np.array([t.label for t in tubes], dtype=np.int64),
-                         [t.rows for t in tubes], len(row_of),
-                         lambda i: f"{where} {field} tube {show(keys[i])}")
-    return tubes
+        yield tube_key, label, annos

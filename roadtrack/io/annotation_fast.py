@@ -1,0 +1,363 @@
+"""The fast annotation reader: msgspec splits the memory-mapped file into its video entries and
+decodes each into typed structs, which the shared :func:`build_video` turns into arrays.
+
+It vouches for a result only where it is the one the stream reader would give: an entry whose
+text has a ``\\u`` escape, a key given twice (found by counting the colons of the text against
+the keys decoded), a value of another type or shape than the usual one, or anything that the
+checks refuse is handed to the stream reader's ``slow`` path (which gives the usual error or
+warning); an oddity above the entries (a repeated or escaped name, bad syntax) hands it the
+whole file.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import mmap
+import multiprocessing
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import repeat
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import ijson
+import msgspec
+import numpy as np
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from ..errors import UserError
+from ..labels import LABEL_TYPES
+from .annotation_checks import Findings
+from .annotation_video import (
+    BOX_FIELDS_NAMES,
+    MAX_FRAMES,
+    Gathered,
+    Occurrence,
+    frame_number,
+    split_names,
+    unpack_bits,
+)
+
+RELEASE_BYTES = 1 << 27
+"""Mapped bytes read before their pages are given back (keeps the resident memory bounded)."""
+PARALLEL_BYTES = 1 << 28
+"""Files this large are read by several processes."""
+MAX_WORKERS = 4
+
+
+class FallBack(Exception):
+    """The fast reader cannot vouch for this part: read it the stream reader's way."""
+
+
+class Box(Struct, forbid_unknown_fields=True, gc=False):
+    box: tuple[float, float, float, float]
+    tube_uid: str
+    agent_ids: list[int]
+    action_ids: list[int]
+    loc_ids: list[int]
+    duplex_ids: list[int]
+    triplet_ids: list[int]
+
+
+class Frame(Struct, forbid_unknown_fields=True, gc=False):
+    annotated: int | float | UnsetType = UNSET
+    width: int | UnsetType = UNSET
+    height: int | UnsetType = UNSET
+    annos: dict[str, Box] | None | UnsetType = UNSET
+    rgb_image_id: int | UnsetType = UNSET
+    input_image_id: int | UnsetType = UNSET
+    av_action_ids: list[int] | UnsetType = UNSET
+
+
+class TubeEntry(Struct, forbid_unknown_fields=True, gc=False):
+    label_id: int
+    annos: dict[str, str]
+
+
+class Video(Struct, forbid_unknown_fields=True, gc=False):
+    numf: int
+    frames: dict[str, Frame]
+    split_ids: list[str] | UnsetType = UNSET
+    agent_tubes: dict[str, TubeEntry] | UnsetType = UNSET
+    action_tubes: dict[str, TubeEntry] | UnsetType = UNSET
+    loc_tubes: dict[str, TubeEntry] | UnsetType = UNSET
+    duplex_tubes: dict[str, TubeEntry] | UnsetType = UNSET
+    triplet_tubes: dict[str, TubeEntry] | UnsetType = UNSET
+    av_action_tubes: Any = UNSET
+    frame_labels: Any = UNSET
+    location: Any = UNSET
+    weather: Any = UNSET
+
+
+class Splits(Struct, gc=False):
+    split_ids: Any = UNSET
+
+
+BOX_ATTRS = attrgetter(*BOX_FIELDS_NAMES)
+FRAME_FIELDS = attrgetter(*Frame.__struct_fields__)
+VIDEO_ANY = ("av_action_tubes", "frame_labels", "location", "weather")
+"""The fields of a video entry decoded untyped (they may hold objects, whose keys count)."""
+ENTRIES = msgspec.json.Decoder(dict[str, Raw])
+VIDEO = msgspec.json.Decoder(Video)
+SPLITS = msgspec.json.Decoder(Splits)
+
+
+def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
+    """The video entries of the file (see :func:`roadtrack.io.annotations._parse`), or None
+    when the stream reader must read the whole file. ``reader`` has ``want``, ``report_all``,
+    ``build`` and ``slow`` (:class:`roadtrack.io.annotations.EntryReader`). A large file is read
+    in parts by :func:`workers` processes (this one included)."""
+    try:
+        spans = _entry_spans(path, start)
+        parts = _parts(spans, workers() if path.stat().st_size >= PARALLEL_BYTES else 1)
+        if len(parts) == 1:
+            return _read_part(path, spans, reader)
+        context = multiprocessing.get_context("spawn")  # safe beside torch's threads
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
+            others = [pool.submit(_read_packed, path, part, reader) for part in parts[1:]]
+            parsed = _read_part(path, parts[0], reader)
+            for part, future in zip(parts[1:], others, strict=True):
+                try:
+                    parsed += _unpacked(future.result(), reader)
+                except (BrokenProcessPool, OSError, pickle.PicklingError):  # no process: here
+                    parsed += _read_part(path, part, reader)
+            return parsed
+    except FallBack:
+        return None
+
+
+def workers() -> int:
+    """Processes that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
+    :data:`MAX_WORKERS`)."""
+    given = os.environ.get("ROADTRACK_READ_WORKERS", "")
+    if multiprocessing.current_process().daemon:  # may start no processes
+        return 1
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_WORKERS, cores or 1))
+
+
+def _parts(spans: list[tuple[str, int, int]], count: int) -> list[list[tuple[str, int, int]]]:
+    """``spans`` cut into at most ``count`` runs of about equal bytes, in order."""
+    total = sum(length for _, _, length in spans) or 1
+    parts: list[list[tuple[str, int, int]]] = [[] for _ in range(max(1, count))]
+    done = 0
+    for span in spans:
+        parts[min(len(parts) - 1, done * len(parts) // total)].append(span)
+        done += span[2]
+    return [part for part in parts if part] or [[]]
+
+
+def _entry_spans(path: Path, start: int) -> list[tuple[str, int, int]]:
+    """(name, offset, length) of the video entries; FallBack when the structure above them is
+    not plain (a repeated or escaped key, a value the stream reader's parser would refuse)."""
+    with open(path, "rb") as f:
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(data)
+    try:
+        base = _address(view)
+        top = ENTRIES.decode(view[start:])
+        if "db" not in top:
+            raise FallBack
+        _check_gaps(data, base, start, len(data), top)
+        db = top.pop("db")
+        for raw in top.values():  # decoded only as far as to find their end
+            _check_syntax(raw)
+        entries = ENTRIES.decode(db)
+        at = _address(db) - base
+        _check_gaps(data, base, at, at + len(db), entries)
+        return [(name, _address(raw) - base, len(raw)) for name, raw in entries.items()]
+    except (msgspec.MsgspecError, ValueError):
+        raise FallBack from None
+    finally:
+        _release(data)
+
+
+def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
+    """The entries at ``spans`` of the file."""
+    with open(path, "rb") as f, cyclic_gc_paused(), \
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        parsed, done = [], 0
+        for name, offset, length in spans:
+            text = data[offset: offset + length]
+            split_ids = None if reader.report_all else _splits(text)
+            if reader.report_all or reader.want(name, split_ids):
+                try:
+                    parsed.append(_occurrence(name, text, reader))
+                except (msgspec.MsgspecError, FallBack, UserError):
+                    parsed.append(reader.slow(name, text))
+            else:
+                parsed.append(Occurrence(name, split_ids, Findings(), None))
+            done += length
+            if done > RELEASE_BYTES:
+                _release(data)
+                done = 0
+        return parsed
+
+
+def _read_packed(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
+    """:func:`_read_part` in another process: labels sent as bits (an eighth of the bytes)."""
+    parsed = _read_part(path, spans, reader)
+    for occ in parsed:
+        if occ.video is not None:
+            occ.video.labels = {t: np.packbits(hot, axis=1) for t, hot in occ.video.labels.items()}
+    return parsed
+
+
+def _unpacked(parsed: list[Occurrence], reader) -> list[Occurrence]:
+    """The entries :func:`_read_packed` sent, labels as booleans again."""
+    for occ in parsed:
+        if occ.video is not None:
+            occ.video.labels = {t: unpack_bits(bits, reader.labels.num_classes(t))
+                                for t, bits in occ.video.labels.items()}
+    return parsed
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector: the parsers make millions of containers, none in
+    a cycle, and the collector's passes over them cost a quarter of the load time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _release(data: mmap.mmap) -> None:
+    """Give back the resident pages of the map (they are read again from the page cache when
+    touched)."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        data.madvise(mmap.MADV_DONTNEED)
+
+
+def _address(buffer) -> int:
+    return np.frombuffer(buffer, dtype=np.uint8).__array_interface__["data"][0]
+
+
+def _check_gaps(data: mmap.mmap, base: int, lo: int, hi: int, values: dict[str, Raw]) -> None:
+    """Between the values of an object (decoded as views into ``data[lo:hi]``) stand just their
+    keys: one colon each, no ``\\u`` escape, in order; else a key was repeated (the decoder keeps
+    the last) or is escaped, and the stream reader must read the file."""
+    pos = lo
+    for raw in values.values():
+        at = _address(raw) - base
+        if not pos <= at <= hi - len(raw):
+            raise FallBack
+        gap = data[pos:at]
+        if gap.count(b":") != 1 or b"\\u" in gap:
+            raise FallBack
+        pos = at + len(raw)
+    tail = data[pos:hi]
+    if b":" in tail or b"\\u" in tail:
+        raise FallBack
+
+
+def _check_syntax(raw: Raw) -> None:
+    """FallBack unless the stream reader's parser takes ``raw`` (a value msgspec skipped)."""
+    try:
+        for _ in ijson.basic_parse(io.BytesIO(bytes(raw))):
+            pass
+    except (ijson.JSONError, UnicodeDecodeError, ValueError):
+        raise FallBack from None
+
+
+def _splits(text: bytes) -> tuple[str, ...] | None:
+    try:
+        value = SPLITS.decode(text).split_ids
+    except msgspec.MsgspecError:
+        return None
+    return () if value is UNSET else split_names(value)
+
+
+def _occurrence(name: str, text: bytes, reader) -> Occurrence:
+    """One entry read, converted when wanted (else only checked for repeated keys)."""
+    if b"\\u" in text:
+        raise FallBack
+    video = VIDEO.decode(text)
+    if text.count(b":") != _count_keys(video):
+        raise FallBack
+    split_ids = split_names([] if video.split_ids is UNSET else video.split_ids)
+    findings = Findings()
+    arrays = reader.build(_gather(name, video), findings) if reader.want(name, split_ids) \
+        else None
+    return Occurrence(name, split_ids, findings, arrays)
+
+
+def _count_keys(video: Video) -> int:
+    """The keys of the objects an entry decoded into (with a key given twice, fewer than the
+    colons of its text)."""
+    count = _untyped_keys(video, VIDEO_ANY) + len(video.frames) + sum(
+        getattr(video, name) is not UNSET for name in ("numf", "frames", "split_ids"))
+    fields = list(map(FRAME_FIELDS, video.frames.values()))  # one tuple per frame
+    count += len(fields) * len(Frame.__struct_fields__) - sum(f.count(UNSET) for f in fields)
+    count += sum(len(frame.annos) for frame in video.frames.values() if frame.annos) \
+        * (1 + len(BOX_FIELDS_NAMES))
+    for t in LABEL_TYPES:
+        tubes = getattr(video, f"{t}_tubes")
+        if tubes is not UNSET:
+            count += 1 + len(tubes) * 3 + sum(len(tube.annos) for tube in tubes.values())
+    return count
+
+
+def _untyped_keys(obj: Struct, fields: tuple[str, ...]) -> int:
+    """The untyped ``fields`` of ``obj`` given in the text, and the keys inside them."""
+    count = 0
+    for name in fields:
+        value = getattr(obj, name)
+        if value is not UNSET:
+            count += 1 + (_any_keys(value) if isinstance(value, (dict, list)) else 0)
+    return count
+
+
+def _any_keys(value) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(map(_any_keys, value.values()))
+    if isinstance(value, list):
+        return sum(map(_any_keys, value))
+    return 0
+
+
+def _gather(name: str, video: Video) -> Gathered:
+    """The fields of a decoded entry as the stream reader gathers them; FallBack where its
+    checks would refuse one (the stream reader then says how)."""
+    numf = video.numf
+    if not 0 <= numf <= MAX_FRAMES:
+        raise FallBack
+    split_ids = [] if video.split_ids is UNSET else video.split_ids
+    annotated = np.zeros(numf, dtype=bool)
+    boxes: list[Box] = []
+    box_frames: list[int] = []
+    frame_keys: list[str] = []
+    box_keys: list[str] = []
+    width = height = 0
+    for key, frame in video.frames.items():
+        n = frame_number(key, numf)
+        if n < 0:
+            raise FallBack
+        annotated[n - 1] = frame.annotated is not UNSET and frame.annotated > 0
+        if not width:
+            width, height = (0 if v is UNSET else v for v in (frame.width, frame.height))
+            if width < 0 or height < 0:
+                raise FallBack
+        annos = frame.annos
+        if not annos:
+            continue
+        boxes.extend(annos.values())
+        box_frames.extend(repeat(n, len(annos)))
+        frame_keys.extend(repeat(key, len(annos)))
+        box_keys.extend(annos)
+
+    def tubes(t: str):
+        entries = getattr(video, f"{t}_tubes")
+        return () if entries is UNSET else ((k, e.label_id, e.annos) for k, e in entries.items())
+
+    return Gathered(name, split_ids, numf, width, height, annotated, list(map(BOX_ATTRS, boxes)),
+                    box_frames, frame_keys, box_keys, tubes, typed=True)

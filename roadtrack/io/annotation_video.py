@@ -1,0 +1,263 @@
+"""The parsed form of a ROAD/ROAD++ annotation (per-video arrays and tubes) and the step that
+builds one video's arrays from the fields a parser gathered, shared by every parser so that
+they check and convert alike."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..labels import LABEL_TYPES, LabelSpace
+from .annotation_checks import (
+    Findings,
+    bad,
+    check_box_coords,
+    check_box_range,
+    check_label_ids,
+    check_types,
+    describe,
+    show,
+)
+
+MAX_FRAMES = 1_000_000
+"""Largest ``numf`` read (ROAD's longest video has about 6,000 frames; this is 28 h at 10 fps)."""
+
+BOX_FIELDS_NAMES = ("box", "tube_uid") + tuple(f"{t}_ids" for t in LABEL_TYPES)
+"""The fields of a box the reader reads, in this order in a gathered row."""
+
+
+@dataclass
+class Tube:
+    """One ground-truth tube: a class and the rows (into the video's box arrays) it covers."""
+
+    label: int
+    rows: np.ndarray  # (n,) int, sorted by frame
+
+
+@dataclass
+class VideoAnnotation:
+    """All boxes of one video as flat arrays, frames 1-based, labels in the used space."""
+
+    name: str
+    split_ids: tuple[str, ...]
+    numf: int
+    width: int
+    height: int
+    annotated: np.ndarray  # (numf,) bool: frame n is labelled when annotated[n - 1]
+    frames: np.ndarray  # (N,) int32
+    boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
+    track_ids: np.ndarray  # (N,) int32 index into uids
+    uids: list[str]
+    labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
+    tubes: dict[str, list[Tube]] = field(default_factory=dict)
+
+    @property
+    def num_boxes(self) -> int:
+        return len(self.frames)
+
+    def annotated_frames(self) -> np.ndarray:
+        """(K,) 1-based numbers of the frames with ``annotated > 0``."""
+        return np.flatnonzero(self.annotated) + 1
+
+    def tube_frames_boxes(self, tube: Tube) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) frames and (n, 4) normalised boxes of a tube."""
+        return self.frames[tube.rows], self.boxes[tube.rows]
+
+
+@dataclass
+class Annotation:
+    """A whole annotation file: label space and videos by name (``other_splits``: the splits of
+    videos a subset load left out)."""
+
+    path: Path
+    labels: LabelSpace
+    videos: dict[str, VideoAnnotation]
+    other_splits: tuple[str, ...] = ()
+
+    def split(self, split: str | None) -> list[str]:
+        """Names of the videos whose ``split_ids`` hold ``split`` (all videos for None), sorted."""
+        names = [n for n, v in self.videos.items() if split is None or split in v.split_ids]
+        return sorted(names)
+
+    def splits(self) -> list[str]:
+        return sorted({s for v in self.videos.values() for s in v.split_ids}
+                      | set(self.other_splits))
+
+
+@dataclass
+class Gathered:
+    """The fields of one video as a parser read them, before checks and conversion: per box a
+    row of :data:`BOX_FIELDS_NAMES` values, its frame number, frame key and box key."""
+
+    name: str
+    split_ids: list
+    numf: int
+    width: int
+    height: int
+    annotated: np.ndarray  # (numf,) bool
+    rows: list[tuple]
+    box_frames: list[int]
+    frame_keys: list[str]
+    box_keys: list[str]
+    tubes: Callable[[str], Iterable[tuple[str, int, object]]]
+    """label type -> (tube key, label_id, annos) of its tubes, type-checked up to the label."""
+    typed: bool = False
+    """The parser made sure of the types: boxes are 4 floats, uids strings, ids integers."""
+
+
+@dataclass
+class Occurrence:
+    """One entry under ``db`` as read: its name, ``split_ids`` (None when not a list of names),
+    what it showed (:class:`Findings`) and its arrays (None when not asked for)."""
+
+    name: str
+    split_ids: tuple[str, ...] | None
+    findings: Findings
+    video: VideoAnnotation | None
+
+
+BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
+"""The 8 bits of each byte value as 8 bytes (0 or 1) in one uint64, first bit first."""
+
+
+def unpack_bits(packed: np.ndarray, count: int) -> np.ndarray:
+    """(N, B) uint8 rows of ``np.packbits(axis=1)`` -> (N, count) bool (a view; several times
+    faster than ``np.unpackbits``)."""
+    bits = BYTE_BITS[packed].view(np.uint8)  # (N, B * 8)
+    return bits.reshape(len(packed), packed.shape[1] * 8)[:, :count].view(bool)
+
+
+def split_names(value) -> tuple[str, ...] | None:
+    """A ``split_ids`` value as a tuple of names, None when it is not a list of strings."""
+    if not isinstance(value, list) or set(map(type, value)) - {str}:
+        return None
+    return tuple(value)
+
+
+def frame_number(key: str, numf: int) -> int:
+    """The number 1..numf a frame key spells exactly (no sign, zeros or spaces), else -1."""
+    n = int(key) if key.isascii() and key.isdigit() and len(key) < 10 else -1
+    return n if str(n) == key and 1 <= n <= numf else -1
+
+
+def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray],
+                keep_tubes: bool, path: Path, findings: Findings) -> VideoAnnotation:
+    """Check a gathered video and convert it to arrays in the used label space."""
+    where = f"video {show(g.name)}"
+    frame_keys, box_keys = g.frame_keys, g.box_keys
+
+    def box_at(i: int) -> str:
+        return f"{where} frame {frame_keys[i]} box {show(box_keys[i])}"
+
+    columns = zip(*g.rows, strict=True) if g.rows else [[]] * (2 + len(LABEL_TYPES))
+    coords, uids_of_box, *id_lists = columns
+    if g.typed:
+        raw_boxes = check_box_range(np.array(coords, dtype=np.float64).reshape(-1, 4), coords,
+                                    box_at, path)
+    else:
+        raw_boxes = check_box_coords(list(coords), box_at, path)
+        check_types(uids_of_box, (str,), box_at, "'tube_uid'", "a string", path)
+    frames = np.asarray(g.box_frames, dtype=np.int32)
+    uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
+    track_ids = inverse.astype(np.int32).reshape(-1)
+    multi_hot = {t: _multi_hot(ids, mappings[t], labels.num_classes(t), box_at, f"'{t}_ids'",
+                               path, g.typed)
+                 for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
+    findings.check_boxes(raw_boxes, frames, track_ids, box_at)
+
+    order = np.argsort(frames, kind="stable")
+    video = VideoAnnotation(
+        name=g.name, split_ids=tuple(g.split_ids), numf=g.numf, width=g.width, height=g.height,
+        annotated=g.annotated, frames=frames[order], boxes=np.clip(raw_boxes, 0.0, 1.0)[order],
+        track_ids=track_ids[order], uids=[str(u) for u in uids],
+        labels={t: hot[order] for t, hot in multi_hot.items()},
+    )
+    if keep_tubes:
+        new_row = np.empty(len(order), dtype=np.int64)
+        new_row[order] = np.arange(len(order))
+        row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
+        for t in LABEL_TYPES:
+            args = (mappings[t], row_of, where, f"{t}_tubes")
+            tubes = _tubes_at_once(g.tubes(t), *args, findings)
+            video.tubes[t] = _build_tubes(g.tubes(t), *args, path, findings) if tubes is None \
+                else tubes
+    return video
+
+
+def _multi_hot(id_lists: Sequence, mapping: np.ndarray, num_used: int, where, field: str,
+               path: Path, typed: bool) -> np.ndarray:
+    """Ragged lists of ``all_*`` ids of N boxes -> (N, num_used) bool, dropping unused classes
+    (``typed``: the parser made sure they are lists of integers)."""
+    rows, ids = check_label_ids(id_lists, len(mapping), where, field, path, typed)  # (M,), (M,)
+    used = mapping[ids]
+    out = np.zeros((len(id_lists), num_used), dtype=bool)
+    keep = used >= 0
+    out[rows[keep], used[keep]] = True
+    return out
+
+
+def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
+                   where: str, field: str, findings: Findings) -> list[Tube] | None:
+    """What :func:`_build_tubes` gives, in a few passes over all tubes of one type; None when
+    any tube is not as expected (then :func:`_build_tubes` names the first problem)."""
+    try:
+        entries = list(items)
+        labels = np.array([label for _, label, _ in entries], dtype=np.int64)  # (T,)
+        if ((labels < 0) | (labels >= len(mapping))).any() \
+                or not set(type(annos) for _, _, annos in entries) <= {dict}:
+            return None
+        used = mapping[labels]
+        kept = np.flatnonzero(used >= 0)  # (K,)
+        annos: list[dict] = [entries[i][2] for i in kept]  # type: ignore[misc]
+        sizes = np.fromiter(map(len, annos), dtype=np.int64, count=len(annos))  # (K,)
+        pairs = zip(chain.from_iterable(annos), chain.from_iterable(map(dict.values, annos)),
+                    strict=True)
+        rows = np.fromiter(map(row_of.__getitem__, pairs), dtype=np.int64,
+                           count=int(sizes.sum()))  # (R,)
+    except (KeyError, TypeError, UserError, OverflowError):
+        return None
+    owner = np.repeat(np.arange(len(kept)), sizes)  # (R,)
+    rows = rows[np.lexsort((rows, owner))]  # sorted within each tube
+    tubes = [Tube(label=int(label), rows=part) for label, part in
+             zip(used[kept], np.split(rows, np.cumsum(sizes)[:-1]), strict=True)] if len(kept) \
+        else []
+    keys = [entries[i][0] for i in kept]
+    findings.check_tubes(used[kept], [t.rows for t in tubes], len(row_of),
+                         lambda i: f"{where} {field} tube {show(keys[i])}")
+    return tubes
+
+
+def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
+                 where: str, field: str, path: Path, findings: Findings) -> list[Tube]:
+    """The tubes of one label type (``field``) whose class is used; (frame, box key) -> row in
+    ``row_of``."""
+    tubes, keys = [], []
+    for tube_key, label, annos in items:
+        at = f"{where} {field} tube {show(tube_key)}"
+        if not 0 <= label < len(mapping):
+            raise UserError(f"{at}: label_id {describe(label)} out of range "
+                            f"0..{len(mapping) - 1}", path)
+        if not isinstance(annos, dict):
+            raise bad(at, "'annos'", annos, "an object of box keys by frame", path)
+        if mapping[label] < 0:
+            continue
+        try:
+            rows = list(map(row_of.__getitem__, annos.items()))
+        except (KeyError, TypeError):
+            frame, box = next((f, b) for f, b in annos.items()
+                              if type(b) is not str or (f, b) not in row_of)
+            if type(box) is not str:
+                raise bad(f"{at} frame {show(frame)}", "the box key", box, "a string",
+                          path) from None
+            raise UserError(f"{at}: refers to a missing box (frame {show(frame)}, box "
+                            f"{show(box)})", path) from None
+        tubes.append(Tube(label=int(mapping[label]), rows=np.sort(np.array(rows, np.int64))))
+        keys.append(tube_key)
+    findings.check_tubes(np.array([t.label for t in tubes], dtype=np.int64),
+                         [t.rows for t in tubes], len(row_of),
+                         lambda i: f"{where} {field} tube {show(keys[i])}")
+    return tubes

@@ -1,0 +1,295 @@
+"""The fast annotation reader, the cache and the stream reader give the same annotation, the same
+errors and the same warnings; a stale or corrupt cache is never used."""
+import copy
+import json
+import os
+import warnings
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import roadtrack.io.annotation_cache as cache_module
+import roadtrack.io.annotations as annotations
+from roadtrack.cli import main
+from roadtrack.errors import InputWarning, UserError
+from roadtrack.io.annotation_cache import SUFFIX, cache_paths
+from roadtrack.io.annotations import load_annotation
+
+from .test_annotations import _break, _corrupt, _with_repeated_key
+from .test_fuzz_annotations import BASE, EDITS, TEXT_EDITS, _dump, _edit, _text_edit
+
+BREAKS = ["split_string", "split_numbers", "numf_negative", "numf_huge", "numf_string",
+          "numf_true", "frames_list", "frame_key", "frame_key_long", "frame_string",
+          "annotated_string", "width_float", "annos_list", "box_list", "box_string_value",
+          "box_three_values", "label_car", "label_float", "label_true", "ids_int", "uid_int",
+          "tubes_list", "tube_annos_list", "tube_label_string", "tube_label_float",
+          "tube_box_key_list"]
+CORRUPTIONS = ["missing_numf", "missing_box_key", "id_out_of_range", "box_outside",
+               "missing_labels"]
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """The user cache folder in the test's folder; the cache on unless a test turns it off."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv("ROADTRACK_NO_CACHE", raising=False)
+    return tmp_path / "user-cache" / "roadtrack"
+
+
+@contextmanager
+def stream_only():
+    """Every file read by the stream reader (as before the fast reader)."""
+    with mock.patch.object(annotations, "read_fast", lambda *args: None):
+        yield
+
+
+def _outcome(path, **kwargs):
+    """(annotation or None, error message or None, warning messages) of one load."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            anno, error = load_annotation(path, **kwargs), None
+        except UserError as err:
+            anno, error = None, str(err)
+    return anno, error, [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+
+
+def assert_same_annotation(a, b):
+    assert a.labels == b.labels and list(a.videos) == list(b.videos)
+    for name, v in a.videos.items():
+        w = b.videos[name]
+        assert (v.name, v.split_ids, v.numf, v.width, v.height, v.uids) == \
+            (w.name, w.split_ids, w.numf, w.width, w.height, w.uids)
+        for field in ("annotated", "frames", "boxes", "track_ids"):
+            x, y = getattr(v, field), getattr(w, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+        assert v.labels.keys() == w.labels.keys()
+        for t in v.labels:
+            assert v.labels[t].dtype == w.labels[t].dtype
+            assert np.array_equal(v.labels[t], w.labels[t])
+        assert v.tubes.keys() == w.tubes.keys()
+        for t in v.tubes:
+            assert [tube.label for tube in v.tubes[t]] == [tube.label for tube in w.tubes[t]]
+            for p, q in zip(v.tubes[t], w.tubes[t], strict=True):
+                assert p.rows.dtype == q.rows.dtype and np.array_equal(p.rows, q.rows)
+
+
+def assert_same_everywhere(path, **kwargs):
+    """The stream reader, the fast reader, the first cached read (which writes the cache) and the
+    second (which reads it) agree; returns the outcome."""
+    with stream_only():
+        old = _outcome(path, cache=False, **kwargs)
+    outcomes = [_outcome(path, cache=False, **kwargs), _outcome(path, cache=True, **kwargs),
+                _outcome(path, cache=True, **kwargs)]
+    for anno, error, messages in outcomes:
+        assert error == old[1] and messages == old[2]
+        if old[0] is not None:
+            assert_same_annotation(anno, old[0])
+    return old
+
+
+def _write(tmp_path, text, name="anno.json"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_clean_file_is_read_by_the_fast_reader_and_then_from_the_cache(tmp_path,
+                                                                         synth_anno_path):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    with mock.patch.object(annotations, "_parse_stream", side_effect=AssertionError):
+        fast = load_annotation(path)
+    assert (tmp_path / ("anno.json" + SUFFIX)).is_file()
+    with mock.patch.object(annotations, "_parse", side_effect=AssertionError):
+        cached = load_annotation(path)
+    with stream_only():
+        old = load_annotation(path, cache=False)
+    assert_same_annotation(fast, old)
+    assert_same_annotation(cached, old)
+    assert_same_everywhere(path, keep_tubes=False)
+    assert_same_everywhere(path, videos=sorted(old.videos)[:1])
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_type_errors_are_the_same_on_every_path(tmp_path, anno_dict, how):
+    text, _ = _break(anno_dict, how)
+    _, error, _ = assert_same_everywhere(_write(tmp_path, text))
+    assert error is not None
+    assert not list(tmp_path.glob("*" + SUFFIX)), "no cache of a broken file"
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+def test_content_errors_are_the_same_on_every_path(tmp_path, anno_dict, how):
+    _, error, _ = assert_same_everywhere(_write(tmp_path, _corrupt(anno_dict, how)))
+    assert error is not None
+
+
+def _odd_files(anno_dict):
+    """Readable files with something to warn about, or that the fast reader hands on."""
+    name, video = next(iter(anno_dict["db"].items()))
+    frame = next(f for f in video["frames"].values() if f.get("annos"))
+    box_key, box = next(iter(frame["annos"].items()))
+    tube_key, tube = next(iter(video["agent_tubes"].items()))
+    text = json.dumps(anno_dict)
+    flipped = copy.deepcopy(anno_dict)
+    fbox = next(iter(next(f for f in next(iter(flipped["db"].values()))["frames"].values()
+                          if f.get("annos"))["annos"].values()))
+    fbox["box"] = [fbox["box"][2], fbox["box"][1], fbox["box"][0], fbox["box"][3]]
+    body = json.dumps(video)
+    return {
+        "flipped": json.dumps(flipped),
+        "repeated tube key": _with_repeated_key(text, tube_key, tube),
+        "repeated box field": text.replace(f'"{box_key}": {{"box": ',
+                                           f'"{box_key}": {{"box": [0.1, 0.2, 0.3, 0.4], "box": ',
+                                           1),
+        "video twice": text.replace(f'"{name}": {body}', f'"{name}": {body}, "{name}": {body}',
+                                    1),
+        "escaped uid": text.replace(json.dumps(box["tube_uid"]),
+                                    json.dumps(box["tube_uid"]).replace("_", "\\u005f"), 1),
+        "colon in a uid": text.replace(f'"tube_uid": "{box["tube_uid"]}"',
+                                       f'"tube_uid": "a:{box["tube_uid"]}"', 1),
+        "pretty printed": json.dumps(anno_dict, indent=1),
+        "vertical tab": text.replace('"db": ', '"db":\x0b', 1),
+        "extra field": text.replace('"numf": ', '"note": {"a": 1}, "numf": ', 1),
+        "labels after db": json.dumps({"db": anno_dict["db"],
+                                       **{k: v for k, v in anno_dict.items() if k != "db"}}),
+    }
+
+
+@pytest.mark.parametrize("case", ["flipped", "repeated tube key", "repeated box field",
+                                  "video twice", "escaped uid", "colon in a uid",
+                                  "pretty printed", "vertical tab", "extra field",
+                                  "labels after db"])
+def test_odd_but_readable_files_read_the_same_on_every_path(tmp_path, anno_dict, case):
+    path = _write(tmp_path, _odd_files(anno_dict)[case])
+    anno, error, _ = assert_same_everywhere(path)
+    assert error is None and anno.videos
+
+
+@settings(max_examples=60)
+@given(edits=st.lists(EDITS, min_size=1, max_size=3), text_edit=TEXT_EDITS,
+       subset=st.sampled_from([None, ["v2"], ["v1", "v2"]]))
+def test_broken_files_read_the_same_on_every_path(tmp_path, edits, text_edit, subset):
+    doc = copy.deepcopy(BASE)
+    for edit in edits:
+        doc = _edit(doc, edit)
+    path = tmp_path / "fuzz.json"
+    path.write_bytes(_text_edit(_dump(doc).encode(), text_edit))
+    assert_same_everywhere(path, videos=subset)
+
+
+def test_a_changed_file_is_read_again(tmp_path, synth_anno_path):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    before = load_annotation(path)
+    stat = path.stat()
+    text = path.read_text()
+    at = text.index('"split_ids"')
+    at = text.index('"', text.index("[", at)) + 1
+    first = text[at:text.index('"', at)]  # the first video's first split, e.g. train
+    path.write_text(text[:at] + "Z" * len(first) + text[at + len(first):])  # as long as before
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and time
+    assert path.stat().st_size == stat.st_size
+    after = load_annotation(path)
+    assert "Z" * len(first) in after.splits() and "Z" * len(first) not in before.splits()
+
+
+def _only_warning(path):
+    with pytest.warns(InputWarning) as caught:
+        anno = load_annotation(path)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "unreadable annotation cache" in messages[0], messages
+    return anno
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip bytes", "garbage", "bad rows"])
+def test_a_corrupt_cache_is_rebuilt_with_one_warning(tmp_path, synth_anno_path, damage):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    good = load_annotation(path)
+    cache = tmp_path / ("anno.json" + SUFFIX)
+    data = cache.read_bytes()
+    if damage == "truncate":
+        cache.write_bytes(data[: len(data) // 2])
+    elif damage == "flip bytes":
+        middle = len(data) // 3
+        cache.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 64])
+                          + data[middle + 64:])
+    elif damage == "garbage":
+        cache.write_bytes(b"not a zip at all")
+    else:  # consistent zip, inconsistent content: a tube row past the boxes
+        with np.load(cache) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["tube_rows_agent"] = arrays["tube_rows_agent"] + 10 ** 6
+        np.savez(cache, **arrays)
+    anno = _only_warning(path)
+    assert_same_annotation(anno, good)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same_annotation(load_annotation(path), good)  # rebuilt: read quietly
+
+
+def test_the_cache_is_data_only(tmp_path, synth_anno_path):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    load_annotation(path)
+    with np.load(tmp_path / ("anno.json" + SUFFIX), allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+
+
+def test_a_read_only_folder_uses_the_user_cache(tmp_path, synth_anno_path, user_cache):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    real = cache_module.atomic_path
+
+    def refuse_beside(target, suffix=""):
+        if target.parent == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real(target, suffix)
+
+    with mock.patch.object(cache_module, "atomic_path", refuse_beside):
+        first = load_annotation(path)
+    assert not (tmp_path / ("anno.json" + SUFFIX)).exists()
+    assert cache_paths(path)[1].parent == user_cache and cache_paths(path)[1].is_file()
+    with mock.patch.object(annotations, "_parse", side_effect=AssertionError):
+        assert_same_annotation(load_annotation(path), first)
+
+
+def test_no_cache_by_environment_or_flag(tmp_path, synth_anno_path, monkeypatch):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    monkeypatch.setenv("ROADTRACK_NO_CACHE", "1")
+    load_annotation(path)
+    assert not list(tmp_path.rglob("*" + SUFFIX))
+    monkeypatch.delenv("ROADTRACK_NO_CACHE")
+    result = CliRunner().invoke(main, ["info", "--no-cache", str(path)])
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.rglob("*" + SUFFIX))
+    assert "ROADTRACK_NO_CACHE" not in os.environ
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 0 and (tmp_path / ("anno.json" + SUFFIX)).is_file()
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_split_reads_only_its_videos(tmp_path, synth_anno_path, cache):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    full = load_annotation(path, cache=False)
+    val = load_annotation(path, splits=["val"], cache=cache)
+    assert sorted(val.videos) == full.split("val") and val.splits() == full.splits()
+    for name, video in val.videos.items():
+        assert np.array_equal(video.boxes, full.videos[name].boxes)
+    with mock.patch.object(annotations, "build_video",
+                           side_effect=AssertionError("a video outside the split was read")):
+        assert not load_annotation(path, splits=["no-such-split"], cache=False).videos
+
+
+def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, synth_anno_path, monkeypatch):
+    import roadtrack.io.annotation_fast as fast
+
+    path = _write(tmp_path, synth_anno_path.read_text())
+    with stream_only():
+        old = load_annotation(path, cache=False)
+    monkeypatch.setattr(fast, "PARALLEL_BYTES", 0)
+    monkeypatch.setenv("ROADTRACK_READ_WORKERS", "2")
+    with mock.patch.object(annotations, "_parse_stream", side_effect=AssertionError):
+        assert_same_annotation(load_annotation(path, cache=False), old)
