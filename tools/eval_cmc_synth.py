@@ -2,11 +2,11 @@
 
 Writes a synthetic dataset (``roadtrack synth --camera moving``, and the static one of the same
 seed for reference), makes detections from its ground truth (boxes jittered by ``--jitter`` of
-their size, ``--drop`` of them dropped, scores uniform in [0.9, 1]: every box is a true one), tracks each val video with
-the default tracker without CMC, with CMC estimated from the frames (sparse flow, ECC) and with
-the true camera motion of the simulation (an upper bound), and prints MOTA/IDF1/ID switches
-(motmetrics' rules, IoU 0.5), the estimation cost per frame (decode included) and the frame-mAP
-of the AV action classified from each motion.
+their size, ``--drop`` of them dropped, scores uniform in [0.9, 1]: every box is a true one),
+tracks each val video with the default tracker without CMC, with CMC estimated from the frames
+(sparse flow, ECC) and with the true camera motion of the simulation (an upper bound), and
+prints MOTA/IDF1/ID switches (motmetrics' rules, IoU 0.5), the estimation cost per frame (decode
+included) and the frame-mAP of the AV action classified from each motion.
 
     PYTHONPATH=. python tools/eval_cmc_synth.py [--videos 24] [--frames 100] [--seed 0]
 """
