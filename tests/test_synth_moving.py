@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from roadtrack.cli import main
+from roadtrack.errors import UserError
 from roadtrack.eval.av_action import av_action_ap, av_action_truth
 from roadtrack.events.av_action import AV_ACTIONS, av_actions, classify, motion_features
 from roadtrack.io.annotations import load_annotation
@@ -138,6 +139,31 @@ def test_av_action_frame_map_scores_the_events_part(moving_root):
     assert all(r.ap < 100 for r, p in zip(av_action_ap(truth, flipped), present, strict=True) if p)
     part = av_actions(np.tile(np.eye(2, 3), (5, 1, 1)), W, H)  # a still camera
     assert part["labels"] == ["AV-Stop"] * 5 and part["classes"] == list(AV_ACTIONS)
+
+
+def test_av_action_truth_reads_the_labels_as_json_has_them(moving_root, tmp_path):
+    path = moving_root / ANNOTATION_NAME
+    doc = json.loads(path.read_text())
+    video = next(iter(doc["db"]))
+    names = doc["all_av_action_labels"]
+    used = list(roadpp().names("av_action"))
+    truth = av_action_truth(path, [video], roadpp())[video]
+    for key, frame in doc["db"][video]["frames"].items():
+        want = {used.index(names[i]) for i in frame.get("av_action_ids", [])
+                if frame.get("annotated", 0) and names[i] in used}
+        assert set(np.flatnonzero(truth[int(key) - 1])) == want
+    del doc["all_av_action_labels"]
+    (tmp_path / "none.json").write_text(json.dumps(doc))
+    assert av_action_truth(tmp_path / "none.json", [video], roadpp()) is None
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"db": []}', '{"db": {"v": {"numf": "x"}}}'])
+def test_av_action_truth_refuses_a_broken_file_in_one_line(tmp_path, text):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    with pytest.raises(UserError, match="cannot read the AV actions") as err:
+        av_action_truth(bad, ["v"], roadpp())
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_synth_refuses_an_unknown_camera(tmp_path):

@@ -8,13 +8,12 @@ AP as for boxes (``roadtrack.eval.ap``), mAP the plain mean over the used classe
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
 from ..io.artifacts import artifact_path, load_events
+from ..io.av_actions import read_av_actions
 from ..io.runs import EVENTS
 from ..labels import LabelSpace
 from .ap import ClassResult, average_precision, rank
@@ -23,30 +22,21 @@ from .ap import ClassResult, average_precision, rank
 def av_action_truth(path: str | Path, videos: list[str], labels: LabelSpace
                     ) -> dict[str, np.ndarray] | None:
     """video -> (numf, C) bool multi-hot AV actions; rows of frames not annotated are all False.
-    None when the file names no AV actions. (The whole JSON is parsed again here: the annotation
-    reader keeps no AV actions.)
-    """
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-        if "all_av_action_labels" not in data:
-            return None
-        all_names = data["all_av_action_labels"]
-        db = data["db"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"cannot read the AV actions ({type(err).__name__}: {err})", path) \
-            from None
+    None when the file names no AV actions (read apart from the boxes: the annotation reader keeps
+    no AV actions)."""
+    found = read_av_actions(path, videos)
+    if found is None:
+        return None
+    all_names, per_video = found
     used = list(labels.names("av_action"))
     index = [used.index(n) if n in used else -1 for n in all_names]
     out = {}
-    for video in videos:
-        raw = db[video]
-        hot = np.zeros((int(raw["numf"]), len(used)), dtype=bool)
-        for key, frame in raw["frames"].items():
-            if frame.get("annotated", 0) > 0:
-                for i in frame.get("av_action_ids", []):
-                    if 0 <= i < len(index) and index[i] >= 0:
-                        hot[int(key) - 1, index[i]] = True
+    for video, (numf, frames) in per_video.items():
+        hot = np.zeros((numf, len(used)), dtype=bool)
+        for n, ids in frames.items():
+            for i in ids:
+                if 1 <= n <= numf and 0 <= i < len(index) and index[i] >= 0:
+                    hot[n - 1, index[i]] = True
         out[video] = hot
     return out
 
