@@ -108,14 +108,13 @@ class Mapping:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _own_name(name: str, own: set[str]) -> tuple[str | None, str]:
-    """A roadtrack checkpoint name on the body (None, why when it is something else)."""
-    if name in own:
-        return name, ""
+def _own_name(name: str, whole_model: bool) -> tuple[str | None, str]:
+    """A roadtrack checkpoint name on the body (None, why when it is something else): a whole
+    model's (``backbone.body.*``) or a body's own state dict."""
     for prefix in ("backbone.body.", "body."):
         if name.startswith(prefix):
             return name[len(prefix):], ""
-    return None, NOT_BACKBONE
+    return (None, NOT_BACKBONE) if whole_model else (name, "")
 
 
 def map_state(body: nn.Module, kind: str, state: dict) -> Mapping:
@@ -149,16 +148,20 @@ def _map_named(state: dict, own: set[str], slowfast: bool, layout: str | None) -
                 return None, HEAD
             target = _apply(rules, name)
             return (target, "") if target is not None else (None, "no such layer in roadtrack")
-    elif any(k.startswith(("backbone.body.", "body.")) or k in own for k in state):
+    elif any(k.startswith("backbone.body.") for k in state) \
+            or (slowfast and any(k.startswith("body.") or k in own for k in state)):
         found = "roadtrack"
+        whole = any(k.startswith("backbone.body.") for k in state)
 
         def rename(name: str) -> tuple[str | None, str]:
-            return _own_name(name, own)
+            return _own_name(name, whole)
     else:
         found = "torchvision"
 
         def rename(name: str) -> tuple[str | None, str]:
-            return (None, HEAD) if name.startswith(("fc.", "head.")) else (name, "")
+            if name.startswith(("fc.", "head.")):
+                return None, HEAD
+            return re.sub(r"^layer(\d)\.", lambda m: f"stages.{int(m[1]) - 1}.", name), ""
     mapping = Mapping(layout or found)
     for name, tensor in state.items():
         target, why = rename(name)
