@@ -4,6 +4,7 @@ weights come from torch's hub cache; frozen BatchNorm, frozen stages, folding; b
 line. Nothing is downloaded: every reference file is written here."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import re
@@ -18,6 +19,8 @@ from click.testing import CliRunner
 from torch import nn
 
 from roadtrack.cli import main
+from roadtrack.configs import run_config
+from roadtrack.engine.config import load_run_config
 from roadtrack.errors import UserError
 from roadtrack.models.backbones import build_body
 from roadtrack.models.backbones.frozen_bn import FrozenBatchNorm3d, fold_frozen_bn
@@ -217,8 +220,9 @@ def test_pytorchvideo_slowfast_r50_gives_the_same_four_levels(tmp_path):
     ref = _randomise_norms(slowfast.create_slowfast(slowfast_fusion_conv_kernel_size=(7, 1, 1)))
     path = tmp_path / "SLOWFAST_8x8_R50.pyth"
     torch.save({"model_state": ref.state_dict()}, path)
-    cfg = BackboneConfig(fuse_kernel=7, lateral="conv_norm_relu", norm="bn",
-                         pretrained=str(path))
+    # the full config's backbone is the published one (trainable BN here, to compare)
+    full = load_run_config(run_config("roadpp_stmixer_slowfast_r50")).model.backbone
+    cfg = dataclasses.replace(full, norm="bn", pretrained=str(path))
     ours = build_body(cfg).eval()
     report = load_backbone_weights(ours, cfg)
     assert "pytorchvideo layout" in report[0] and "missing      0" in report[-1]
@@ -262,12 +266,15 @@ def test_torchvision_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
     assert [tuple(x.shape[1:3]) for x in levels] == [(64, 1), (128, 1), (256, 1), (512, 1)]
 
 
-def test_swin3d_gives_a_four_level_pyramid():
-    body = build_body(BackboneConfig(name="swin3d_t")).eval()
+@pytest.mark.parametrize("name", ["roadpp_stmixer_r2plus1d_18", "roadpp_stmixer_swin3d_t"])
+def test_torchvision_configs_give_a_four_level_pyramid(name):
+    model = load_run_config(run_config(name)).model
+    body = build_body(model.backbone).eval()
+    frames = model.num_frames // model.backbone.temporal_stride()
     with torch.no_grad():
-        levels = body(torch.randn(1, 3, 4, 64, 64))
-    assert [tuple(x.shape[1:]) for x in levels] == [(96, 2, 16, 16), (192, 2, 8, 8),
-                                                    (384, 2, 4, 4), (768, 2, 2, 2)]
+        levels = body(torch.randn(1, 3, model.num_frames, 64, 64))
+    assert [tuple(x.shape[1:]) for x in levels] == [
+        (c, frames, 64 // s, 64 // s) for c, s in zip(body.channels, body.strides, strict=True)]
 
 
 # -- bad files ----------------------------------------------------------------------------------
