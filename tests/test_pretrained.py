@@ -307,29 +307,42 @@ def test_bad_files_are_one_line_naming_the_file(source, tmp_path):
     _refused(bare, r"no place \(first: laterals\.0\.weight\); .* missing \(first: laterals\.0\.0\.")
 
 
-def test_train_pretrained_from_a_run_and_a_bad_file_from_the_cli(synth_root, tmp_path):
-    config = tiny_config(tmp_path)
+def test_train_pretrained_from_a_run_then_resume_detect_and_a_bad_file(synth_root, tmp_path):
+    """Run a trains BatchNorm from scratch (norm: auto); run b starts from it with frozen
+    BatchNorm and a frozen stem + res2, resumes, and detects with the BN folded."""
+    config = Path(tiny_config(tmp_path))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["model"]["backbone"]["norm"] = "auto"
+    config.write_text(yaml.safe_dump(cfg))
     runner = CliRunner()
 
-    def train(out, *more):
-        result = runner.invoke(main, ["train", "--config", config, "--data", str(synth_root),
-                                      "--out", str(out), *map(str, more)])
+    def run(*args):
+        result = runner.invoke(main, [str(a) for a in args])
         return result.exit_code, result.output
+
+    def train(out, *more):
+        return run("train", "--config", config, "--data", synth_root, "--out", out, *more)
 
     code, out = train(tmp_path / "a")
     assert code == 0, out
     first = tmp_path / "a" / "checkpoints" / "last.pt"
     code, out = train(tmp_path / "b", "--pretrained", first)
     assert code == 0, out
-    assert "roadtrack layout" in out and "loaded" in out
+    assert "roadtrack layout" in out and "missing      0 tensors" in out
     a = torch.load(first, weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["model"]
     stem = "backbone.body.slow_stem.0.weight"
-    assert torch.equal(a[stem], b[stem])  # the stem stays frozen (freeze_at: auto)
+    assert torch.equal(a[stem], b[stem])  # frozen (freeze_at: null -> stem + res2)
     later = "backbone.body.slow_stages.3.0.conv3.weight"
     assert not torch.equal(a[later], b[later])  # the rest trains
-    assert yaml.safe_load((tmp_path / "b" / "run.yaml").read_text())["config"]["model"][
-        "backbone"]["pretrained"] == str(first)
+    assert "backbone.body.slow_stem.1.num_batches_tracked" not in b  # frozen BatchNorm
+    assert torch.equal(a["backbone.body.slow_stem.1.running_var"],
+                       b["backbone.body.slow_stem.1.running_var"])
+    code, out = train(tmp_path / "b", "--pretrained", first, "--resume")
+    assert code == 0, out
+    code, out = run("detect", "--weights", tmp_path / "b", "--videos", synth_root / "videos",
+                    "--out", tmp_path / "det", "--video", "train_00001")
+    assert code == 0 and "frames/s" in out, out
     bad = tmp_path / "bad.pyth"
     bad.write_bytes(b"\x00" * 10)
     code, out = train(tmp_path / "c", "--pretrained", bad)
