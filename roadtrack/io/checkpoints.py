@@ -1,5 +1,7 @@
 """Reading torch checkpoint files safely: ``weights_only`` (no pickled code runs), every failure
-one UserError line naming the file. Imports torch: only code that already uses torch imports it.
+one UserError line naming the file; network weights from others (torch files and Caffe2 pickles,
+the latter through :mod:`.safe_pickle`). Imports torch: only code that already uses torch
+imports it.
 """
 from __future__ import annotations
 

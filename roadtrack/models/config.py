@@ -56,6 +56,9 @@ class BackboneConfig:
             raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
         if self.fuse_kernel % 2 == 0:
             raise BadValue("fuse_kernel", f"must be odd, got {self.fuse_kernel}")
+        if self.norm == "gn" and self.name != "slowfast":
+            raise BadValue("norm", f"gn is for slowfast; {self.name} keeps torchvision's norms "
+                                   "(bn, frozen_bn or auto)")
 
     def norm_kind(self) -> str:
         """The norm the backbone is built with ("auto" resolved)."""
