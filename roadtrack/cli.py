@@ -8,6 +8,7 @@ and exit code 2.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import warnings
@@ -258,11 +259,18 @@ def info(annotation, split):
 @click.option("--procs", type=click.IntRange(1), default=None,
               help="Train in this many local processes (DDP, one thread each on the CPU); "
                    "default train.procs. Ignored under torchrun.")
-def train_command(config, data_dir, run_dir, resume, max_minutes, procs):
+@click.option("--pretrained", default=None, metavar="FILE|WEIGHTS",
+              help="Start the backbone from these weights (model.backbone.pretrained): a "
+                   "PySlowFast .pyth/.pkl, pytorchvideo or roadtrack checkpoint, or for a "
+                   "torchvision backbone a weights name (KINETICS400_V1) from torch's hub cache.")
+def train_command(config, data_dir, run_dir, resume, max_minutes, procs, pretrained):
     """Train the detector of --config; under torchrun, on every process (DDP)."""
     from .engine.train import launch_train
 
     cfg = load_run_config(config)
+    if pretrained:
+        backbone = dataclasses.replace(cfg.model.backbone, pretrained=pretrained)
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, backbone=backbone))
     data_dir = data_dir or (Path(cfg.data.root) if cfg.data.root else None)
     if data_dir is None:
         raise UserError("no dataset: pass --data DIR or set data.root", config)

@@ -180,7 +180,8 @@ def test_normalize_clip():
 def test_mc3_backbone_alternative():
     torch.manual_seed(0)
     cfg = tiny_config(num_queries=6, num_stages=1)
-    cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, name="mc3_18"))
+    cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, name="mc3_18",
+                                                                  norm="auto"))
     model = build_detector(cfg)
     assert model.feature_frames == model.num_frames  # mc3 keeps T
     model.eval()

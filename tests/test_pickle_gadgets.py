@@ -372,3 +372,21 @@ def test_a_damaged_dtype_state_leaves_numpy_working(tmp_path):
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "0x" not in messages[0]  # the same line each time
     assert np.tile(np.arange(4.0), (3, 1)).copy().sum() == 18.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_gadget_in_a_caffe2_weights_file_is_refused_and_runs_nothing(tmp_path, name):
+    """Caffe2 model files are Python 2 pickles, read with encoding latin1: still data only."""
+    from roadtrack.io.checkpoints import read_weights_file
+
+    payload_dir = tmp_path / "payload"
+    payload_dir.mkdir()
+    gadget = gadgets(payload_dir)[name]
+    for proto in (0, 2, 4):
+        path = tmp_path / "SLOWFAST.pkl"
+        outer = {"blobs": {"res_conv1_bn_s": np.ones(2, np.float32), "conv1_w": "GADGET_HERE"}}
+        path.write_bytes(nested(gadget, outer, proto))
+        with pytest.raises(UserError, match="refusing to load") as err:
+            read_weights_file(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert list(payload_dir.iterdir()) == [], (name, proto)

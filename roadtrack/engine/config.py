@@ -74,6 +74,7 @@ class TrainConfig:
     max_steps: int = 10000  # optimiser steps; the schedule spans them
     epochs: int = 0  # when > 0: max_steps = epochs x steps per epoch
     lr: float = 1e-4
+    backbone_lr_mult: float = 1.0  # the backbone's learning rate is lr x this
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 500
@@ -95,7 +96,7 @@ class TrainConfig:
         within(self, 0, SEED_MAX, "seed")
         at_least(self, 1, "batch_size", "procs", "max_steps", "log_every")
         at_least(self, 0, "epochs", "warmup_steps", "val_every", "checkpoint_every",
-                 "weight_decay", "clip_grad_norm", "time_budget_minutes")
+                 "weight_decay", "clip_grad_norm", "time_budget_minutes", "backbone_lr_mult")
         above(self, 0, "lr")
         within(self, 0, 1, "min_lr_ratio")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

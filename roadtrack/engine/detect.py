@@ -33,6 +33,7 @@ from ..io.runs import DETECTIONS, PipelineRun, TrainingRun
 from ..io.video import VideoReadError, VideoSource, discover_videos
 from ..labels import BOX_TYPES
 from ..models import build_detector, normalize_clip
+from ..models.backbones.frozen_bn import fold_frozen_bn
 from ..report import table
 from . import distributed as D
 from .checkpoint import check_labels, load_checkpoint
@@ -96,6 +97,7 @@ def load_detector(run: str | Path | None = None, weights: str | Path | None = No
         _same_model(dataclasses.asdict(cfg.model), state["config"]["model"], config_path,
                     f"the checkpoint's ({weights})")
     load_model_state(model, state["model"], weights)
+    fold_frozen_bn(model)  # inference only: frozen BatchNorm into the convolutions before it
     return LoadedDetector(model.eval(), normalize, cfg, labels, Path(weights),
                           f"detector {weights}: {note}")
 
@@ -121,6 +123,11 @@ def _same_model(mine: dict, theirs: dict, path, whose: str) -> None:
         return out
 
     a, b = flat(mine), flat(theirs)
+    for d in (a, b):  # the weights depend on the norm built, not on where training started
+        if d.get("backbone.norm") == "auto":
+            d["backbone.norm"] = "frozen_bn" if d.get("backbone.pretrained") else "bn"
+        d.pop("backbone.pretrained", None)
+        d.pop("backbone.freeze_at", None)
     for key in a:
         if key in b and a[key] != b[key] and not key.startswith("loss."):
             raise UserError(f"model.{key}: {a[key]!r} here but {b[key]!r} in {whose} model "

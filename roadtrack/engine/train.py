@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ..io.checkpoints import load_model_state
 from ..io.runs import TrainingRun
 from ..labels import BOX_TYPES
 from ..models import build_detector, normalize_clip
+from ..models.backbones.pretrained import load_backbone_weights
 from ..models.config import ModelConfig
 from . import distributed as D
 from .checkpoint import (
@@ -143,14 +145,19 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices and kernels only, not on biases, norms and scales."""
-    decay, no_decay = [], []
-    for param in model.parameters():
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float,
+                     backbone_lr_mult: float = 1.0) -> list[dict]:
+    """Weight decay on matrices and kernels only, not on biases, norms and scales; with
+    ``backbone_lr_mult`` != 1 the parameters under ``backbone.`` get groups of their own at
+    ``lr x backbone_lr_mult``. Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            backbone = backbone_lr_mult != 1.0 and name.startswith("backbone.")
+            groups.setdefault((backbone, param.ndim < 2), []).append(param)
+    return [{"params": params, "weight_decay": 0.0 if no_decay else weight_decay,
+             "lr": lr * (backbone_lr_mult if backbone else 1.0)}
+            for (backbone, no_decay), params in sorted(groups.items())]
 
 
 class Trainer:
@@ -177,6 +184,11 @@ class Trainer:
         self._check_label_counts(dataclasses.asdict(config.model.classes), config_path)
         self.model = build_model(config.model)
         self._check_label_counts(dict(getattr(self.model, "labels_shape", {})), config_path)
+        pretrained = config.model.backbone.pretrained
+        if pretrained and self.resume_state is None and hasattr(self.model, "backbone"):
+            report = load_backbone_weights(self.model.backbone.body, config.model.backbone)
+            if dist.main:
+                print("\n".join(report), file=sys.stderr)
         self.model.to(dist.device)
         self.num_frames = int(self.model.num_frames)
         self.train_videos = select_videos(self.annotation, config.data.train_split,
@@ -200,9 +212,9 @@ class Trainer:
             else tc.max_steps
         if tc.channels_last:
             to_channels_last(getattr(self.model, "backbone", self.model))
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, tc.weight_decay),
-                                           lr=tc.lr, betas=tuple(tc.betas),
-                                           fused=dist.device.type == "cuda")
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.model, tc.weight_decay, tc.lr, tc.backbone_lr_mult),
+            lr=tc.lr, betas=tuple(tc.betas), fused=dist.device.type == "cuda")
         self.budget_s: float | None = None  # set by fit()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, tc.warmup_steps, self.max_steps, tc.decay,

@@ -243,13 +243,14 @@ class _DataUnpickler(pickle.Unpickler):
         return make()
 
 
-def loads(data: bytes) -> object:
-    """Unpickle bytes with the allow-list (raises :class:`RefusedGlobal` for anything else)."""
+def loads(data: bytes, encoding: str = "ASCII") -> object:
+    """Unpickle bytes with the allow-list (raises :class:`RefusedGlobal` for anything else).
+    ``encoding="latin1"`` reads Python 2 pickles holding numpy arrays (Caffe2 model files)."""
     # CPython's unpickler prints "SystemError: deallocated bytearray object has exported
     # buffers" on stderr when a damaged BYTEARRAY8 length cannot be allocated; the MemoryError
     # it then raises is what the caller reports, on one line
     with contextlib.redirect_stderr(io.StringIO()):
-        unpickler = _DataUnpickler(io.BytesIO(data))
+        unpickler = _DataUnpickler(io.BytesIO(data), encoding=encoding)
         try:
             return _resolve(unpickler.load(), {})
         finally:

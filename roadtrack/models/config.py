@@ -18,28 +18,63 @@ from dataclasses import dataclass, field
 from ..config import BadValue, above, at_least, one_of, within
 from ..labels import BOX_TYPES
 
+BACKBONES = ("slowfast", "mc3_18", "r2plus1d_18", "swin3d_t")
+# frames per feature frame of each backbone other than SlowFast (whose alpha says it)
+TEMPORAL_STRIDE = {"mc3_18": 1, "r2plus1d_18": 8, "swin3d_t": 2}
+
 
 @dataclass(frozen=True)
 class BackboneConfig:
     """Video backbone giving 4 levels (strides 4, 8, 16, 32) sharing one temporal length."""
 
-    name: str = "slowfast"  # "slowfast" or "mc3_18" (torchvision, random init)
+    name: str = "slowfast"  # slowfast, or torchvision's mc3_18, r2plus1d_18, swin3d_t
     depths: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # Bottleneck blocks/stage
     width: int = 64  # slow pathway stem channels (Bottleneck planes of res2)
     alpha: int = 4  # fast frames per slow frame
     beta: float = 0.125  # fast channels / slow channels
     fuse_kernel: int = 5  # temporal kernel of the fast -> slow lateral convolutions
-    norm: str = "bn"  # "bn" (BatchNorm3d) or "gn" (GroupNorm, for small batches)
+    lateral: str = "conv"  # "conv", or "conv_norm_relu" (published SlowFast)
+    # "bn", "frozen_bn" (fixed statistics and affine), "gn" (GroupNorm, small batches) or
+    # "auto": frozen_bn with pretrained weights, bn without
+    norm: str = "auto"
+    # weights to start from: a checkpoint file (PySlowFast .pyth / Caffe2 .pkl, pytorchvideo,
+    # roadtrack) or, for torchvision backbones, a weights name such as KINETICS400_V1
+    pretrained: str = ""
+    # freeze the stem and the first N stages (-1: nothing); null: 1 with pretrained weights,
+    # -1 without (torchvision's detection models train all but the stem and res2 too)
+    freeze_at: int | None = None
 
     def __post_init__(self):
-        one_of(self, "name", "slowfast", "mc3_18")
-        one_of(self, "norm", "bn", "gn")
+        one_of(self, "name", *BACKBONES)
+        one_of(self, "norm", "auto", "bn", "frozen_bn", "gn")
+        one_of(self, "lateral", "conv", "conv_norm_relu")
         at_least(self, 1, "width", "alpha", "fuse_kernel")
         within(self, 0, 1, "beta", low_open=True)
+        if self.freeze_at is not None:
+            within(self, -1, 4, "freeze_at")
         if len(self.depths) != 4 or not all(d >= 1 for d in self.depths):
             raise BadValue("depths", f"must list 4 stage depths >= 1, got {self.depths}")
         if self.fuse_kernel % 2 == 0:
             raise BadValue("fuse_kernel", f"must be odd, got {self.fuse_kernel}")
+        if self.norm == "gn" and self.name != "slowfast":
+            raise BadValue("norm", f"gn is for slowfast; {self.name} keeps torchvision's norms "
+                                   "(bn, frozen_bn or auto)")
+
+    def norm_kind(self) -> str:
+        """The norm the backbone is built with ("auto" resolved)."""
+        if self.norm != "auto":
+            return self.norm
+        return "frozen_bn" if self.pretrained else "bn"
+
+    def frozen_stages(self) -> int:
+        """Stages frozen after the stem (-1: nothing, not even the stem)."""
+        if self.freeze_at is not None:
+            return self.freeze_at
+        return 1 if self.pretrained else -1
+
+    def temporal_stride(self) -> int:
+        """Input frames per feature frame."""
+        return self.alpha if self.name == "slowfast" else TEMPORAL_STRIDE[self.name]
 
 
 @dataclass(frozen=True)
@@ -116,7 +151,9 @@ class ModelConfig:
 
     def __post_init__(self):
         at_least(self, 1, "num_frames")
-        alpha = self.backbone.alpha
-        if self.backbone.name == "slowfast" and self.num_frames % alpha:
-            raise BadValue("num_frames", f"must be a multiple of model.backbone.alpha ({alpha}), "
+        stride = self.backbone.temporal_stride()
+        if self.num_frames % stride:
+            what = "model.backbone.alpha" if self.backbone.name == "slowfast" \
+                else f"the temporal stride of {self.backbone.name}"
+            raise BadValue("num_frames", f"must be a multiple of {what} ({stride}), "
                                          f"got {self.num_frames}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .frozen_bn import freeze, replace_batchnorm
 from .slowfast import Bottleneck, SlowFast
 
 
@@ -31,17 +32,35 @@ class ProjectedBackbone(nn.Module):
         return [proj(level) for proj, level in zip(self.proj, self.body(x), strict=True)]
 
 
+def build_body(cfg) -> nn.Module:
+    """The backbone of ``cfg`` (:class:`roadtrack.models.config.BackboneConfig`), random
+    weights, with its norm and frozen stages."""
+    norm, frozen = cfg.norm_kind(), cfg.frozen_stages()
+    if cfg.name == "slowfast":
+        return SlowFast(cfg.depths, cfg.width, cfg.alpha, cfg.beta, cfg.fuse_kernel, norm,
+                        cfg.lateral, frozen)
+    # lazy: torchvision's video models
+    from .torchvision_video import Swin3DBackbone, VideoResNetBackbone
+
+    if cfg.name == "swin3d_t":
+        body: nn.Module = Swin3DBackbone(cfg.name)
+        # features: stage 1, merging, stage 2, ...: the stem (patch embedding) and N stages
+        frozen_parts = [body.patch_embed, *body.features[:max(0, 2 * frozen - 1)]] \
+            if frozen >= 0 else []
+    elif cfg.name in ("mc3_18", "r2plus1d_18"):
+        body = VideoResNetBackbone(cfg.name)
+        frozen_parts = [body.stem, *body.stages[:frozen]] if frozen >= 0 else []
+    else:
+        raise ValueError(f"unknown backbone {cfg.name!r}")
+    if norm == "frozen_bn":
+        replace_batchnorm(body)
+    freeze(*frozen_parts)
+    return body
+
+
 def build_backbone(cfg, dim: int) -> ProjectedBackbone:
     """``cfg``: :class:`roadtrack.models.config.BackboneConfig`."""
-    if cfg.name == "slowfast":
-        body = SlowFast(cfg.depths, cfg.width, cfg.alpha, cfg.beta, cfg.fuse_kernel, cfg.norm)
-    elif cfg.name == "mc3_18":
-        from .torchvision_video import MC3Backbone  # lazy: torchvision's video models
-
-        body = MC3Backbone()
-    else:
-        raise ValueError(f"unknown backbone {cfg.name!r} (slowfast or mc3_18)")
-    return ProjectedBackbone(body, dim)
+    return ProjectedBackbone(build_body(cfg), dim)
 
 
-__all__ = ["Bottleneck", "ProjectedBackbone", "SlowFast", "build_backbone"]
+__all__ = ["Bottleneck", "ProjectedBackbone", "SlowFast", "build_backbone", "build_body"]

@@ -5,6 +5,11 @@ every frame with ``beta`` times the channels. After the stem and each of res2..r
 strided convolution (lateral connection) carries fast features into the slow pathway. Level l
 (res2..res5, strides 4, 8, 16, 32) is the slow output concatenated with the fast output max-pooled
 over time, so every level has T // alpha frames.
+
+With ``lateral="conv_norm_relu"``, ``fuse_kernel=7``, ``alpha=4``, ``beta=1/8`` and depths
+[3, 4, 6, 3] ([3, 4, 23, 3]) this is SlowFast 8x8 R50 (R101) as PySlowFast and pytorchvideo
+publish it, weight for weight (see :mod:`.pretrained`); ``lateral="conv"`` (a bare convolution)
+is the smaller variant the synthetic configs use.
 """
 from __future__ import annotations
 
@@ -12,17 +17,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frozen_bn import FrozenBatchNorm3d, freeze
 from .temporal_conv import TemporalConv3d
+
+LATERALS = ("conv", "conv_norm_relu")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
-    """BatchNorm3d ("bn") or GroupNorm ("gn", up to 32 groups dividing ``channels``)."""
+    """BatchNorm3d ("bn"), FrozenBatchNorm3d ("frozen_bn") or GroupNorm ("gn", up to 32 groups
+    dividing ``channels``)."""
     if kind == "bn":
         return nn.BatchNorm3d(channels)
+    if kind == "frozen_bn":
+        return FrozenBatchNorm3d(channels)
     if kind == "gn":
         groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels)
-    raise ValueError(f"unknown norm {kind!r} (bn or gn)")
+    raise ValueError(f"unknown norm {kind!r} (bn, frozen_bn or gn)")
 
 
 class Bottleneck(nn.Module):
@@ -74,17 +85,31 @@ def _stem(channels: int, temporal_kernel: int, norm: str) -> nn.Sequential:
         nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)))
 
 
+def _lateral(fast_in: int, kernel: int, alpha: int, kind: str, norm: str) -> nn.Module:
+    """Fast -> slow connection: a temporal stride-``alpha`` convolution to twice the channels
+    ("conv"), followed by a norm and ReLU ("conv_norm_relu", as published)."""
+    conv = TemporalConv3d(fast_in, 2 * fast_in, (kernel, 1, 1), stride=(alpha, 1, 1),
+                          padding=(kernel // 2, 0, 0), bias=False)
+    if kind == "conv":
+        return conv
+    if kind == "conv_norm_relu":
+        return nn.Sequential(conv, make_norm(norm, 2 * fast_in), nn.ReLU(inplace=True))
+    raise ValueError(f"unknown lateral {kind!r} ({' or '.join(LATERALS)})")
+
+
 class SlowFast(nn.Module):
     """SlowFast with Bottleneck stages ``depths`` (R50: [3, 4, 6, 3]).
 
     forward(x (B, 3, T, H, W)) -> 4 levels (B, channels[l], T // alpha, H / s, W / s),
-    s = 4, 8, 16, 32. T must be a multiple of ``alpha``.
+    s = 4, 8, 16, 32. T must be a multiple of ``alpha``. ``freeze_at`` N >= 0 stops gradients
+    for both stems and the first N stages with the laterals feeding them (-1: none).
     """
 
     strides = (4, 8, 16, 32)
 
     def __init__(self, depths=(3, 4, 6, 3), width: int = 64, alpha: int = 4,
-                 beta: float = 0.125, fuse_kernel: int = 5, norm: str = "bn"):
+                 beta: float = 0.125, fuse_kernel: int = 5, norm: str = "bn",
+                 lateral: str = "conv", freeze_at: int = -1):
         super().__init__()
         self.alpha = alpha
         fast_width = max(1, int(width * beta))
@@ -101,9 +126,7 @@ class SlowFast(nn.Module):
         self.fast_stages = nn.ModuleList()
         slow_in, fast_in = width, fast_width
         for i in range(4):
-            self.laterals.append(TemporalConv3d(
-                fast_in, 2 * fast_in, (fuse_kernel, 1, 1), stride=(alpha, 1, 1),
-                padding=(fuse_kernel // 2, 0, 0), bias=False))
+            self.laterals.append(_lateral(fast_in, fuse_kernel, alpha, lateral, norm))
             self.slow_stages.append(_stage(slow_in + 2 * fast_in, planes[i], depths[i],
                                            stage_strides[i], slow_temporal[i], norm))
             self.fast_stages.append(_stage(fast_in, fast_planes[i], depths[i], stage_strides[i],
@@ -112,6 +135,9 @@ class SlowFast(nn.Module):
             fast_in = fast_planes[i] * Bottleneck.expansion
         self.channels = [(p + f) * Bottleneck.expansion
                          for p, f in zip(planes, fast_planes, strict=True)]
+        if freeze_at >= 0:
+            freeze(self.slow_stem, self.fast_stem, *self.laterals[:freeze_at],
+                   *self.slow_stages[:freeze_at], *self.fast_stages[:freeze_at])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         T = x.shape[2]
