@@ -69,7 +69,7 @@ def template_videos(count: int, frames: int) -> dict:
         agents = simulate_video(rng, frames, busy=0.14)
         background = draw_background(420, 300, rng)
         records = [render_frame(background, agents, n, 1.0)[1] for n in range(frames)]
-        videos[f"train_{i:05d}"] = ("train" if i % 4 else "val", records)
+        videos[f"train_{i:05d}"] = ("train" if i % 4 else "val", records, ["AV-Stop"] * frames)
     return videos
 
 
