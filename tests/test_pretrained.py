@@ -8,6 +8,7 @@ import dataclasses
 import io
 import pickle
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -326,6 +327,20 @@ def test_train_pretrained_from_a_run_then_resume_detect_and_a_bad_file(synth_roo
     code, out = train(tmp_path / "a")
     assert code == 0, out
     first = tmp_path / "a" / "checkpoints" / "last.pt"
+    # a run saved before the backbone had norm/freeze_at/lateral/pretrained keys resumes
+    shutil.copytree(tmp_path / "a", tmp_path / "old")
+    state = torch.load(first, weights_only=True)
+    backbone = state["config"]["model"]["backbone"]
+    for key in ("lateral", "pretrained", "freeze_at"):
+        backbone.pop(key)
+    backbone["norm"] = "bn"
+    torch.save(state, tmp_path / "old" / "checkpoints" / "last.pt")
+    code, out = train(tmp_path / "old", "--resume")
+    assert code == 0, out
+    backbone["norm"] = "gn"  # another architecture is refused
+    torch.save(state, tmp_path / "old" / "checkpoints" / "last.pt")
+    code, out = train(tmp_path / "old", "--resume")
+    assert code == 2 and "model section differs" in out, out
     code, out = train(tmp_path / "b", "--pretrained", first)
     assert code == 0, out
     assert "roadtrack layout" in out and "missing      0 tensors" in out

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..config import section_from_dict
 from ..errors import OutputInUse, UserError
 from ..io.annotations import Annotation, find_annotation_file, load_annotation
 from ..io.checkpoints import load_model_state
@@ -246,7 +247,9 @@ class Trainer:
             raise UserError("nothing to resume: no checkpoints/last.pt", self.run)
         state = load_checkpoint(self.last_path)
         check_labels(state["labels"], self.labels, self.last_path)
-        if state["config"].get("model") != dataclasses.asdict(self.cfg.model):
+        saved = section_from_dict(ModelConfig, state["config"].get("model"), "model.",
+                                  self.last_path)
+        if saved.architecture() != self.cfg.model.architecture():
             raise UserError("the config's model section differs from the checkpoint's; resume "
                             "with the run's config", config_path or self.last_path)
         return state

@@ -22,10 +22,10 @@ import numpy as np
 from ..errors import InputWarning
 from ..labels import LABEL_TYPES
 from .annotation_checks import Findings
-from .annotation_video import Occurrence, Tube, VideoAnnotation, unpack_bits
+from .annotation_video import Occurrence, Tube, VideoAnnotation
 from .atomic import atomic_path
 
-VERSION = 1
+VERSION = 2
 """Format of the cache; a cache of another version is rebuilt."""
 SUFFIX = ".roadtrack-cache.npz"
 HASHED_BYTES = 1 << 20
@@ -138,7 +138,8 @@ def _describe(parsed: list[Occurrence]) -> dict:
 
 
 def _arrays(videos: list[VideoAnnotation]) -> Iterator[tuple[str, np.ndarray]]:
-    """The arrays of every video, concatenated (labels as bits), made one at a time."""
+    """The arrays of every video, concatenated (labels as (box, class) pairs), made one at a
+    time."""
     def cat(parts: list[np.ndarray], dtype, shape=(0,)) -> np.ndarray:
         return np.concatenate(parts).astype(dtype, copy=False) if parts \
             else np.zeros(shape, dtype)
@@ -151,8 +152,9 @@ def _arrays(videos: list[VideoAnnotation]) -> Iterator[tuple[str, np.ndarray]]:
     for t in LABEL_TYPES:
         classes = videos[0].labels[t].shape[1] if videos else 0
         tubes = [tube for v in videos for tube in v.tubes[t]]
-        yield f"labels_{t}", cat([np.packbits(v.labels[t], axis=1) for v in videos], np.uint8,
-                                 (0, (classes + 7) // 8))  # (N, ceil(C / 8))
+        rows, cols = np.nonzero(cat([v.labels[t] for v in videos], bool, (0, classes)))
+        yield f"label_rows_{t}", rows.astype(np.int32)  # (L,) box of each label, ascending
+        yield f"label_cols_{t}", cols.astype(np.int16)  # (L,) its class
         yield f"label_count_{t}", np.array([classes])
         yield f"tube_labels_{t}", np.array([tube.label for tube in tubes], dtype=np.int64)
         yield f"tube_sizes_{t}", np.array([len(tube.rows) for tube in tubes], dtype=np.int64)
@@ -189,9 +191,13 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> list[Occurrence]:
     hot, tubes = {}, {}
     for t in LABEL_TYPES:
         classes = int(arrays[f"label_count_{t}"][0])
-        packed = arrays[f"labels_{t}"]
-        _expect(packed, np.uint8, (total["boxes"], (classes + 7) // 8))
-        hot[t] = unpack_bits(packed, classes)  # (N, C) bool
+        rows, cols = arrays[f"label_rows_{t}"], arrays[f"label_cols_{t}"]  # (L,), (L,)
+        _expect(rows, np.int32, (rows.size,))
+        _expect(cols, np.int16, (rows.size,))
+        if ((rows < 0) | (rows >= total["boxes"]) | (cols < 0) | (cols >= classes)).any():
+            raise CorruptCache(f"bad {t} labels")
+        hot[t] = np.zeros((total["boxes"], classes), dtype=bool)  # (N, C)
+        hot[t][rows, cols] = True
         per_video = np.array([v["tubes"][t] for v in infos], dtype=np.int64)  # (V,)
         labels, sizes = arrays[f"tube_labels_{t}"], arrays[f"tube_sizes_{t}"]
         rows = arrays[f"tube_rows_{t}"]

@@ -149,6 +149,14 @@ class ModelConfig:
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    def architecture(self) -> dict:
+        """The section as the trained weights depend on it: ``norm`` and ``freeze_at`` resolved
+        ("auto" and null mean what they build), and the pretrained file left out (the weights
+        of a run come from its checkpoint). Runs are resumed where this is the same."""
+        backbone = dataclasses.replace(self.backbone, norm=self.backbone.norm_kind(),
+                                       freeze_at=self.backbone.frozen_stages(), pretrained="")
+        return dataclasses.asdict(dataclasses.replace(self, backbone=backbone))
+
     def __post_init__(self):
         at_least(self, 1, "num_frames")
         stride = self.backbone.temporal_stride()
