@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -346,6 +347,11 @@ def main(argv=None) -> None:
                         help="detect.reduced_decode: JPEG frames decoded at reduced scale")
     parser.add_argument("--channels-last", action="store_true",
                         help="detect and inference with channels_last_3d (GPU)")
+    parser.add_argument("--norm", choices=["bn", "frozen_bn"], default=None,
+                        help="the backbone's BatchNorm (config's): trainable or frozen (and "
+                             "folded into the convolutions for detect)")
+    parser.add_argument("--freeze-at", type=int, default=None,
+                        help="freeze the stem and the first N backbone stages (-1: none)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the fast training step and detect (GPU)")
     args = parser.parse_args(argv)
@@ -361,6 +367,12 @@ def main(argv=None) -> None:
         cfg = cfg.with_values("data", input_size=args.size).with_values("detect", input_size=[])
     if args.frames:
         cfg = cfg.with_values("model", num_frames=args.frames)
+    if args.norm or args.freeze_at is not None:
+        old = cfg.model.backbone
+        backbone = dataclasses.replace(
+            old, norm=args.norm or old.norm,
+            freeze_at=old.freeze_at if args.freeze_at is None else args.freeze_at)
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, backbone=backbone))
     batch = args.batch or (4 if gpu else 2)
     infer_batch = args.infer_batch or 8
     steps = args.steps or (10 if gpu else 3)
@@ -372,7 +384,8 @@ def main(argv=None) -> None:
     print(f"device {device}{' ' + torch.cuda.get_device_name(device) if gpu else ''}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; config "
           f"{args.config or ('roadpp_stmixer_slowfast_r50' if gpu else 'synthetic_tiny')}, "
-          f"{cfg.model.num_frames} x {W}x{H}", flush=True)
+          f"{cfg.model.num_frames} x {W}x{H}, backbone norm {cfg.model.backbone.norm_kind()}, "
+          f"stages frozen {cfg.model.backbone.frozen_stages()}", flush=True)
     rows: list[list] = []
 
     def note(new: list[list]) -> None:
