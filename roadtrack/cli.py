@@ -557,8 +557,8 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_thre
             if anno is not None:
                 if not run_dir.is_dir():
                     raise UserError("no such run folder", run_dir)
-                result = mot.evaluate_road_tracks(load_annotation(anno), run_dir, split,
-                                                  iou_threshold)
+                subset = load_annotation(anno, splits=None if split is None else [split])
+                result = mot.evaluate_road_tracks(subset, run_dir, split, iou_threshold)
             else:
                 sequences = mot.motchallenge_sequences(
                     gt_root, pred_root, _video_names(seqs), pred_name, zero_based,

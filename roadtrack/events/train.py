@@ -78,7 +78,7 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
 def load_training_series(data: Path, run: Path, config: EventsConfig):
     """Features, targets and masks of every track in the training videos."""
     anno_path = find_annotation_file(data) if data.is_dir() else data
-    anno = load_annotation(anno_path)
+    anno = load_annotation(anno_path, splits=[config.fit.split])  # reads only those videos
     videos = anno.split(config.fit.split)
     if not videos:
         raise UserError(f"no videos in split {config.fit.split!r}", anno_path)
