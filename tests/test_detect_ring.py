@@ -17,13 +17,12 @@ from roadtrack.engine.frames import (
     reduced_factor,
     ring_capacity,
 )
-from roadtrack.engine.transforms import resize_frames
 from roadtrack.io.artifacts import load_stage
 from roadtrack.io.video import FrameFolder, VideoFile, VideoReadError, iter_clips, open_video
 from roadtrack.labels import roadpp
 from roadtrack.models import build_detector, normalize_clip
 
-from .reference.detect import detect_video_ref
+from .reference.detect import ResizedSource, detect_video_ref
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +99,7 @@ def test_ring_gathers_the_clips_iter_clips_builds(synth_root, channels_last, nor
                      channels_last)
     assert (ring.affine is None) == (normalize is _squares)
     frames = prefetch(source, size, depth=3, reduce=False)
-    expected = [clip for _, clip in iter_clips(_resized(source, size), length, stride)]
+    expected = [clip for _, clip in iter_clips(ResizedSource(source, size), length, stride)]
     for start in range(0, len(positions), batch):
         part = positions[start: start + batch]
         chunk = [next(frames)[1] for _ in range(ring.pushed, part.max() + 1)]
@@ -112,18 +111,6 @@ def test_ring_gathers_the_clips_iter_clips_builds(synth_root, channels_last, nor
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="outside the ring"):
         ring.gather(positions[:1])  # overwritten long ago
-
-
-class _resized:
-    def __init__(self, source, size):
-        self.source, self.size, self.info = source, size, source.info
-
-    def frames(self, start=1, stop=None):
-        for n, frame in self.source.frames(start, stop):
-            yield n, resize_frames(frame[None], self.size)[0]
-
-    def numbers(self):
-        return self.source.numbers()
 
 
 def test_prefetch_raises_a_read_error_at_its_frame(synth_root, tmp_path):

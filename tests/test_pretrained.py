@@ -128,17 +128,24 @@ def source() -> SlowFast:
     return _randomise_norms(SlowFast(**SMALL))
 
 
+def _load_and_compare(source: SlowFast, path) -> list[str]:
+    """Load ``path`` into a fresh SlowFast, check its pyramid equals ``source``'s exactly, and
+    return the load report."""
+    target = SlowFast(**SMALL).eval()
+    report = load_pretrained(target, path)
+    with torch.no_grad():
+        _same_levels(target(_clip()), source(_clip()), tol=0)
+    return report
+
+
 def test_pyslowfast_pyth_loads_and_gives_the_same_features(source, tmp_path):
     state = {_pyslowfast_name(k): v for k, v in _source_state(source).items()}
     state["head.projection.weight"] = torch.zeros(400, 512)
     path = tmp_path / "SLOWFAST_8x8_R50.pyth"
     torch.save({"model_state": state, "epoch": 196, "cfg": "MODEL: ..."}, path)
-    target = SlowFast(**SMALL).eval()
-    report = load_pretrained(target, path)
+    report = _load_and_compare(source, path)
     assert "PySlowFast layout" in report[0]
     assert any("classification head" in line for line in report)
-    with torch.no_grad():
-        _same_levels(target(_clip()), source(_clip()), tol=0)
 
 
 def test_caffe2_pickle_loads_through_the_safe_unpickler(source, tmp_path):
@@ -150,12 +157,9 @@ def test_caffe2_pickle_loads_through_the_safe_unpickler(source, tmp_path):
                   "pred_w": np.zeros((400, 512), np.float32)})
     path = tmp_path / "SLOWFAST_8x8_R50.pkl"
     _write_caffe2(path, blobs)
-    target = SlowFast(**SMALL).eval()
-    report = load_pretrained(target, path)
+    report = _load_and_compare(source, path)
     assert "Caffe2" in report[0]
     assert any("optimiser state" in line for line in report)
-    with torch.no_grad():
-        _same_levels(target(_clip()), source(_clip()), tol=0)
 
 
 def test_a_caffe2_pickle_that_calls_code_is_refused(tmp_path):
@@ -176,12 +180,9 @@ def test_roadtrack_run_checkpoint_loads_the_backbone_body_only(source, tmp_path)
     state["stages.0.cls.weight"] = torch.zeros(3, 8)
     path = tmp_path / "last.pt"
     torch.save({"model": state, "step": 10}, path)
-    target = SlowFast(**SMALL).eval()
-    report = load_pretrained(target, path)
+    report = _load_and_compare(source, path)
     assert "roadtrack layout" in report[0]
     assert any("skipped      2 tensors  not the backbone body" in line for line in report)
-    with torch.no_grad():
-        _same_levels(target(_clip()), source(_clip()), tol=0)
 
 
 def test_frozen_batchnorm_takes_batchnorm_weights_and_folds_exactly(source, tmp_path):

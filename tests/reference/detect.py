@@ -13,7 +13,9 @@ from roadtrack.io.video import iter_clips
 from roadtrack.labels import BOX_TYPES
 
 
-class _Resized:
+class ResizedSource:
+    """A video source whose frames come resized to ``size`` (W, H)."""
+
     def __init__(self, source, size):
         self.source, self.size, self.info = source, size, source.info
 
@@ -85,7 +87,7 @@ def detect_video_ref(model, normalize, source, size, num_frames, frame_step, set
         keys.clear()
         clips.clear()
 
-    for key, clip in iter_clips(_Resized(source, size), num_frames, frame_step):
+    for key, clip in iter_clips(ResizedSource(source, size), num_frames, frame_step):
         keys.append(key)
         clips.append(clip)
         if len(clips) == settings.batch_size:
