@@ -293,3 +293,25 @@ def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, synth_anno_path,
     monkeypatch.setenv("ROADTRACK_READ_WORKERS", "2")
     with mock.patch.object(annotations, "_parse_stream", side_effect=AssertionError):
         assert_same_annotation(load_annotation(path, cache=False), old)
+
+
+
+
+@pytest.mark.parametrize("value", [2 ** 64, -(2 ** 63)])
+@pytest.mark.parametrize("where", [("label_types",), ("db", "v2", "frames", "3", "width"),
+                                   ("db", "v2", "frames", "2", "annos", "b2a", "action_ids", 1),
+                                   ("db", "v1", "frames", "2", "annos", "b2b", "box", 3)])
+def test_an_integer_beyond_64_bits_reads_as_the_stream_reader_reads_it(tmp_path, where, value):
+    """Found by the fuzz test above: the stream reader parses numbers as floats and refuses an
+    integer beyond 64 bits anywhere in the file, where msgspec took it (and a label id that size
+    crashed the conversion)."""
+    doc = copy.deepcopy(BASE)
+    parent = doc
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = value
+    path = tmp_path / "huge.json"
+    path.write_text(_dump(doc))
+    _, error, _ = assert_same_everywhere(path)
+    assert error is not None and "integer overflow" in error
+    assert_same_everywhere(path, videos=["v2"])

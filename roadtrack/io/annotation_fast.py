@@ -22,12 +22,12 @@ from concurrent.futures.process import BrokenProcessPool
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import ijson
 import msgspec
 import numpy as np
-from msgspec import UNSET, Raw, Struct, UnsetType
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from ..errors import UserError
 from ..labels import LABEL_TYPES
@@ -53,33 +53,39 @@ class FallBack(Exception):
     """The fast reader cannot vouch for this part: read it the stream reader's way."""
 
 
+# The stream reader's parser (ijson's yajl2_c with use_float) refuses integers beyond 64 bits;
+# msgspec takes them, so numbers are bounded here and a bigger one hands the entry over.
+Int64 = Annotated[int, Meta(ge=1 - 2 ** 63, le=2 ** 63 - 1)]
+Float64 = Annotated[float, Meta(gt=-(2.0 ** 63), lt=2.0 ** 63)]
+
+
 class Box(Struct, forbid_unknown_fields=True, gc=False):
-    box: tuple[float, float, float, float]
+    box: tuple[Float64, Float64, Float64, Float64]
     tube_uid: str
-    agent_ids: list[int]
-    action_ids: list[int]
-    loc_ids: list[int]
-    duplex_ids: list[int]
-    triplet_ids: list[int]
+    agent_ids: list[Int64]
+    action_ids: list[Int64]
+    loc_ids: list[Int64]
+    duplex_ids: list[Int64]
+    triplet_ids: list[Int64]
 
 
 class Frame(Struct, forbid_unknown_fields=True, gc=False):
-    annotated: int | float | UnsetType = UNSET
-    width: int | UnsetType = UNSET
-    height: int | UnsetType = UNSET
+    annotated: Int64 | Float64 | UnsetType = UNSET
+    width: Int64 | UnsetType = UNSET
+    height: Int64 | UnsetType = UNSET
     annos: dict[str, Box] | None | UnsetType = UNSET
-    rgb_image_id: int | UnsetType = UNSET
-    input_image_id: int | UnsetType = UNSET
-    av_action_ids: list[int] | UnsetType = UNSET
+    rgb_image_id: Int64 | UnsetType = UNSET
+    input_image_id: Int64 | UnsetType = UNSET
+    av_action_ids: list[Int64] | UnsetType = UNSET
 
 
 class TubeEntry(Struct, forbid_unknown_fields=True, gc=False):
-    label_id: int
+    label_id: Int64
     annos: dict[str, str]
 
 
 class Video(Struct, forbid_unknown_fields=True, gc=False):
-    numf: int
+    numf: Int64
     frames: dict[str, Frame]
     split_ids: list[str] | UnsetType = UNSET
     agent_tubes: dict[str, TubeEntry] | UnsetType = UNSET
@@ -261,9 +267,10 @@ def _check_gaps(data: mmap.mmap, base: int, lo: int, hi: int, values: dict[str, 
 
 
 def _check_syntax(raw: Raw) -> None:
-    """FallBack unless the stream reader's parser takes ``raw`` (a value msgspec skipped)."""
+    """FallBack unless the stream reader's parser takes ``raw`` (a value msgspec skipped), with
+    its settings (``use_float``: integers beyond 64 bits are then a parse error)."""
     try:
-        for _ in ijson.basic_parse(io.BytesIO(bytes(raw))):
+        for _ in ijson.basic_parse(io.BytesIO(bytes(raw)), use_float=True):
             pass
     except (ijson.JSONError, UnicodeDecodeError, ValueError):
         raise FallBack from None
@@ -318,10 +325,13 @@ def _untyped_keys(obj: Struct, fields: tuple[str, ...]) -> int:
 
 
 def _any_keys(value) -> int:
+    """The keys inside an untyped value (FallBack at an integer beyond 64 bits, see Int64)."""
     if isinstance(value, dict):
         return len(value) + sum(map(_any_keys, value.values()))
     if isinstance(value, list):
         return sum(map(_any_keys, value))
+    if type(value) is int and not 1 - 2 ** 63 <= value < 2 ** 63:
+        raise FallBack
     return 0
 
 
