@@ -77,10 +77,11 @@ class ActorRelation(nn.Module):
         cover = box_cover(boxes, self.grid) * present[..., None, None]  # (B, T, N, G, G)
         context = torch.einsum("btnyx,btnr->btryx", cover, emb) \
             / cover.sum(2).clamp(min=1)[:, :, None]  # (B, T, R, G, G)
-        size = (b, t, n, emb.shape[-1], self.grid, self.grid)
-        pair = torch.cat([context[:, :, None].expand(size),
-                          emb[..., None, None].expand(size)], dim=3)  # (B, T, N, 2R, G, G)
-        x = F.relu(self.conv2(F.relu(self.conv1(pair.flatten(0, 2)))))  # (BTN, C, G-2, G-2)
+        # conv1 (1x1) of [context, tiled actor] = conv1's context half + its actor half
+        w_context, w_actor = self.conv1.weight[:, :, 0, 0].split(emb.shape[-1], dim=1)
+        pair = torch.einsum("cr,btryx->btcyx", w_context, context)[:, :, None] \
+            + (emb @ w_actor.T)[..., None, None]  # (B, T, N, C, G, G)
+        x = F.relu(self.conv2(F.relu(pair.flatten(0, 2))))  # (BTN, C, G-2, G-2)
         x = self.downsample(x)
         x = x.view(b * t, n, *x.shape[1:])  # (BT, N, C, H, W)
         for block in self.hr2o:
