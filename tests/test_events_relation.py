@@ -1,4 +1,6 @@
 """The ACAR relation option of the event head (events.relation: acar)."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -117,11 +119,13 @@ def test_train_events_and_the_event_stage_run_with_acar_by_config(tmp_path, synt
     config = tmp_path / "acar.yaml"
     config.write_text("events:\n  relation: acar\n  acar: {actors: 3, grid: 5, reduce: 8, "
                       "hidden: 8}\n  head: {hidden: 16, layers: 1}\n"
-                      "  fit: {steps: 30, batch_size: 4, window: 8}\n")
+                      "  fit: {steps: 50, batch_size: 4, window: 8}\n")
     result = CliRunner().invoke(main, ["train-events", "--config", str(config), "--data",
                                        str(synth_root), "--run", str(run), "--out",
                                        str(tmp_path / "head")])
     assert result.exit_code == 0, result.output
+    first, last = map(float, re.search(r"loss (\S+) -> (\S+) in", result.output).groups())
+    assert last < first
     head = TrainedHead(tmp_path / "head" / "event_head.pt")
     assert head.head.relation is not None and head.relation.acar.actors == 3
     name = anno.split(None)[0]
