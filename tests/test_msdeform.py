@@ -134,3 +134,23 @@ def test_tiny_deformable_detector_trains_resumes_and_detects(synth_root, tmp_pat
                      tmp_path / "det", "--video", "train_00001")
     assert code == 0 and "frames/s" in out, out
     assert finished_videos(tmp_path / "det", "detections") == ["train_00001"]
+
+
+def test_deformable_detector_in_mixed_precision_gives_float_outputs():
+    cfg = load_run_config("synthetic_tiny_msdeform").model
+    torch.manual_seed(4)
+    model = build_detector(dataclasses.replace(cfg, decoder=dataclasses.replace(
+        cfg.decoder, num_queries=5, num_stages=1)))
+    clips = torch.randn(1, 3, model.num_frames, 64, 64)
+    target = {"boxes": torch.tensor([[0.1, 0.2, 0.5, 0.6]]), "agent": torch.eye(10)[[1]],
+              "action": torch.eye(22)[[3]], "loc": torch.eye(16)[[2]]}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.train()
+        losses = model(clips, [target])
+        losses["loss"].backward()
+        model.eval()
+        with torch.no_grad():
+            out = model(clips)
+    assert torch.isfinite(losses["loss"])
+    assert model.stages[0].sampling_mixing.mixing_s.attention_weights.weight.grad.abs().sum() > 0
+    assert all(v.dtype == torch.float32 for v in out.values() if torch.is_tensor(v))
