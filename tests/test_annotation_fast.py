@@ -17,7 +17,7 @@ import roadtrack.io.annotation_cache as cache_module
 import roadtrack.io.annotations as annotations
 from roadtrack.cli import main
 from roadtrack.errors import InputWarning, UserError
-from roadtrack.io.annotation_cache import SUFFIX, cache_paths
+from roadtrack.io.annotation_cache import SUFFIX, cache_paths, read_arrays, write_arrays
 from roadtrack.io.annotations import load_annotation
 
 from .test_annotations import _break, _corrupt, _with_repeated_key
@@ -206,25 +206,53 @@ def _only_warning(path):
     return anno
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip bytes", "garbage", "bad rows"])
+def _rewrite(cache, change):
+    """Write the cache again with ``change(meta, arrays)`` applied (a well-formed file)."""
+    meta, arrays = read_arrays(cache)
+    arrays = {k: np.array(v) for k, v in arrays.items()}
+    change(meta, arrays)
+    write_arrays(cache, meta, arrays.items())
+
+
+DAMAGES = {
+    "tube row past the boxes": lambda m, a: a.update(tube_rows_agent=a["tube_rows_agent"] + 10**6),
+    "class past the classes": lambda m, a: a.update(label_cols_action=a["label_cols_action"] + 99),
+    "frame past numf": lambda m, a: a.update(frames=a["frames"] + 10 ** 6),
+    "wrong shape": lambda m, a: a.update(boxes=a["boxes"][:-1]),
+    "wrong dtype": lambda m, a: a.update(track_ids=a["track_ids"].astype(np.int64)),
+    "missing member": lambda m, a: a.pop("label_rows_loc"),
+    "wrong count": lambda m, a: m["videos"][0].update(boxes=m["videos"][0]["boxes"] + 1),
+    "object array": lambda m, a: a.update(uids=a["uids"].astype(object)),
+}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "cut the tail", "flip bytes", "flip one bit",
+                                    "garbage", "empty", *DAMAGES])
 def test_a_corrupt_cache_is_rebuilt_with_one_warning(tmp_path, synth_anno_path, damage):
     path = _write(tmp_path, synth_anno_path.read_text())
     good = load_annotation(path)
     cache = tmp_path / ("anno.json" + SUFFIX)
     data = cache.read_bytes()
+    boxes = read_arrays(cache)[1]["boxes"]
+    at = boxes.__array_interface__["data"][0] - np.frombuffer(
+        boxes.base, np.uint8).__array_interface__["data"][0] + boxes.nbytes // 2
     if damage == "truncate":
         cache.write_bytes(data[: len(data) // 2])
-    elif damage == "flip bytes":
-        middle = len(data) // 3
-        cache.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 64])
-                          + data[middle + 64:])
+    elif damage == "cut the tail":
+        cache.write_bytes(data[:-1])
+    elif damage == "flip bytes":  # inside the boxes: still numbers in range, caught by the CRC
+        cache.write_bytes(data[:at] + bytes(b ^ 0x55 for b in data[at:at + 64]) + data[at + 64:])
+    elif damage == "flip one bit":
+        cache.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
     elif damage == "garbage":
-        cache.write_bytes(b"not a zip at all")
-    else:  # consistent zip, inconsistent content: a tube row past the boxes
-        with np.load(cache) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        arrays["tube_rows_agent"] = arrays["tube_rows_agent"] + 10 ** 6
-        np.savez(cache, **arrays)
+        cache.write_bytes(b"not a cache at all")
+    elif damage == "empty":
+        cache.write_bytes(b"")
+    elif damage == "object array":
+        _rewrite(cache, lambda m, a: None)
+        cache.write_bytes(cache.read_bytes().replace(b'"<U', b'"|O', 1))
+    else:  # a well-formed file whose content is inconsistent
+        _rewrite(cache, DAMAGES[damage])
     anno = _only_warning(path)
     assert_same_annotation(anno, good)
     with warnings.catch_warnings():
@@ -232,11 +260,36 @@ def test_a_corrupt_cache_is_rebuilt_with_one_warning(tmp_path, synth_anno_path, 
         assert_same_annotation(load_annotation(path), good)  # rebuilt: read quietly
 
 
+def test_a_cache_of_another_version_is_rebuilt_quietly(tmp_path, synth_anno_path, monkeypatch):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    good = load_annotation(path)
+    monkeypatch.setattr(cache_module, "VERSION", cache_module.VERSION + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse = mock.Mock(wraps=annotations._parse)
+        with mock.patch.object(annotations, "_parse", parse):
+            assert_same_annotation(load_annotation(path), good)
+        assert parse.called, "the cache of the other version was used"
+        with mock.patch.object(annotations, "_parse", side_effect=AssertionError):
+            assert_same_annotation(load_annotation(path), good)  # the new one
+
+
 def test_the_cache_is_data_only(tmp_path, synth_anno_path):
     path = _write(tmp_path, synth_anno_path.read_text())
     load_annotation(path)
-    with np.load(tmp_path / ("anno.json" + SUFFIX), allow_pickle=False) as npz:
-        assert all(npz[k].dtype != object for k in npz.files)
+    _, arrays = read_arrays(tmp_path / ("anno.json" + SUFFIX))
+    assert arrays and all(a.dtype.kind in "biufU" for a in arrays.values())
+
+
+def test_labels_and_tubes_from_the_cache_are_made_when_used(tmp_path, synth_anno_path):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    load_annotation(path)
+    video = next(v for v in load_annotation(path).videos.values() if v.num_boxes)
+    assert not video.labels.made and not video.tubes.made
+    hot, tubes = video.labels["agent"], video.tubes["agent"]
+    assert video.labels["agent"] is hot and video.tubes["agent"] is tubes  # made once
+    hot[0, 0] = not hot[0, 0]  # the arrays are the process's own
+    video.boxes[0, 0] = 0.5
 
 
 def test_a_read_only_folder_uses_the_user_cache(tmp_path, synth_anno_path, user_cache):

@@ -3,7 +3,7 @@ builds one video's arrays from the fields a parser gathered, shared by every par
 they check and convert alike."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -52,8 +52,8 @@ class VideoAnnotation:
     boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
     track_ids: np.ndarray  # (N,) int32 index into uids
     uids: list[str]
-    labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
-    tubes: dict[str, list[Tube]] = field(default_factory=dict)
+    labels: Mapping[str, np.ndarray]  # type -> (N, C) bool multi-hot
+    tubes: Mapping[str, list[Tube]] = field(default_factory=dict)
 
     @property
     def num_boxes(self) -> int:
@@ -66,6 +66,53 @@ class VideoAnnotation:
     def tube_frames_boxes(self, tube: Tube) -> tuple[np.ndarray, np.ndarray]:
         """(n,) frames and (n, 4) normalised boxes of a tube."""
         return self.frames[tube.rows], self.boxes[tube.rows]
+
+
+class LabelPairs(Mapping[str, np.ndarray]):
+    """Multi-hot labels of N boxes per label type, kept as (box, class) pairs and made dense,
+    (N, C) bool, on first access (then kept)."""
+
+    def __init__(self, count: int, pairs: dict[str, tuple[np.ndarray, np.ndarray, int]]):
+        self.count = count
+        self.pairs = pairs  # type -> (L,) box rows, (L,) classes, number of classes
+        self.made: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.made:
+            rows, cols, classes = self.pairs[key]
+            hot = np.zeros((self.count, classes), dtype=bool)  # (N, C)
+            hot[rows, cols] = True
+            self.made[key] = hot
+        return self.made[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+class TubeRuns(Mapping[str, list[Tube]]):
+    """The tubes of a video per label type, kept as flat arrays and made :class:`Tube` objects
+    on first access (then kept)."""
+
+    def __init__(self, runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        self.runs = runs  # type -> (T,) labels, (T + 1,) starts into rows, (R,) int rows
+        self.made: dict[str, list[Tube]] = {}
+
+    def __getitem__(self, key: str) -> list[Tube]:
+        if key not in self.made:
+            labels, starts, rows = self.runs[key]
+            bounds = starts.tolist()
+            self.made[key] = [Tube(label=label, rows=rows[a:b].astype(np.int64)) for label, a, b
+                              in zip(labels.tolist(), bounds[:-1], bounds[1:], strict=True)]
+        return self.made[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
 
 
 @dataclass
@@ -120,17 +167,6 @@ class Occurrence:
     video: VideoAnnotation | None
 
 
-BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
-"""The 8 bits of each byte value as 8 bytes (0 or 1) in one uint64, first bit first."""
-
-
-def unpack_bits(packed: np.ndarray, count: int) -> np.ndarray:
-    """(N, B) uint8 rows of ``np.packbits(axis=1)`` -> (N, count) bool (a view; several times
-    faster than ``np.unpackbits``)."""
-    bits = BYTE_BITS[packed].view(np.uint8)  # (N, B * 8)
-    return bits.reshape(len(packed), packed.shape[1] * 8)[:, :count].view(bool)
-
-
 def split_names(value) -> tuple[str, ...] | None:
     """A ``split_ids`` value as a tuple of names, None when it is not a list of strings."""
     if not isinstance(value, list) or set(map(type, value)) - {str}:
@@ -164,40 +200,41 @@ def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray]
     frames = np.asarray(g.box_frames, dtype=np.int32)
     uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
     track_ids = inverse.astype(np.int32).reshape(-1)
-    multi_hot = {t: _multi_hot(ids, mappings[t], labels.num_classes(t), box_at, f"'{t}_ids'",
-                               path, g.typed)
-                 for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
+    pairs = {t: _label_pairs(ids, mappings[t], box_at, f"'{t}_ids'", path, g.typed)
+             for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
     findings.check_boxes(raw_boxes, frames, track_ids, box_at)
 
     order = np.argsort(frames, kind="stable")
+    new_row = np.empty(len(order), dtype=np.int64)  # (N,) where each box goes
+    new_row[order] = np.arange(len(order))
+    hot = LabelPairs(len(order), {t: (new_row[rows].astype(np.int32), cols,
+                                      labels.num_classes(t)) for t, (rows, cols) in pairs.items()})
     video = VideoAnnotation(
         name=g.name, split_ids=tuple(g.split_ids), numf=g.numf, width=g.width, height=g.height,
         annotated=g.annotated, frames=frames[order], boxes=np.clip(raw_boxes, 0.0, 1.0)[order],
-        track_ids=track_ids[order], uids=[str(u) for u in uids],
-        labels={t: hot[order] for t, hot in multi_hot.items()},
+        track_ids=track_ids[order], uids=[str(u) for u in uids], labels=hot,
     )
     if keep_tubes:
-        new_row = np.empty(len(order), dtype=np.int64)
-        new_row[order] = np.arange(len(order))
         row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
+        tubes = {}
         for t in LABEL_TYPES:
             args = (mappings[t], row_of, where, f"{t}_tubes")
-            tubes = _tubes_at_once(g.tubes(t), *args, findings)
-            video.tubes[t] = _build_tubes(g.tubes(t), *args, path, findings) if tubes is None \
-                else tubes
+            at_once = _tubes_at_once(g.tubes(t), *args, findings)
+            tubes[t] = _build_tubes(g.tubes(t), *args, path, findings) if at_once is None \
+                else at_once
+        video.tubes = tubes
     return video
 
 
-def _multi_hot(id_lists: Sequence, mapping: np.ndarray, num_used: int, where, field: str,
-               path: Path, typed: bool) -> np.ndarray:
-    """Ragged lists of ``all_*`` ids of N boxes -> (N, num_used) bool, dropping unused classes
-    (``typed``: the parser made sure they are lists of integers)."""
+def _label_pairs(id_lists: Sequence, mapping: np.ndarray, where, field: str, path: Path,
+                 typed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists of ``all_*`` ids of N boxes -> (L,) box and (L,) class in the used space of
+    each label (int64, int16), dropping unused classes (``typed``: the parser made sure they are
+    lists of integers)."""
     rows, ids = check_label_ids(id_lists, len(mapping), where, field, path, typed)  # (M,), (M,)
     used = mapping[ids]
-    out = np.zeros((len(id_lists), num_used), dtype=bool)
     keep = used >= 0
-    out[rows[keep], used[keep]] = True
-    return out
+    return rows[keep], used[keep].astype(np.int16)
 
 
 def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
