@@ -171,6 +171,38 @@ def test_odd_but_readable_files_read_the_same_on_every_path(tmp_path, anno_dict,
     assert error is None and anno.videos
 
 
+def _two_frames(doc):
+    """The first video and two of its frames with boxes: (video, (key, frame), (key, frame))."""
+    video = next(iter(doc["db"].values()))
+    first, second = [(k, f) for k, f in video["frames"].items() if f.get("annos")][:2]
+    return video, first, second
+
+
+def test_a_box_key_in_two_frames_reads_the_same_on_every_path(tmp_path, anno_dict):
+    doc = copy.deepcopy(anno_dict)
+    video, (_, frame), (key2, frame2) = _two_frames(doc)
+    shared = next(iter(frame["annos"]))
+    old = next(iter(frame2["annos"]))
+    frame2["annos"] = {shared if k == old else k: box for k, box in frame2["annos"].items()}
+    for t in ("agent", "action", "loc", "duplex", "triplet"):
+        for tube in video[f"{t}_tubes"].values():
+            if tube["annos"].get(key2) == old:
+                tube["annos"][key2] = shared
+    anno, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(doc)))
+    assert error is None and anno.videos
+
+
+def test_a_tube_box_of_another_frame_is_the_same_error_on_every_path(tmp_path, anno_dict):
+    doc = copy.deepcopy(anno_dict)
+    video, (key, frame), (key2, _) = _two_frames(doc)
+    box_key = next(iter(frame["annos"]))
+    tube = next(t for t in video["agent_tubes"].values() if t["annos"].get(key) == box_key)
+    del tube["annos"][key]
+    tube["annos"][key2] = box_key  # this box key is in the first frame, not in this one
+    _, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(doc)))
+    assert error is not None and "missing box" in error
+
+
 @settings(max_examples=60)
 @given(edits=st.lists(EDITS, min_size=1, max_size=3), text_edit=TEXT_EDITS,
        subset=st.sampled_from([None, ["v2"], ["v1", "v2"]]))

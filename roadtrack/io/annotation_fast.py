@@ -19,7 +19,7 @@ import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
@@ -324,10 +324,7 @@ def _gather(name: str, video: Video) -> Gathered:
         raise FallBack
     split_ids = [] if video.split_ids is UNSET else video.split_ids
     annotated = np.zeros(numf, dtype=bool)
-    boxes: list[Box] = []
-    box_frames: list[int] = []
-    frame_keys: list[str] = []
-    box_keys: list[str] = []
+    numbers, frames, annos = [], [], []  # of the frames with boxes
     width = height = 0
     for key, frame in video.frames.items():
         n = frame_number(key, numf)
@@ -338,13 +335,15 @@ def _gather(name: str, video: Video) -> Gathered:
             width, height = (0 if v is UNSET else v for v in (frame.width, frame.height))
             if width < 0 or height < 0:
                 raise FallBack
-        annos = frame.annos
-        if not annos:
-            continue
-        boxes.extend(annos.values())
-        box_frames.extend(repeat(n, len(annos)))
-        frame_keys.extend(repeat(key, len(annos)))
-        box_keys.extend(annos)
+        if frame.annos:
+            numbers.append(n)
+            frames.append(key)
+            annos.append(frame.annos)
+    sizes = list(map(len, annos))
+    boxes: list[Box] = list(chain.from_iterable(map(dict.values, annos)))
+    box_frames = list(chain.from_iterable(map(repeat, numbers, sizes)))
+    frame_keys = list(chain.from_iterable(map(repeat, frames, sizes)))
+    box_keys = list(chain.from_iterable(annos))
 
     def tubes(t: str):
         entries = getattr(video, f"{t}_tubes")

@@ -96,9 +96,11 @@ class TubeRuns(Mapping[str, list[Tube]]):
     """The tubes of a video per label type, kept as flat arrays and made :class:`Tube` objects
     on first access (then kept)."""
 
-    def __init__(self, runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    def __init__(self, runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 made: dict[str, list[Tube]] | None = None):
         self.runs = runs  # type -> (T,) labels, (T + 1,) starts into rows, (R,) int rows
-        self.made: dict[str, list[Tube]] = {}
+        self.made: dict[str, list[Tube]] = dict(made or {})
+        self.order = [t for t in LABEL_TYPES if t in self.runs or t in self.made]
 
     def __getitem__(self, key: str) -> list[Tube]:
         if key not in self.made:
@@ -109,10 +111,10 @@ class TubeRuns(Mapping[str, list[Tube]]):
         return self.made[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.runs)
+        return iter(self.order)
 
     def __len__(self) -> int:
-        return len(self.runs)
+        return len(self.order)
 
 
 @dataclass
@@ -215,15 +217,49 @@ def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray]
         track_ids=track_ids[order], uids=[str(u) for u in uids], labels=hot,
     )
     if keep_tubes:
-        row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
-        tubes = {}
+        rows = RowLookup(frame_keys, box_keys, g.box_frames, new_row, video.frames)
+        runs, made = {}, {}
         for t in LABEL_TYPES:
-            args = (mappings[t], row_of, where, f"{t}_tubes")
+            args = (mappings[t], rows, where, f"{t}_tubes")
             at_once = _tubes_at_once(g.tubes(t), *args, findings)
-            tubes[t] = _build_tubes(g.tubes(t), *args, path, findings) if at_once is None \
-                else at_once
-        video.tubes = tubes
+            if at_once is None:
+                made[t] = _build_tubes(g.tubes(t), *args, path, findings)
+            else:
+                runs[t] = at_once
+        video.tubes = TubeRuns(runs, made)
     return video
+
+
+class RowLookup:
+    """The row (in the frame-sorted arrays) of a box given by frame key and box key."""
+
+    def __init__(self, frame_keys: list[str], box_keys: list[str], box_frames: list[int],
+                 new_row: np.ndarray, frames: np.ndarray):
+        self.count = len(box_keys)
+        self.frames = frames  # (N,) frame of each row
+        self.frame_of_key = dict(zip(frame_keys, box_frames, strict=True))
+        self.by_box = dict(zip(box_keys, new_row.tolist(), strict=True))
+        if len(self.by_box) < self.count:  # a box key in several frames
+            self.by_box = {}
+        self.pairs = lambda: dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(),
+                                      strict=True))
+
+    def rows(self, annos: list[dict]) -> np.ndarray:
+        """(R,) rows of the boxes of ``annos`` (frame key -> box key), in order; KeyError or
+        TypeError when one is missing."""
+        count = sum(map(len, annos))
+        if self.by_box:
+            rows = np.fromiter(map(self.by_box.__getitem__,
+                                   chain.from_iterable(map(dict.values, annos))),
+                               dtype=np.int64, count=count)  # (R,)
+            frames = np.fromiter(map(self.frame_of_key.__getitem__, chain.from_iterable(annos)),
+                                 dtype=np.int64, count=count)  # (R,)
+            if np.array_equal(self.frames[rows], frames):
+                return rows
+        pairs = self.pairs()
+        return np.fromiter(map(pairs.__getitem__, zip(chain.from_iterable(annos),
+                                                      chain.from_iterable(map(dict.values, annos)),
+                                                      strict=True)), dtype=np.int64, count=count)
 
 
 def _label_pairs(id_lists: Sequence, mapping: np.ndarray, where, field: str, path: Path,
@@ -237,10 +273,12 @@ def _label_pairs(id_lists: Sequence, mapping: np.ndarray, where, field: str, pat
     return rows[keep], used[keep].astype(np.int16)
 
 
-def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
-                   where: str, field: str, findings: Findings) -> list[Tube] | None:
-    """What :func:`_build_tubes` gives, in a few passes over all tubes of one type; None when
-    any tube is not as expected (then :func:`_build_tubes` names the first problem)."""
+def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray,
+                   lookup: RowLookup, where: str, field: str, findings: Findings
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What :func:`_build_tubes` gives, as :class:`TubeRuns` keeps it ((K,) labels, (K + 1,)
+    starts, (R,) rows), in a few passes over all tubes of one type; None when any tube is not as
+    expected (then :func:`_build_tubes` names the first problem)."""
     try:
         entries = list(items)
         labels = np.array([label for _, label, _ in entries], dtype=np.int64)  # (T,)
@@ -251,28 +289,24 @@ def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray
         kept = np.flatnonzero(used >= 0)  # (K,)
         annos: list[dict] = [entries[i][2] for i in kept]  # type: ignore[misc]
         sizes = np.fromiter(map(len, annos), dtype=np.int64, count=len(annos))  # (K,)
-        pairs = zip(chain.from_iterable(annos), chain.from_iterable(map(dict.values, annos)),
-                    strict=True)
-        rows = np.fromiter(map(row_of.__getitem__, pairs), dtype=np.int64,
-                           count=int(sizes.sum()))  # (R,)
-    except (KeyError, TypeError, UserError, OverflowError):
+        rows = lookup.rows(annos)  # (R,)
+    except (KeyError, TypeError, UserError, OverflowError, IndexError):
         return None
     owner = np.repeat(np.arange(len(kept)), sizes)  # (R,)
     rows = rows[np.lexsort((rows, owner))]  # sorted within each tube
-    tubes = [Tube(label=int(label), rows=part) for label, part in
-             zip(used[kept], np.split(rows, np.cumsum(sizes)[:-1]), strict=True)] if len(kept) \
-        else []
+    starts = np.concatenate([[0], np.cumsum(sizes)])  # (K + 1,)
     keys = [entries[i][0] for i in kept]
-    findings.check_tubes(used[kept], [t.rows for t in tubes], len(row_of),
-                         lambda i: f"{where} {field} tube {show(keys[i])}")
-    return tubes
+    findings.check_tube_runs(used[kept], sizes, rows, lookup.count,
+                             lambda i: f"{where} {field} tube {show(keys[i])}")
+    return used[kept], starts, rows
 
 
-def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
-                 where: str, field: str, path: Path, findings: Findings) -> list[Tube]:
-    """The tubes of one label type (``field``) whose class is used; (frame, box key) -> row in
-    ``row_of``."""
+def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray,
+                 lookup: RowLookup, where: str, field: str, path: Path, findings: Findings
+                 ) -> list[Tube]:
+    """The tubes of one label type (``field``) whose class is used, one at a time."""
     tubes, keys = [], []
+    row_of = lookup.pairs()
     for tube_key, label, annos in items:
         at = f"{where} {field} tube {show(tube_key)}"
         if not 0 <= label < len(mapping):
@@ -295,6 +329,6 @@ def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, 
         tubes.append(Tube(label=int(mapping[label]), rows=np.sort(np.array(rows, np.int64))))
         keys.append(tube_key)
     findings.check_tubes(np.array([t.label for t in tubes], dtype=np.int64),
-                         [t.rows for t in tubes], len(row_of),
+                         [t.rows for t in tubes], lookup.count,
                          lambda i: f"{where} {field} tube {show(keys[i])}")
     return tubes
