@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mmap
 import os
 import warnings
@@ -144,7 +145,7 @@ def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = {}
     for name, (dtype, shape, offset) in described["arrays"].items():
         kind = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         if kind.kind not in KINDS or kind.hasobject or min(shape, default=0) < 0 \
                 or not len(MAGIC) <= offset <= end - count * kind.itemsize:
             raise CorruptCache(f"array {name!r} is not as described")
