@@ -321,7 +321,10 @@ def test_labels_and_tubes_from_the_cache_are_made_when_used(tmp_path, synth_anno
     hot, tubes = video.labels["agent"], video.tubes["agent"]
     assert video.labels["agent"] is hot and video.tubes["agent"] is tubes  # made once
     hot[0, 0] = not hot[0, 0]  # the arrays are the process's own
-    video.boxes[0, 0] = 0.5
+    before = video.boxes[0, 0]
+    video.boxes[0, 0] = before / 2 + 0.25
+    again = load_annotation(path).videos[video.name]
+    assert again.boxes[0, 0] == before and again.labels["agent"][0, 0] != hot[0, 0]
 
 
 def test_a_read_only_folder_uses_the_user_cache(tmp_path, synth_anno_path, user_cache):
