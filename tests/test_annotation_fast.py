@@ -17,7 +17,7 @@ import roadtrack.io.annotation_cache as cache_module
 import roadtrack.io.annotations as annotations
 from roadtrack.cli import main
 from roadtrack.errors import InputWarning, UserError
-from roadtrack.io.annotation_cache import SUFFIX, cache_paths
+from roadtrack.io.annotation_cache import SUFFIX, cache_paths, read_arrays, write_arrays
 from roadtrack.io.annotations import load_annotation
 
 from .test_annotations import _break, _corrupt, _with_repeated_key
@@ -171,6 +171,38 @@ def test_odd_but_readable_files_read_the_same_on_every_path(tmp_path, anno_dict,
     assert error is None and anno.videos
 
 
+def _two_frames(doc):
+    """The first video and two of its frames with boxes: (video, (key, frame), (key, frame))."""
+    video = next(iter(doc["db"].values()))
+    first, second = [(k, f) for k, f in video["frames"].items() if f.get("annos")][:2]
+    return video, first, second
+
+
+def test_a_box_key_in_two_frames_reads_the_same_on_every_path(tmp_path, anno_dict):
+    doc = copy.deepcopy(anno_dict)
+    video, (_, frame), (key2, frame2) = _two_frames(doc)
+    shared = next(iter(frame["annos"]))
+    old = next(iter(frame2["annos"]))
+    frame2["annos"] = {shared if k == old else k: box for k, box in frame2["annos"].items()}
+    for t in ("agent", "action", "loc", "duplex", "triplet"):
+        for tube in video[f"{t}_tubes"].values():
+            if tube["annos"].get(key2) == old:
+                tube["annos"][key2] = shared
+    anno, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(doc)))
+    assert error is None and anno.videos
+
+
+def test_a_tube_box_of_another_frame_is_the_same_error_on_every_path(tmp_path, anno_dict):
+    doc = copy.deepcopy(anno_dict)
+    video, (key, frame), (key2, _) = _two_frames(doc)
+    box_key = next(iter(frame["annos"]))
+    tube = next(t for t in video["agent_tubes"].values() if t["annos"].get(key) == box_key)
+    del tube["annos"][key]
+    tube["annos"][key2] = box_key  # this box key is in the first frame, not in this one
+    _, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(doc)))
+    assert error is not None and "missing box" in error
+
+
 @settings(max_examples=60)
 @given(edits=st.lists(EDITS, min_size=1, max_size=3), text_edit=TEXT_EDITS,
        subset=st.sampled_from([None, ["v2"], ["v1", "v2"]]))
@@ -206,25 +238,53 @@ def _only_warning(path):
     return anno
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip bytes", "garbage", "bad rows"])
+def _rewrite(cache, change):
+    """Write the cache again with ``change(meta, arrays)`` applied (a well-formed file)."""
+    meta, arrays = read_arrays(cache)
+    arrays = {k: np.array(v) for k, v in arrays.items()}
+    change(meta, arrays)
+    write_arrays(cache, meta, arrays.items())
+
+
+DAMAGES = {
+    "tube row past the boxes": lambda m, a: a.update(tube_rows_agent=a["tube_rows_agent"] + 10**6),
+    "class past the classes": lambda m, a: a.update(label_cols_action=a["label_cols_action"] + 99),
+    "frame past numf": lambda m, a: a.update(frames=a["frames"] + 10 ** 6),
+    "wrong shape": lambda m, a: a.update(boxes=a["boxes"][:-1]),
+    "wrong dtype": lambda m, a: a.update(track_ids=a["track_ids"].astype(np.int64)),
+    "missing member": lambda m, a: a.pop("label_rows_loc"),
+    "wrong count": lambda m, a: m["videos"][0].update(boxes=m["videos"][0]["boxes"] + 1),
+    "object array": lambda m, a: a.update(uids=a["uids"].astype(object)),
+}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "cut the tail", "flip bytes", "flip one bit",
+                                    "garbage", "empty", *DAMAGES])
 def test_a_corrupt_cache_is_rebuilt_with_one_warning(tmp_path, synth_anno_path, damage):
     path = _write(tmp_path, synth_anno_path.read_text())
     good = load_annotation(path)
     cache = tmp_path / ("anno.json" + SUFFIX)
     data = cache.read_bytes()
+    boxes = read_arrays(cache)[1]["boxes"]
+    at = boxes.__array_interface__["data"][0] - np.frombuffer(
+        boxes.base, np.uint8).__array_interface__["data"][0] + boxes.nbytes // 2
     if damage == "truncate":
         cache.write_bytes(data[: len(data) // 2])
-    elif damage == "flip bytes":
-        middle = len(data) // 3
-        cache.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 64])
-                          + data[middle + 64:])
+    elif damage == "cut the tail":
+        cache.write_bytes(data[:-1])
+    elif damage == "flip bytes":  # inside the boxes: still numbers in range, caught by the CRC
+        cache.write_bytes(data[:at] + bytes(b ^ 0x55 for b in data[at:at + 64]) + data[at + 64:])
+    elif damage == "flip one bit":
+        cache.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
     elif damage == "garbage":
-        cache.write_bytes(b"not a zip at all")
-    else:  # consistent zip, inconsistent content: a tube row past the boxes
-        with np.load(cache) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        arrays["tube_rows_agent"] = arrays["tube_rows_agent"] + 10 ** 6
-        np.savez(cache, **arrays)
+        cache.write_bytes(b"not a cache at all")
+    elif damage == "empty":
+        cache.write_bytes(b"")
+    elif damage == "object array":
+        _rewrite(cache, lambda m, a: None)
+        cache.write_bytes(cache.read_bytes().replace(b'"<U', b'"|O', 1))
+    else:  # a well-formed file whose content is inconsistent
+        _rewrite(cache, DAMAGES[damage])
     anno = _only_warning(path)
     assert_same_annotation(anno, good)
     with warnings.catch_warnings():
@@ -232,11 +292,39 @@ def test_a_corrupt_cache_is_rebuilt_with_one_warning(tmp_path, synth_anno_path, 
         assert_same_annotation(load_annotation(path), good)  # rebuilt: read quietly
 
 
+def test_a_cache_of_another_version_is_rebuilt_quietly(tmp_path, synth_anno_path, monkeypatch):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    good = load_annotation(path)
+    monkeypatch.setattr(cache_module, "VERSION", cache_module.VERSION + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse = mock.Mock(wraps=annotations._parse)
+        with mock.patch.object(annotations, "_parse", parse):
+            assert_same_annotation(load_annotation(path), good)
+        assert parse.called, "the cache of the other version was used"
+        with mock.patch.object(annotations, "_parse", side_effect=AssertionError):
+            assert_same_annotation(load_annotation(path), good)  # the new one
+
+
 def test_the_cache_is_data_only(tmp_path, synth_anno_path):
     path = _write(tmp_path, synth_anno_path.read_text())
     load_annotation(path)
-    with np.load(tmp_path / ("anno.json" + SUFFIX), allow_pickle=False) as npz:
-        assert all(npz[k].dtype != object for k in npz.files)
+    _, arrays = read_arrays(tmp_path / ("anno.json" + SUFFIX))
+    assert arrays and all(a.dtype.kind in "biufU" for a in arrays.values())
+
+
+def test_labels_and_tubes_from_the_cache_are_made_when_used(tmp_path, synth_anno_path):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    load_annotation(path)
+    video = next(v for v in load_annotation(path).videos.values() if v.num_boxes)
+    assert not video.labels.made and not video.tubes.made
+    hot, tubes = video.labels["agent"], video.tubes["agent"]
+    assert video.labels["agent"] is hot and video.tubes["agent"] is tubes  # made once
+    hot[0, 0] = not hot[0, 0]  # the arrays are the process's own
+    before = video.boxes[0, 0]
+    video.boxes[0, 0] = before / 2 + 0.25
+    again = load_annotation(path).videos[video.name]
+    assert again.boxes[0, 0] == before and again.labels["agent"][0, 0] != hot[0, 0]
 
 
 def test_a_read_only_folder_uses_the_user_cache(tmp_path, synth_anno_path, user_cache):

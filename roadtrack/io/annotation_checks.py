@@ -169,10 +169,15 @@ class Findings:
         if not rows:
             return
         lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))  # (T,)
-        keys = np.repeat(labels.astype(np.int64), lens) * num_rows + np.concatenate(rows)
+        self.check_tube_runs(labels, lens, np.concatenate(rows), num_rows, where)
+
+    def check_tube_runs(self, labels: np.ndarray, sizes: np.ndarray, rows: np.ndarray,
+                        num_rows: int, where: Callable[[int], str]) -> None:
+        """:meth:`check_tubes` of tubes given as (T,) labels, (T,) sizes and (R,) rows."""
+        keys = np.repeat(labels.astype(np.int64), sizes) * num_rows + rows
         count, first = first_repeat(keys)
         if count:
-            self.add("tube_twice", count, where(int(np.searchsorted(np.cumsum(lens), first,
+            self.add("tube_twice", count, where(int(np.searchsorted(np.cumsum(sizes), first,
                                                                     side="right"))))
 
     def warn(self, path) -> None:

@@ -19,7 +19,7 @@ import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +39,6 @@ from .annotation_video import (
     Occurrence,
     frame_number,
     split_names,
-    unpack_bits,
 )
 
 RELEASE_BYTES = 1 << 27
@@ -124,11 +123,11 @@ def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
             return _read_part(path, spans, reader)
         context = multiprocessing.get_context("spawn")  # safe beside torch's threads
         with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
-            others = [pool.submit(_read_packed, path, part, reader) for part in parts[1:]]
+            others = [pool.submit(_read_part, path, part, reader) for part in parts[1:]]
             parsed = _read_part(path, parts[0], reader)
             for part, future in zip(parts[1:], others, strict=True):
                 try:
-                    parsed += _unpacked(future.result(), reader)
+                    parsed += future.result()
                 except (BrokenProcessPool, OSError, pickle.PicklingError):  # no process: here
                     parsed += _read_part(path, part, reader)
             return parsed
@@ -204,24 +203,6 @@ def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Oc
                 _release(data)
                 done = 0
         return parsed
-
-
-def _read_packed(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
-    """:func:`_read_part` in another process: labels sent as bits (an eighth of the bytes)."""
-    parsed = _read_part(path, spans, reader)
-    for occ in parsed:
-        if occ.video is not None:
-            occ.video.labels = {t: np.packbits(hot, axis=1) for t, hot in occ.video.labels.items()}
-    return parsed
-
-
-def _unpacked(parsed: list[Occurrence], reader) -> list[Occurrence]:
-    """The entries :func:`_read_packed` sent, labels as booleans again."""
-    for occ in parsed:
-        if occ.video is not None:
-            occ.video.labels = {t: unpack_bits(bits, reader.labels.num_classes(t))
-                                for t, bits in occ.video.labels.items()}
-    return parsed
 
 
 @contextlib.contextmanager
@@ -343,10 +324,7 @@ def _gather(name: str, video: Video) -> Gathered:
         raise FallBack
     split_ids = [] if video.split_ids is UNSET else video.split_ids
     annotated = np.zeros(numf, dtype=bool)
-    boxes: list[Box] = []
-    box_frames: list[int] = []
-    frame_keys: list[str] = []
-    box_keys: list[str] = []
+    numbers, frames, annos = [], [], []  # of the frames with boxes
     width = height = 0
     for key, frame in video.frames.items():
         n = frame_number(key, numf)
@@ -357,13 +335,15 @@ def _gather(name: str, video: Video) -> Gathered:
             width, height = (0 if v is UNSET else v for v in (frame.width, frame.height))
             if width < 0 or height < 0:
                 raise FallBack
-        annos = frame.annos
-        if not annos:
-            continue
-        boxes.extend(annos.values())
-        box_frames.extend(repeat(n, len(annos)))
-        frame_keys.extend(repeat(key, len(annos)))
-        box_keys.extend(annos)
+        if frame.annos:
+            numbers.append(n)
+            frames.append(key)
+            annos.append(frame.annos)
+    sizes = list(map(len, annos))
+    boxes: list[Box] = list(chain.from_iterable(map(dict.values, annos)))
+    box_frames = list(chain.from_iterable(map(repeat, numbers, sizes)))
+    frame_keys = list(chain.from_iterable(map(repeat, frames, sizes)))
+    box_keys = list(chain.from_iterable(annos))
 
     def tubes(t: str):
         entries = getattr(video, f"{t}_tubes")

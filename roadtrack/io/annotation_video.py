@@ -3,7 +3,7 @@ builds one video's arrays from the fields a parser gathered, shared by every par
 they check and convert alike."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -52,8 +52,8 @@ class VideoAnnotation:
     boxes: np.ndarray  # (N, 4) float64 x1 y1 x2 y2 normalised to [0, 1] (full JSON precision)
     track_ids: np.ndarray  # (N,) int32 index into uids
     uids: list[str]
-    labels: dict[str, np.ndarray]  # type -> (N, C) bool multi-hot
-    tubes: dict[str, list[Tube]] = field(default_factory=dict)
+    labels: Mapping[str, np.ndarray]  # type -> (N, C) bool multi-hot
+    tubes: Mapping[str, list[Tube]] = field(default_factory=dict)
 
     @property
     def num_boxes(self) -> int:
@@ -66,6 +66,55 @@ class VideoAnnotation:
     def tube_frames_boxes(self, tube: Tube) -> tuple[np.ndarray, np.ndarray]:
         """(n,) frames and (n, 4) normalised boxes of a tube."""
         return self.frames[tube.rows], self.boxes[tube.rows]
+
+
+class LabelPairs(Mapping[str, np.ndarray]):
+    """Multi-hot labels of N boxes per label type, kept as (box, class) pairs and made dense,
+    (N, C) bool, on first access (then kept)."""
+
+    def __init__(self, count: int, pairs: dict[str, tuple[np.ndarray, np.ndarray, int]]):
+        self.count = count
+        self.pairs = pairs  # type -> (L,) box rows, (L,) classes, number of classes
+        self.made: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.made:
+            rows, cols, classes = self.pairs[key]
+            hot = np.zeros((self.count, classes), dtype=bool)  # (N, C)
+            hot[rows, cols] = True
+            self.made[key] = hot
+        return self.made[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+class TubeRuns(Mapping[str, list[Tube]]):
+    """The tubes of a video per label type, kept as flat arrays and made :class:`Tube` objects
+    on first access (then kept)."""
+
+    def __init__(self, runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 made: dict[str, list[Tube]] | None = None):
+        self.runs = runs  # type -> (T,) labels, (T + 1,) starts into rows, (R,) int rows
+        self.made: dict[str, list[Tube]] = dict(made or {})
+        self.order = [t for t in LABEL_TYPES if t in self.runs or t in self.made]
+
+    def __getitem__(self, key: str) -> list[Tube]:
+        if key not in self.made:
+            labels, starts, rows = self.runs[key]
+            bounds = starts.tolist()
+            self.made[key] = [Tube(label=label, rows=rows[a:b].astype(np.int64)) for label, a, b
+                              in zip(labels.tolist(), bounds[:-1], bounds[1:], strict=True)]
+        return self.made[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 @dataclass
@@ -120,17 +169,6 @@ class Occurrence:
     video: VideoAnnotation | None
 
 
-BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64)[:, 0]
-"""The 8 bits of each byte value as 8 bytes (0 or 1) in one uint64, first bit first."""
-
-
-def unpack_bits(packed: np.ndarray, count: int) -> np.ndarray:
-    """(N, B) uint8 rows of ``np.packbits(axis=1)`` -> (N, count) bool (a view; several times
-    faster than ``np.unpackbits``)."""
-    bits = BYTE_BITS[packed].view(np.uint8)  # (N, B * 8)
-    return bits.reshape(len(packed), packed.shape[1] * 8)[:, :count].view(bool)
-
-
 def split_names(value) -> tuple[str, ...] | None:
     """A ``split_ids`` value as a tuple of names, None when it is not a list of strings."""
     if not isinstance(value, list) or set(map(type, value)) - {str}:
@@ -164,46 +202,83 @@ def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray]
     frames = np.asarray(g.box_frames, dtype=np.int32)
     uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
     track_ids = inverse.astype(np.int32).reshape(-1)
-    multi_hot = {t: _multi_hot(ids, mappings[t], labels.num_classes(t), box_at, f"'{t}_ids'",
-                               path, g.typed)
-                 for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
+    pairs = {t: _label_pairs(ids, mappings[t], box_at, f"'{t}_ids'", path, g.typed)
+             for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
     findings.check_boxes(raw_boxes, frames, track_ids, box_at)
 
     order = np.argsort(frames, kind="stable")
+    new_row = np.empty(len(order), dtype=np.int64)  # (N,) where each box goes
+    new_row[order] = np.arange(len(order))
+    hot = LabelPairs(len(order), {t: (new_row[rows].astype(np.int32), cols,
+                                      labels.num_classes(t)) for t, (rows, cols) in pairs.items()})
     video = VideoAnnotation(
         name=g.name, split_ids=tuple(g.split_ids), numf=g.numf, width=g.width, height=g.height,
         annotated=g.annotated, frames=frames[order], boxes=np.clip(raw_boxes, 0.0, 1.0)[order],
-        track_ids=track_ids[order], uids=[str(u) for u in uids],
-        labels={t: hot[order] for t, hot in multi_hot.items()},
+        track_ids=track_ids[order], uids=[str(u) for u in uids], labels=hot,
     )
     if keep_tubes:
-        new_row = np.empty(len(order), dtype=np.int64)
-        new_row[order] = np.arange(len(order))
-        row_of = dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(), strict=True))
+        rows = RowLookup(frame_keys, box_keys, g.box_frames, new_row, video.frames)
+        runs, made = {}, {}
         for t in LABEL_TYPES:
-            args = (mappings[t], row_of, where, f"{t}_tubes")
-            tubes = _tubes_at_once(g.tubes(t), *args, findings)
-            video.tubes[t] = _build_tubes(g.tubes(t), *args, path, findings) if tubes is None \
-                else tubes
+            args = (mappings[t], rows, where, f"{t}_tubes")
+            at_once = _tubes_at_once(g.tubes(t), *args, findings)
+            if at_once is None:
+                made[t] = _build_tubes(g.tubes(t), *args, path, findings)
+            else:
+                runs[t] = at_once
+        video.tubes = TubeRuns(runs, made)
     return video
 
 
-def _multi_hot(id_lists: Sequence, mapping: np.ndarray, num_used: int, where, field: str,
-               path: Path, typed: bool) -> np.ndarray:
-    """Ragged lists of ``all_*`` ids of N boxes -> (N, num_used) bool, dropping unused classes
-    (``typed``: the parser made sure they are lists of integers)."""
+class RowLookup:
+    """The row (in the frame-sorted arrays) of a box given by frame key and box key."""
+
+    def __init__(self, frame_keys: list[str], box_keys: list[str], box_frames: list[int],
+                 new_row: np.ndarray, frames: np.ndarray):
+        self.count = len(box_keys)
+        self.frames = frames  # (N,) frame of each row
+        self.frame_of_key = dict(zip(frame_keys, box_frames, strict=True))
+        self.by_box = dict(zip(box_keys, new_row.tolist(), strict=True))
+        if len(self.by_box) < self.count:  # a box key in several frames
+            self.by_box = {}
+        self.pairs = lambda: dict(zip(zip(frame_keys, box_keys, strict=True), new_row.tolist(),
+                                      strict=True))
+
+    def rows(self, annos: list[dict]) -> np.ndarray:
+        """(R,) rows of the boxes of ``annos`` (frame key -> box key), in order; KeyError or
+        TypeError when one is missing."""
+        count = sum(map(len, annos))
+        if self.by_box:
+            rows = np.fromiter(map(self.by_box.__getitem__,
+                                   chain.from_iterable(map(dict.values, annos))),
+                               dtype=np.int64, count=count)  # (R,)
+            frames = np.fromiter(map(self.frame_of_key.__getitem__, chain.from_iterable(annos)),
+                                 dtype=np.int64, count=count)  # (R,)
+            if np.array_equal(self.frames[rows], frames):
+                return rows
+        pairs = self.pairs()
+        return np.fromiter(map(pairs.__getitem__, zip(chain.from_iterable(annos),
+                                                      chain.from_iterable(map(dict.values, annos)),
+                                                      strict=True)), dtype=np.int64, count=count)
+
+
+def _label_pairs(id_lists: Sequence, mapping: np.ndarray, where, field: str, path: Path,
+                 typed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists of ``all_*`` ids of N boxes -> (L,) box and (L,) class in the used space of
+    each label (int64, int16), dropping unused classes (``typed``: the parser made sure they are
+    lists of integers)."""
     rows, ids = check_label_ids(id_lists, len(mapping), where, field, path, typed)  # (M,), (M,)
     used = mapping[ids]
-    out = np.zeros((len(id_lists), num_used), dtype=bool)
     keep = used >= 0
-    out[rows[keep], used[keep]] = True
-    return out
+    return rows[keep], used[keep].astype(np.int16)
 
 
-def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
-                   where: str, field: str, findings: Findings) -> list[Tube] | None:
-    """What :func:`_build_tubes` gives, in a few passes over all tubes of one type; None when
-    any tube is not as expected (then :func:`_build_tubes` names the first problem)."""
+def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray,
+                   lookup: RowLookup, where: str, field: str, findings: Findings
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What :func:`_build_tubes` gives, as :class:`TubeRuns` keeps it ((K,) labels, (K + 1,)
+    starts, (R,) rows), in a few passes over all tubes of one type; None when any tube is not as
+    expected (then :func:`_build_tubes` names the first problem)."""
     try:
         entries = list(items)
         labels = np.array([label for _, label, _ in entries], dtype=np.int64)  # (T,)
@@ -214,28 +289,24 @@ def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray
         kept = np.flatnonzero(used >= 0)  # (K,)
         annos: list[dict] = [entries[i][2] for i in kept]  # type: ignore[misc]
         sizes = np.fromiter(map(len, annos), dtype=np.int64, count=len(annos))  # (K,)
-        pairs = zip(chain.from_iterable(annos), chain.from_iterable(map(dict.values, annos)),
-                    strict=True)
-        rows = np.fromiter(map(row_of.__getitem__, pairs), dtype=np.int64,
-                           count=int(sizes.sum()))  # (R,)
-    except (KeyError, TypeError, UserError, OverflowError):
+        rows = lookup.rows(annos)  # (R,)
+    except (KeyError, TypeError, UserError, OverflowError, IndexError):
         return None
     owner = np.repeat(np.arange(len(kept)), sizes)  # (R,)
     rows = rows[np.lexsort((rows, owner))]  # sorted within each tube
-    tubes = [Tube(label=int(label), rows=part) for label, part in
-             zip(used[kept], np.split(rows, np.cumsum(sizes)[:-1]), strict=True)] if len(kept) \
-        else []
+    starts = np.concatenate([[0], np.cumsum(sizes)])  # (K + 1,)
     keys = [entries[i][0] for i in kept]
-    findings.check_tubes(used[kept], [t.rows for t in tubes], len(row_of),
-                         lambda i: f"{where} {field} tube {show(keys[i])}")
-    return tubes
+    findings.check_tube_runs(used[kept], sizes, rows, lookup.count,
+                             lambda i: f"{where} {field} tube {show(keys[i])}")
+    return used[kept], starts, rows
 
 
-def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, row_of: dict,
-                 where: str, field: str, path: Path, findings: Findings) -> list[Tube]:
-    """The tubes of one label type (``field``) whose class is used; (frame, box key) -> row in
-    ``row_of``."""
+def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray,
+                 lookup: RowLookup, where: str, field: str, path: Path, findings: Findings
+                 ) -> list[Tube]:
+    """The tubes of one label type (``field``) whose class is used, one at a time."""
     tubes, keys = [], []
+    row_of = lookup.pairs()
     for tube_key, label, annos in items:
         at = f"{where} {field} tube {show(tube_key)}"
         if not 0 <= label < len(mapping):
@@ -258,6 +329,6 @@ def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray, 
         tubes.append(Tube(label=int(mapping[label]), rows=np.sort(np.array(rows, np.int64))))
         keys.append(tube_key)
     findings.check_tubes(np.array([t.label for t in tubes], dtype=np.int64),
-                         [t.rows for t in tubes], len(row_of),
+                         [t.rows for t in tubes], lookup.count,
                          lambda i: f"{where} {field} tube {show(keys[i])}")
     return tubes
