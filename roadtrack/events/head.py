@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .trajectory import TrajectoryBlock
+
 
 class TemporalBlock(nn.Module):
     def __init__(self, channels: int, kernel: int, dilation: int, dropout: float):
@@ -22,19 +24,35 @@ class TemporalBlock(nn.Module):
 
 
 class EventHead(nn.Module):
-    """(B, T, F) per-frame features -> agent (B, T, A), action (B, T, C), loc (B, T, L) logits."""
+    """(B, T, F) per-frame features -> agent (B, T, A), action (B, T, C), loc (B, T, L) logits.
+
+    With ``temporal="trajectory"`` trajectory attention (:mod:`.trajectory`) replaces the
+    convolutions, reaching as far, and ``forward`` also takes each frame's actors (B, T, S, F)
+    (:mod:`.actors`) and their mask (B, T, S)."""
 
     def __init__(self, in_dim: int, num_agent: int, num_action: int, num_loc: int,
-                 hidden: int = 96, layers: int = 3, kernel: int = 5, dropout: float = 0.1):
+                 hidden: int = 96, layers: int = 3, kernel: int = 5, dropout: float = 0.1,
+                 temporal: str = "conv", heads: int = 4, prototypes: int = 0):
         super().__init__()
         self.sizes = (num_agent, num_action, num_loc)
+        self.temporal = temporal
         self.embed = nn.Linear(in_dim, hidden)
+        reach = [kernel // 2 * 2 ** i for i in range(layers)]  # frames each side, per layer
         self.blocks = nn.Sequential(*[TemporalBlock(hidden, kernel, 2 ** i, dropout)
-                                      for i in range(layers)])
+                                      for i in range(layers)]) if temporal == "conv" else \
+            nn.ModuleList([TrajectoryBlock(hidden, heads, r, prototypes, dropout) for r in reach])
         self.classify = nn.Linear(hidden, sum(self.sizes))
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.embed(features).transpose(1, 2)  # (B, hidden, T)
-        x = self.blocks(x).transpose(1, 2)  # (B, T, hidden)
+    def forward(self, features: torch.Tensor, actors: torch.Tensor | None = None,
+                actor_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.temporal == "conv":
+            x = self.embed(features).transpose(1, 2)  # (B, hidden, T)
+            x = self.blocks(x).transpose(1, 2)  # (B, T, hidden)
+        else:
+            if actors is None or actor_mask is None:
+                raise ValueError("trajectory attention needs each frame's actors and their mask")
+            x, memory = self.embed(features), self.embed(actors)  # (B, T, hidden), (B, T, S, .)
+            for block in self.blocks:
+                x = block(x, memory, actor_mask)
         agent, action, loc = self.classify(x).split(self.sizes, dim=-1)
         return {"agent": agent, "action": action, "loc": loc}

@@ -13,8 +13,9 @@ from ..io.artifacts import CAMERA_MOTION, load_stage, save_events
 from ..io.checkpoints import load_model_state, read_torch_file
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES, LabelSpace
+from .actors import actor_rows, gather_actors
 from .av_action import av_actions
-from .config import EventsConfig, HeadConfig
+from .config import TEMPORAL, EventsConfig, HeadConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
 from .series import TrackSeries, track_series
@@ -58,8 +59,12 @@ class TrainedHead:
         path = Path(path)
         ckpt = load_head_file(path)
         cfg = ckpt["head"]
+        self.temporal = ckpt["config"].get("temporal", "conv")  # heads before it were conv
+        if self.temporal not in TEMPORAL:
+            raise UserError(f"not an event head checkpoint (temporal {self.temporal!r})", path)
         self.head = EventHead(ckpt["in_dim"], *ckpt["sizes"], hidden=cfg.hidden,
-                              layers=cfg.layers, kernel=cfg.kernel, dropout=0.0)
+                              layers=cfg.layers, kernel=cfg.kernel, dropout=0.0,
+                              temporal=self.temporal, heads=cfg.heads, prototypes=cfg.prototypes)
         load_model_state(self.head, ckpt["state"], path)
         self.head.eval()
         self.path = path
@@ -67,18 +72,34 @@ class TrainedHead:
         self.use_roi = cfg.use_roi
         self.mean, self.std = ckpt["mean"], ckpt["std"]
 
-    def apply(self, series: TrackSeries, width: int, height: int) -> TrackSeries:
-        """The series with its class probabilities replaced by the head's."""
+    def _inputs(self, series: TrackSeries, width: int, height: int) -> np.ndarray:
+        """(n, F) float32 normalised head inputs of one track."""
         feats = series_features(series, width, height, self.use_roi)
         if feats.shape[1] != len(self.mean):
             raise UserError(f"event head expects {len(self.mean)} features per frame, the run "
                             f"gives {feats.shape[1]} (tracks from another detect version?)",
                             self.path)
-        x = torch.from_numpy(((feats - self.mean) / self.std).astype(np.float32))[None]
+        return ((feats - self.mean) / self.std).astype(np.float32)
+
+    def apply(self, series: TrackSeries, width: int, height: int,
+              actors: tuple[np.ndarray, np.ndarray] | None = None) -> TrackSeries:
+        """The series with its class probabilities replaced by the head's; ``actors``: the
+        features (n, S, F) and mask (n, S) of each frame's actors (trajectory attention)."""
+        x = torch.from_numpy(self._inputs(series, width, height))[None]
+        extra = () if actors is None else tuple(torch.from_numpy(a)[None] for a in actors)
         with torch.no_grad():
-            logits = self.head(x)
+            logits = self.head(x, *extra)
         probs = {t: torch.sigmoid(logits[t][0]).numpy().astype(np.float64) for t in BOX_TYPES}
         return replace(series, probs=probs)
+
+    def apply_video(self, series_list: list[TrackSeries], width: int, height: int) \
+            -> list[TrackSeries]:
+        """:meth:`apply` to every track of a video (the others are its actors)."""
+        if self.temporal == "conv" or not series_list:
+            return [self.apply(s, width, height) for s in series_list]
+        table = np.concatenate([self._inputs(s, width, height) for s in series_list])
+        return [self.apply(s, width, height, gather_actors(table, rows))
+                for s, rows in zip(series_list, actor_rows(series_list), strict=True)]
 
 
 def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsConfig,
@@ -90,7 +111,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
     if head is not None:
         if head.labels != labels:
             raise UserError("event head was trained for another label space", head.path)
-        series_list = [head.apply(s, width, height) for s in series_list]
+        series_list = head.apply_video(series_list, width, height)
     events = video_events(series_list, labels, config.tubes, video, width, height,
                           float(tracks["fps"]))
     if CAMERA_MOTION in tracks:

@@ -23,6 +23,7 @@ from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES
+from .actors import actor_rows, gather_actors
 from .config import EventsConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
@@ -75,8 +76,20 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
     return results
 
 
+def _video_actors(series_list: list[TrackSeries], width: int, height: int,
+                  config: EventsConfig) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """With trajectory attention: the video's stacked features (R, F) and each track's actor
+    rows into them (:func:`.actors.actor_rows`); None otherwise."""
+    if config.temporal != "trajectory":
+        return None
+    table = np.concatenate([series_features(s, width, height, config.head.use_roi)
+                            for s in series_list])
+    return table, actor_rows(series_list)
+
+
 def load_training_series(data: Path, run: Path, config: EventsConfig):
-    """Features, targets and masks of every track in the training videos."""
+    """Features, targets, masks and (with trajectory attention) the actors (video table, rows)
+    of every track in the training videos."""
     anno_path = find_annotation_file(data) if data.is_dir() else data
     anno = load_annotation(anno_path, splits=[config.fit.split])  # reads only those videos
     videos = anno.split(config.fit.split)
@@ -92,32 +105,49 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
         series_list = track_series(tracks, EXTRA_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
-        for series, (targets, mask) in zip(series_list, matched, strict=True):
+        actors = _video_actors(series_list, width, height, config)
+        for k, (series, (targets, mask)) in enumerate(zip(series_list, matched, strict=True)):
             if mask.any():
                 feats = series_features(series, width, height, config.head.use_roi)
-                samples.append((feats, targets, mask))
+                samples.append((feats, targets, mask,
+                                None if actors is None else (actors[0], actors[1][k])))
     if not samples:
         raise UserError("no track matches the ground truth: nothing to learn from", run)
     return anno.labels, samples
 
 
 def _batch(samples, rng, batch_size, window):
-    """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W)."""
+    """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W),
+    and the windows [(sample, start, stop)]."""
     dim = samples[0][0].shape[1]
     feats = np.zeros((batch_size, window, dim), np.float32)
     targets = {t: np.zeros((batch_size, window, samples[0][1][t].shape[1]), np.float32)
                for t in BOX_TYPES}
     mask = np.zeros((batch_size, window), bool)
+    picks = []
     for b, k in enumerate(rng.integers(len(samples), size=batch_size)):
-        f, tg, m = samples[k]
+        f, tg, m, _ = samples[k]
         start = int(rng.integers(max(1, len(f) - window + 1)))
         stop = min(len(f), start + window)
+        picks.append((int(k), start, stop))
         feats[b, : stop - start] = f[start:stop]
         mask[b, : stop - start] = m[start:stop]
         for t in BOX_TYPES:
             targets[t][b, : stop - start] = tg[t][start:stop]
     return (torch.from_numpy(feats), {t: torch.from_numpy(v) for t, v in targets.items()},
-            torch.from_numpy(mask))
+            torch.from_numpy(mask), picks)
+
+
+def _actor_batch(samples, picks, window, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actors of the windows ``picks``: features (B, W, S, F) normalised, mask (B, W, S)."""
+    table, rows = samples[0][3]
+    feats = np.zeros((len(picks), window, rows.shape[1], table.shape[1]), np.float32)
+    mask = np.zeros(feats.shape[:3], bool)
+    for b, (k, start, stop) in enumerate(picks):
+        table, rows = samples[k][3]
+        feats[b, : stop - start], mask[b, : stop - start] = gather_actors(table, rows[start:stop])
+    feats = np.where(mask[..., None], (feats - mean) / std, 0).astype(np.float32)
+    return torch.from_numpy(feats), torch.from_numpy(mask)
 
 
 def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
@@ -127,20 +157,24 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
     labels, samples = load_training_series(Path(data), Path(run), config)
     torch.manual_seed(config.fit.seed)
     rng = np.random.default_rng(config.fit.seed)
-    all_feats = np.concatenate([f for f, _, _ in samples])
+    all_feats = np.concatenate([f for f, *_ in samples])
     mean, std = all_feats.mean(axis=0), all_feats.std(axis=0) + 1e-3
-    normed = [((f - mean) / std, t, m) for f, t, m in samples]
+    normed = [((f - mean) / std, t, m, a) for f, t, m, a in samples]
     sizes = tuple(labels.num_classes(t) for t in BOX_TYPES)
     head = EventHead(all_feats.shape[1], *sizes, hidden=config.head.hidden,
                      layers=config.head.layers, kernel=config.head.kernel,
-                     dropout=config.head.dropout)
+                     dropout=config.head.dropout, temporal=config.temporal,
+                     heads=config.head.heads, prototypes=config.head.prototypes)
     optim = torch.optim.AdamW(head.parameters(), lr=config.fit.lr,
                               weight_decay=config.fit.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, config.fit.lr, total_steps=config.fit.steps)
     losses = []
     for _ in tqdm(range(config.fit.steps), desc="train-events", disable=not progress):
-        feats, targets, mask = _batch(normed, rng, config.fit.batch_size, config.fit.window)
-        logits = head(feats)
+        feats, targets, mask, picks = _batch(normed, rng, config.fit.batch_size,
+                                             config.fit.window)
+        actors = _actor_batch(normed, picks, config.fit.window, mean, std) \
+            if config.temporal == "trajectory" else ()
+        logits = head(feats, *actors)
         loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
             logits[t][mask], targets[t][mask]) for t in BOX_TYPES)
         optim.zero_grad()
@@ -155,6 +189,6 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
                   "config": asdict(config)}
     with atomic_path(Path(out) / HEAD_FILE, suffix=".pt") as tmp:
         torch.save(checkpoint, tmp)
-    return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m in samples)),
+    return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m, _ in samples)),
             "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
             "seconds": time.perf_counter() - started}
