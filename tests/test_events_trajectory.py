@@ -112,6 +112,7 @@ def test_actors_of_a_frame_are_the_track_then_the_nearest():
     assert rows[0].tolist() == [[0, -1, -1], [1, 7, -1], [2, 8, 4], [3, 5, -1]]
     assert rows[1].tolist() == [[4, 8, 2], [5, 3, -1], [6, -1, -1]]  # x 30 nearer than 0
     assert actor_rows(tracks, limit=2)[0][2].tolist() == [2, 8]
+    assert actor_rows(tracks[:1])[0].shape == (4, 1)  # as wide as the busiest frame
     feats, mask = gather_actors(np.arange(9.0)[:, None], rows[0])
     assert feats[2, :, 0].tolist() == [2, 8, 4] and mask[0].tolist() == [True, False, False]
 

@@ -15,16 +15,19 @@ MAX_ACTORS = 16
 
 
 def actor_rows(series_list: list[TrackSeries], limit: int = MAX_ACTORS) -> list[np.ndarray]:
-    """Per track, (n, limit) int rows of the stacked table (tracks in ``series_list`` order) of
-    each frame's actors, itself first; -1 where a frame has fewer actors."""
+    """Per track, (n, S) int rows of the stacked table (tracks in ``series_list`` order) of each
+    frame's actors, itself first; -1 where a frame has fewer actors. S: the most actors of any
+    frame, at most ``limit``."""
     starts = np.cumsum([0] + [len(s) for s in series_list])
     frames = np.concatenate([s.frames for s in series_list]) if series_list else np.zeros(0, int)
     boxes = np.concatenate([s.boxes for s in series_list]) if series_list else np.zeros((0, 4))
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (R, 2)
-    table = np.full((len(frames), limit), -1, dtype=np.int64)
     order = np.argsort(frames, kind="stable")
     bounds = np.flatnonzero(np.diff(frames[order])) + 1
-    for rows in np.split(order, bounds):  # the rows of one frame
+    groups = np.split(order, bounds) if len(order) else []
+    width = min(limit, max((len(g) for g in groups), default=1))  # no all-padding columns
+    table = np.full((len(frames), width), -1, dtype=np.int64)
+    for rows in groups:  # the rows of one frame
         gaps = np.linalg.norm(centres[rows][:, None] - centres[rows][None], axis=-1)  # (m, m)
         np.fill_diagonal(gaps, -1.0)  # itself first
         nearest = rows[np.argsort(gaps, axis=1, kind="stable")[:, :limit]]

@@ -140,12 +140,14 @@ def _batch(samples, rng, batch_size, window):
 
 def _actor_batch(samples, picks, window, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
     """The actors of the windows ``picks``: features (B, W, S, F) normalised, mask (B, W, S)."""
-    table, rows = samples[0][3]
-    feats = np.zeros((len(picks), window, rows.shape[1], table.shape[1]), np.float32)
+    width = max(samples[k][3][1].shape[1] for k, _, _ in picks)  # videos differ in actors
+    feats = np.zeros((len(picks), window, width, samples[0][0].shape[1]), np.float32)
     mask = np.zeros(feats.shape[:3], bool)
     for b, (k, start, stop) in enumerate(picks):
         table, rows = samples[k][3]
-        feats[b, : stop - start], mask[b, : stop - start] = gather_actors(table, rows[start:stop])
+        got, got_mask = gather_actors(table, rows[start:stop])
+        feats[b, : stop - start, : got.shape[1]], mask[b, : stop - start, : got.shape[1]] = \
+            got, got_mask
     feats = np.where(mask[..., None], (feats - mean) / std, 0).astype(np.float32)
     return torch.from_numpy(feats), torch.from_numpy(mask)
 
