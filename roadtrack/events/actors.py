@@ -10,7 +10,7 @@ import numpy as np
 
 from .series import TrackSeries
 
-MAX_ACTORS = 16
+MAX_ACTORS = 8
 """Actors per frame that trajectory attention looks at (the track itself included)."""
 
 

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-CHUNK = 64
-"""Query frames per chunk of a long track."""
+CHUNK = 16
+"""Query frames per chunk: each chunk pools only the key frames its band needs."""
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -114,18 +114,21 @@ class TrajectoryAttention(nn.Module):
 
     def _along_time(self, pooled: torch.Tensor, offset: int, valid: torch.Tensor) -> torch.Tensor:
         """Step 2: trajectory tokens (B, h, C, K, d) of queries offset..offset+C-1 of the K key
-        frames, valid (B, K) -> (B, C, D): 1-D attention over the band of key frames, the
+        frames, valid (B, K) -> (B, C, D): 1-D attention over the key frames within reach, the
         query from the trajectory token of the query's own frame."""
         B, h, C, K, d = pooled.shape
         tokens = pooled.permute(0, 2, 3, 1, 4).flatten(-2)  # (B, C, K, D)
         rows = torch.arange(C, device=pooled.device)
-        own = tokens[:, rows, rows + offset]  # (B, C, D)
-        q2 = self.proj_q(own).unflatten(-1, (h, d))  # (B, C, h, d)
-        k2, v2 = (t.unflatten(-1, (h, d)) for t in self.proj_kv(tokens).chunk(2, -1))
-        gap = (torch.arange(K, device=pooled.device) - (rows[:, None] + offset)).abs()  # (C, K)
-        keep = (gap <= self.reach) & valid[:, None, None, :]  # (B, 1, C, K)
-        attn = masked_softmax(torch.einsum("bchd,bckhd->bhck", q2, k2) * self.scale, keep, -1)
-        return torch.einsum("bhck,bckhd->bchd", attn, v2).flatten(-2)
+        own = rows + offset  # (C,) the query's frame among the keys
+        band = own[:, None] + torch.arange(-self.reach, self.reach + 1, device=pooled.device)
+        inside = (band >= 0) & (band < K)  # (C, N) N = 2 reach + 1
+        band = band.clamp(0, K - 1)
+        q2 = self.proj_q(tokens[:, rows, own]).unflatten(-1, (h, d))  # (B, C, h, d)
+        k2, v2 = (t.unflatten(-1, (h, d))  # (B, C, N, h, d)
+                  for t in self.proj_kv(tokens[:, rows[:, None], band]).chunk(2, -1))
+        keep = (inside & valid[:, band])[:, None]  # (B, 1, C, N)
+        attn = masked_softmax(torch.einsum("bchd,bcnhd->bhcn", q2, k2) * self.scale, keep, -1)
+        return torch.einsum("bhcn,bcnhd->bchd", attn, v2).flatten(-2)
 
 
 class TrajectoryBlock(nn.Module):
