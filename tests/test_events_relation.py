@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from roadtrack.cli import main
 from roadtrack.errors import UserError
-from roadtrack.events.actors import frame_actors
+from roadtrack.events.actors import actor_rows, actors_needed, box_table, gather_actors
 from roadtrack.events.config import EventsConfig
 from roadtrack.events.head import EventHead
 from roadtrack.events.relation import HR2O, ActorRelation
@@ -75,9 +75,8 @@ def test_gradients_reach_every_parameter_of_the_relation_head():
     present = torch.ones(2, 5, 4, dtype=torch.bool)
     boxes = torch.tensor([0.1, 0.1, 0.6, 0.7]).repeat(2, 5, 4, 1) \
         + torch.rand(2, 5, 4, 4, generator=gen) * 0.3
-    logits = head(torch.randn(2, 5, 7, generator=gen),
-                  actors=torch.randn(2, 5, 3, 7, generator=gen), boxes=boxes.clamp(max=1),
-                  present=present)
+    logits = head(torch.randn(2, 5, 7, generator=gen), torch.randn(2, 5, 4, 7, generator=gen),
+                  present, boxes.clamp(max=1))  # actors (slot 0: the track), mask, boxes
     sum(v.square().sum() for v in logits.values()).backward()
     for name, p in head.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -88,6 +87,8 @@ def test_gradients_reach_every_parameter_of_the_relation_head():
     ({"acar": {"grid": 2}}, "events.acar.grid: must be an integer >= 3"),
     ({"acar": {"kernel": 4}}, "events.acar.kernel: must be odd"),
     ({"acar": {"actorz": 4}}, "events.acar.actorz"),
+    ({"relation": "acar", "temporal": "trajectory"},
+     "events.relation: acar is built for temporal: conv only"),
 ])
 def test_a_bad_relation_setting_is_one_line_naming_the_key(tmp_path, data, problem):
     with pytest.raises(UserError) as err:
@@ -97,19 +98,21 @@ def test_a_bad_relation_setting_is_one_line_naming_the_key(tmp_path, data, probl
     assert "\n" not in message
 
 
-def test_frame_actors_takes_the_nearest_others_of_each_frame():
+def test_each_frame_relates_to_its_nearest_other_actors_and_their_boxes():
     def track(tid, frames, x):
         n = len(frames)
         return TrackSeries(tid, np.array(frames), np.tile([x, 10.0, x + 10, 20], (n, 1)),
                            np.ones(n), {}, np.ones(n, bool), np.arange(n), {})
 
     series = [track(1, [0, 1, 2], 0.0), track(2, [1, 2], 50.0), track(3, [2], 20.0)]
-    feats = [np.full((len(s), 2), s.track_id, np.float32) for s in series]
-    out = frame_actors(series, feats, 100, 40, max_actors=1)
-    first = out[0]
-    assert first["present"].tolist() == [[True, False], [True, True], [True, True]]
-    assert first["actors"][:, 0, 0].tolist() == [0, 2, 3]  # frame 2: track 3 is nearer
-    assert np.allclose(first["boxes"][2, 1], [0.2, 0.25, 0.3, 0.5])
+    limit = actors_needed(EventsConfig.from_dict({"relation": "acar", "acar": {"actors": 1}}))
+    rows = actor_rows(series, limit)[0]  # itself and one other
+    table = np.concatenate([np.full((len(s), 2), s.track_id, np.float32) for s in series])
+    feats, present = gather_actors(table, rows)
+    boxes, _ = gather_actors(box_table(series, 100, 40), rows)
+    assert present.tolist() == [[True, False], [True, True], [True, True]]
+    assert feats[:, 1, 0].tolist() == [0, 2, 3]  # frame 2: track 3 is nearer than track 2
+    assert np.allclose(boxes[2, 1], [0.2, 0.25, 0.3, 0.5])
 
 
 def test_train_events_and_the_event_stage_run_with_acar_by_config(tmp_path, synth_root,
@@ -127,7 +130,7 @@ def test_train_events_and_the_event_stage_run_with_acar_by_config(tmp_path, synt
     first, last = map(float, re.search(r"loss (\S+) -> (\S+) in", result.output).groups())
     assert last < first
     head = TrainedHead(tmp_path / "head" / "event_head.pt")
-    assert head.head.relation is not None and head.relation.acar.actors == 3
+    assert head.head.relation is not None and head.options.acar.actors == 3
     name = anno.split(None)[0]
     events = run_events(run, name, anno.labels, EventsConfig(), head)
     assert events["tubes"]["agent"]

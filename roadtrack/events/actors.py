@@ -1,53 +1,59 @@
-"""The other actors of each track frame: inputs of the ACAR relation module (numpy only).
+"""The actors of each frame of a video's tracks: what the event head's options relate a track to
+(numpy only).
 
-Each frame of a track sees the actors of the same frame (the other tracks of the video there,
-interpolated frames included), nearest centre first, up to a fixed number: their per-frame
-event-head inputs and the boxes of the track and of them, normalised by the frame.
+The rows of all tracks of a video, stacked in order, form one table; for every row, the rows of
+the same frame's actors: the track itself first, then the other tracks present in that frame,
+nearest box centre first (-1 pads). Trajectory attention (:mod:`.trajectory`) takes them as the
+"space" of each frame, ACAR's relation (:mod:`.relation`) as the actors it relates the track to.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .config import EventsConfig
 from .series import TrackSeries
 
-ACTOR_KEYS = ("actors", "boxes", "present")
-"""Per-frame arrays of a track for :class:`roadtrack.events.relation.ActorRelation`."""
+MAX_ACTORS = 8
+"""Actors per frame that trajectory attention looks at (the track itself included)."""
 
 
-def frame_actors(series_list: list[TrackSeries], feats: list[np.ndarray], width: int,
-                 height: int, max_actors: int) -> list[dict[str, np.ndarray]]:
-    """Per track: ``actors`` (n, K, F) float32 inputs of up to K = ``max_actors`` other actors
-    (zeros where fewer), ``boxes`` (n, K + 1, 4) float32 x1 y1 x2 y2 in [0, 1] (slot 0: the
-    track itself) and ``present`` (n, K + 1) bool (slot 0 always true)."""
+def actors_needed(config: EventsConfig) -> int:
+    """Actors per frame (the track itself included) that the head's option takes; 0: none."""
+    if config.temporal == "trajectory":
+        return MAX_ACTORS
+    return config.acar.actors + 1 if config.relation == "acar" else 0
+
+
+def actor_rows(series_list: list[TrackSeries], limit: int = MAX_ACTORS) -> list[np.ndarray]:
+    """Per track, (n, S) int rows of the stacked table (tracks in ``series_list`` order) of each
+    frame's actors, itself first; -1 where a frame has fewer actors. S: the most actors of any
+    frame, at most ``limit``."""
+    starts = np.cumsum([0] + [len(s) for s in series_list])
+    frames = np.concatenate([s.frames for s in series_list]) if series_list else np.zeros(0, int)
+    boxes = np.concatenate([s.boxes for s in series_list]) if series_list else np.zeros((0, 4))
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (R, 2)
+    order = np.argsort(frames, kind="stable")
+    bounds = np.flatnonzero(np.diff(frames[order])) + 1
+    groups = np.split(order, bounds) if len(order) else []
+    width = min(limit, max((len(g) for g in groups), default=1))  # no all-padding columns
+    table = np.full((len(frames), width), -1, dtype=np.int64)
+    for rows in groups:  # the rows of one frame
+        gaps = np.linalg.norm(centres[rows][:, None] - centres[rows][None], axis=-1)  # (m, m)
+        np.fill_diagonal(gaps, -1.0)  # itself first
+        nearest = rows[np.argsort(gaps, axis=1, kind="stable")[:, :limit]]
+        table[rows, : nearest.shape[1]] = nearest
+    return [table[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def box_table(series_list: list[TrackSeries], width: int, height: int) -> np.ndarray:
+    """(R, 4) float32 boxes of the stacked rows, x1 y1 x2 y2 in [0, 1] of the frame."""
     scale = np.array([width, height, width, height], dtype=np.float64)
-    at_frame: dict[int, list[tuple[int, int]]] = {}  # frame -> (track index, row)
-    for k, series in enumerate(series_list):
-        for row, frame in enumerate(series.frames):
-            at_frame.setdefault(int(frame), []).append((k, row))
-    out = []
-    for k, series in enumerate(series_list):
-        n, dim = len(series), feats[k].shape[1]
-        actors = np.zeros((n, max_actors, dim), np.float32)
-        boxes = np.zeros((n, max_actors + 1, 4), np.float32)
-        present = np.zeros((n, max_actors + 1), bool)
-        boxes[:, 0], present[:, 0] = np.clip(series.boxes / scale, 0, 1), True
-        for row, frame in enumerate(series.frames):
-            others = [(j, r) for j, r in at_frame[int(frame)] if j != k]
-            if not others:
-                continue
-            other_boxes = np.stack([series_list[j].boxes[r] for j, r in others])  # (m, 4)
-            centre = (series.boxes[row, :2] + series.boxes[row, 2:]) / 2
-            dist = np.linalg.norm((other_boxes[:, :2] + other_boxes[:, 2:]) / 2 - centre, axis=1)
-            near = np.argsort(dist, kind="stable")[:max_actors]
-            actors[row, : len(near)] = [feats[others[i][0]][others[i][1]] for i in near]
-            boxes[row, 1: len(near) + 1] = np.clip(other_boxes[near] / scale, 0, 1)
-            present[row, 1: len(near) + 1] = True
-        out.append({"actors": actors, "boxes": boxes, "present": present})
-    return out
+    boxes = np.concatenate([s.boxes for s in series_list]) if series_list else np.zeros((0, 4))
+    return np.clip(boxes / scale, 0, 1).astype(np.float32)
 
 
-def normalise_actors(actors: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray) \
-        -> dict[str, np.ndarray]:
-    """The actors' inputs normalised as the head's (absent slots stay zero)."""
-    normed = (actors["actors"] - mean) / std * actors["present"][:, 1:, None]
-    return {**actors, "actors": normed.astype(np.float32)}
+def gather_actors(table: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """table (R, F) stacked features, rows (n, S) from :func:`actor_rows` -> actor features
+    (n, S, F), zero where padded, and their mask (n, S)."""
+    mask = rows >= 0
+    return np.where(mask[..., None], table[np.maximum(rows, 0)], 0).astype(np.float32), mask

@@ -1,7 +1,9 @@
 """Settings of the event stage: the ``events`` section of a run config.
 
     events:
-      head:  {hidden, layers, kernel, dropout, use_roi}     the temporal event head
+      temporal: conv | trajectory                          the head's temporal module
+      head:  {hidden, layers, kernel, dropout, use_roi,     the temporal event head
+              heads, prototypes}                           (heads, prototypes: trajectory only)
       fit:   {split, steps, batch_size, window, lr, ...}    its training (train-events)
       tubes: {smooth_window, min_length, agent_top_k, ...}  turning tracks into tubes
       relation: none | acar                               ACAR's HR2O among a frame's actors
@@ -15,6 +17,8 @@ from pathlib import Path
 from ..config import SEED_MAX, BadValue, above, at_least, one_of, section_from_dict, within
 from .tubes import TubeConfig
 
+TEMPORAL = ("conv", "trajectory")
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -23,9 +27,12 @@ class HeadConfig:
     kernel: int = 5
     dropout: float = 0.1
     use_roi: bool = True
+    heads: int = 4  # attention heads of trajectory attention (hidden must divide by them)
+    prototypes: int = 0  # Orthoformer prototypes of trajectory attention; 0: exact
 
     def __post_init__(self):
-        at_least(self, 1, "hidden", "layers", "kernel")
+        at_least(self, 1, "hidden", "layers", "kernel", "heads")
+        at_least(self, 0, "prototypes")
         within(self, 0, 1, "dropout", high_open=True)
         if self.kernel % 2 == 0:  # an even kernel changes the series' length
             raise BadValue("kernel", f"must be odd, got {self.kernel}")
@@ -75,6 +82,7 @@ class AcarConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
+    temporal: str = "conv"  # the head's temporal module: dilated convolutions or trajectory attn
     head: HeadConfig = field(default_factory=HeadConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     tubes: TubeConfig = field(default_factory=TubeConfig)
@@ -83,6 +91,13 @@ class EventsConfig:
 
     def __post_init__(self):
         one_of(self, "relation", "none", "acar")
+        one_of(self, "temporal", *TEMPORAL)
+        if self.relation != "none" and self.temporal != "conv":
+            raise BadValue("relation", f"{self.relation} is built for temporal: conv only, "
+                                       f"got temporal: {self.temporal}")
+        if self.temporal == "trajectory" and self.head.hidden % self.head.heads:
+            raise BadValue("head.heads", f"must divide head.hidden ({self.head.hidden}) with "
+                           f"temporal: trajectory, got {self.head.heads}")
 
     @classmethod
     def from_dict(cls, data: dict | None, path: str | Path | None = None) -> EventsConfig:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .relation import ActorRelation
+from .trajectory import TrajectoryBlock
 
 
 class TemporalBlock(nn.Module):
@@ -26,25 +27,42 @@ class TemporalBlock(nn.Module):
 class EventHead(nn.Module):
     """(B, T, F) per-frame features -> agent (B, T, A), action (B, T, C), loc (B, T, L) logits.
 
-    With a ``relation`` module (:class:`~roadtrack.events.relation.ActorRelation`), ``forward``
-    also takes each frame's other actors (``actors``, ``boxes``, ``present``) and the module's
-    (B, T, out_dim) output joins the features."""
+    Two options relate a track to each frame's actors (:mod:`.actors`), which ``forward`` then
+    also takes: features (B, T, S, F) (slot 0: the track), their mask (B, T, S) and boxes
+    (B, T, S, 4). A ``relation`` module (:class:`~roadtrack.events.relation.ActorRelation`)
+    adds its (B, T, out_dim) output to the features; ``temporal="trajectory"`` puts trajectory
+    attention (:mod:`.trajectory`) in place of the convolutions, reaching as far."""
 
     def __init__(self, in_dim: int, num_agent: int, num_action: int, num_loc: int,
                  hidden: int = 96, layers: int = 3, kernel: int = 5, dropout: float = 0.1,
+                 temporal: str = "conv", heads: int = 4, prototypes: int = 0,
                  relation: ActorRelation | None = None):
         super().__init__()
         self.sizes = (num_agent, num_action, num_loc)
-        self.relation = relation
+        self.temporal, self.relation = temporal, relation
         self.embed = nn.Linear(in_dim + (relation.out_dim if relation else 0), hidden)
+        reach = [kernel // 2 * 2 ** i for i in range(layers)]  # frames each side, per layer
         self.blocks = nn.Sequential(*[TemporalBlock(hidden, kernel, 2 ** i, dropout)
-                                      for i in range(layers)])
+                                      for i in range(layers)]) if temporal == "conv" else \
+            nn.ModuleList([TrajectoryBlock(hidden, heads, r, prototypes, dropout) for r in reach])
         self.classify = nn.Linear(hidden, sum(self.sizes))
 
-    def forward(self, features: torch.Tensor, **actors: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, actors: torch.Tensor | None = None,
+                actor_mask: torch.Tensor | None = None, actor_boxes: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         if self.relation is not None:
-            features = torch.cat([features, self.relation(features, **actors)], dim=-1)
-        x = self.embed(features).transpose(1, 2)  # (B, hidden, T)
-        x = self.blocks(x).transpose(1, 2)  # (B, T, hidden)
+            if actors is None or actor_mask is None or actor_boxes is None:
+                raise ValueError("the relation module needs each frame's actors, mask and boxes")
+            related = self.relation(features, actors[:, :, 1:], actor_boxes, actor_mask)
+            features = torch.cat([features, related], dim=-1)  # (B, T, F + out_dim)
+        if self.temporal == "conv":
+            x = self.embed(features).transpose(1, 2)  # (B, hidden, T)
+            x = self.blocks(x).transpose(1, 2)  # (B, T, hidden)
+        else:
+            if actors is None or actor_mask is None:
+                raise ValueError("trajectory attention needs each frame's actors and their mask")
+            x, memory = self.embed(features), self.embed(actors)  # (B, T, hidden), (B, T, S, .)
+            for block in self.blocks:
+                x = block(x, memory, actor_mask)
         agent, action, loc = self.classify(x).split(self.sizes, dim=-1)
         return {"agent": agent, "action": action, "loc": loc}

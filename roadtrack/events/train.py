@@ -23,7 +23,7 @@ from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES
-from .actors import frame_actors, normalise_actors
+from .actors import actor_rows, actors_needed, box_table, gather_actors
 from .config import EventsConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
@@ -77,8 +77,22 @@ def _exclusive(series_list: list[TrackSeries], gt: VideoAnnotation, width, heigh
     return results
 
 
+def _video_actors(series_list: list[TrackSeries], width: int, height: int,
+                  config: EventsConfig) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None:
+    """With an option that relates tracks to each frame's actors: the video's stacked features
+    (R, F), boxes (R, 4) and each track's actor rows into them (:func:`.actors.actor_rows`);
+    None otherwise."""
+    if not actors_needed(config):
+        return None
+    table = np.concatenate([series_features(s, width, height, config.head.use_roi)
+                            for s in series_list])
+    return table, box_table(series_list, width, height), \
+        actor_rows(series_list, actors_needed(config))
+
+
 def load_training_series(data: Path, run: Path, config: EventsConfig):
-    """Features, targets and masks of every track in the training videos."""
+    """Features, targets, masks and (with an option that takes them) the actors (the video's
+    features and boxes, the track's rows into them) of every track in the training videos."""
     anno_path = find_annotation_file(data) if data.is_dir() else data
     anno = load_annotation(anno_path, splits=[config.fit.split])  # reads only those videos
     videos = anno.split(config.fit.split)
@@ -94,11 +108,12 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
         series_list = track_series(tracks, EXTRA_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
-        feats = [series_features(s, width, height, config.head.use_roi) for s in series_list]
-        actors = frame_actors(series_list, feats, width, height, config.acar.actors) \
-            if config.relation == "acar" else [{} for _ in series_list]
-        samples += [(f, targets, mask, a) for f, (targets, mask), a
-                    in zip(feats, matched, actors, strict=True) if mask.any()]
+        actors = _video_actors(series_list, width, height, config)
+        for k, (series, (targets, mask)) in enumerate(zip(series_list, matched, strict=True)):
+            if mask.any():
+                feats = series_features(series, width, height, config.head.use_roi)
+                samples.append((feats, targets, mask,
+                                None if actors is None else (*actors[:2], actors[2][k])))
     if not samples:
         raise UserError("no track matches the ground truth: nothing to learn from", run)
     return anno.labels, samples
@@ -106,26 +121,41 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
 
 def _batch(samples, rng, batch_size, window):
     """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W),
-    the other actors' arrays {key: (B, W, ...)} (none without a relation module)."""
+    and the windows [(sample, start, stop)]."""
     dim = samples[0][0].shape[1]
     feats = np.zeros((batch_size, window, dim), np.float32)
     targets = {t: np.zeros((batch_size, window, samples[0][1][t].shape[1]), np.float32)
                for t in BOX_TYPES}
     mask = np.zeros((batch_size, window), bool)
-    actors = {key: np.zeros((batch_size, window) + v.shape[1:], v.dtype)
-              for key, v in samples[0][3].items()}
+    picks = []
     for b, k in enumerate(rng.integers(len(samples), size=batch_size)):
-        f, tg, m, a = samples[k]
+        f, tg, m, _ = samples[k]
         start = int(rng.integers(max(1, len(f) - window + 1)))
         stop = min(len(f), start + window)
+        picks.append((int(k), start, stop))
         feats[b, : stop - start] = f[start:stop]
         mask[b, : stop - start] = m[start:stop]
         for t in BOX_TYPES:
             targets[t][b, : stop - start] = tg[t][start:stop]
-        for key in actors:
-            actors[key][b, : stop - start] = a[key][start:stop]
     return (torch.from_numpy(feats), {t: torch.from_numpy(v) for t, v in targets.items()},
-            torch.from_numpy(mask), {key: torch.from_numpy(v) for key, v in actors.items()})
+            torch.from_numpy(mask), picks)
+
+
+def _actor_batch(samples, picks, window, mean, std) -> tuple[torch.Tensor, ...]:
+    """The actors of the windows ``picks``: features (B, W, S, F) normalised, mask (B, W, S),
+    boxes (B, W, S, 4)."""
+    width = max(samples[k][3][2].shape[1] for k, _, _ in picks)  # videos differ in actors
+    feats = np.zeros((len(picks), window, width, samples[0][0].shape[1]), np.float32)
+    mask = np.zeros(feats.shape[:3], bool)
+    boxes = np.zeros((*feats.shape[:3], 4), np.float32)
+    for b, (k, start, stop) in enumerate(picks):
+        table, box_rows, rows = samples[k][3]
+        got, got_mask = gather_actors(table, rows[start:stop])
+        got_boxes, _ = gather_actors(box_rows, rows[start:stop])
+        n, s = got_mask.shape
+        feats[b, :n, :s], mask[b, :n, :s], boxes[b, :n, :s] = got, got_mask, got_boxes
+    feats = np.where(mask[..., None], (feats - mean) / std, 0).astype(np.float32)
+    return torch.from_numpy(feats), torch.from_numpy(mask), torch.from_numpy(boxes)
 
 
 def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
@@ -135,23 +165,25 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
     labels, samples = load_training_series(Path(data), Path(run), config)
     torch.manual_seed(config.fit.seed)
     rng = np.random.default_rng(config.fit.seed)
-    all_feats = np.concatenate([f for f, _, _, _ in samples])
+    all_feats = np.concatenate([f for f, *_ in samples])
     mean, std = all_feats.mean(axis=0), all_feats.std(axis=0) + 1e-3
-    normed = [((f - mean) / std, t, m, normalise_actors(a, mean, std) if a else a)
-              for f, t, m, a in samples]
+    normed = [((f - mean) / std, t, m, a) for f, t, m, a in samples]
     sizes = tuple(labels.num_classes(t) for t in BOX_TYPES)
     head = EventHead(all_feats.shape[1], *sizes, hidden=config.head.hidden,
                      layers=config.head.layers, kernel=config.head.kernel,
-                     dropout=config.head.dropout,
+                     dropout=config.head.dropout, temporal=config.temporal,
+                     heads=config.head.heads, prototypes=config.head.prototypes,
                      relation=make_relation(config, all_feats.shape[1]))
     optim = torch.optim.AdamW(head.parameters(), lr=config.fit.lr,
                               weight_decay=config.fit.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, config.fit.lr, total_steps=config.fit.steps)
     losses = []
     for _ in tqdm(range(config.fit.steps), desc="train-events", disable=not progress):
-        feats, targets, mask, actors = _batch(normed, rng, config.fit.batch_size,
-                                              config.fit.window)
-        logits = head(feats, **actors)
+        feats, targets, mask, picks = _batch(normed, rng, config.fit.batch_size,
+                                             config.fit.window)
+        actors = _actor_batch(normed, picks, config.fit.window, mean, std) \
+            if actors_needed(config) else ()
+        logits = head(feats, *actors)
         loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
             logits[t][mask], targets[t][mask]) for t in BOX_TYPES)
         optim.zero_grad()
