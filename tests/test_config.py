@@ -198,3 +198,38 @@ def test_a_yaml_alias_bomb_is_named_in_a_short_line(tmp_path):
     message = _error(path)  # a million ones in the value: the message shows a few
     assert message.startswith(f"{path}: train.lr: must be a number, got [[1, 1, 1, 1, ...]")
     assert len(message) < len(str(path)) + 120
+
+
+def test_a_base_config_is_merged_under_the_file_key_by_key(tmp_path):
+    write(tmp_path, "train: {lr: 0.5, max_steps: 7}\nmodel: {decoder: {dim: 32, num_heads: 2}}\n",
+          "parent.yaml")
+    child = write(tmp_path, "base: parent.yaml\nmodel: {decoder: {dim: 48}}\nevents:\n")
+    cfg = load_run_config(child)
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.5, 7)
+    assert (cfg.model.decoder.dim, cfg.model.decoder.num_heads) == (48, 2)
+    assert cfg.events == EventsConfig()
+    grandchild = write(tmp_path, "base: run.yaml\ntrain: {max_steps: 9}\n", "grand.yaml")
+    assert load_run_config(grandchild).train == dataclasses.replace(cfg.train, max_steps=9)
+
+
+def test_a_packaged_base_is_found_by_name(tmp_path):
+    packaged = load_run_config("synthetic_tiny")
+    child = write(tmp_path, "base: synthetic_tiny\ntrain: {max_steps: 5}\n")
+    cfg = load_run_config(child)
+    assert cfg.train.max_steps == 5
+    assert cfg.replace(train=packaged.train) == packaged
+
+
+@pytest.mark.parametrize(("files", "needle", "blamed"), [
+    ({"run.yaml": "base: [a]\n"}, "base: must name", "run.yaml"),
+    ({"run.yaml": "base: nowhere.yaml\n"}, "cannot read config", "nowhere.yaml"),
+    ({"run.yaml": "base: a.yaml\n", "a.yaml": "base: run.yaml\n"}, "leads back", "a.yaml"),
+    ({"run.yaml": "base: a.yaml\n", "a.yaml": "train: {lrr: 1}\n"}, "train.lrr", "a.yaml"),
+    ({"run.yaml": "base: a.yaml\n", "a.yaml": "- 1\n"}, "must be a mapping", "a.yaml"),
+])
+def test_a_broken_base_is_one_line_naming_the_file_at_fault(tmp_path, files, needle, blamed):
+    for name, text in files.items():
+        write(tmp_path, text, name)
+    with pytest.raises(UserError, match=needle) as caught:
+        load_run_config(tmp_path / "run.yaml")
+    assert blamed in str(caught.value) and "\n" not in str(caught.value)

@@ -7,7 +7,9 @@
     track:  roadtrack.tracking.config.TrackerConfig    a preset and keys overriding it
     events: roadtrack.events.config.EventsConfig       the event head, its fitting, tubes
 
-A file states only what differs from the defaults. :func:`load_run_config` checks every key of
+A file states only what differs from the defaults, or from another config it names as its
+``base`` (a file beside it or a packaged config's name; its mappings are merged key by key, the
+file's own values win). :func:`load_run_config` checks every key of
 every section before any command writes anything: an unknown key (a typo such as ``train.lrr``),
 a value of the wrong type or out of range is one :class:`~roadtrack.errors.UserError` naming the
 key and the file. The result is frozen and passed around as is; :meth:`RunConfig.to_dict` gives
@@ -30,7 +32,7 @@ from ..config import (
     section_from_dict,
     within,
 )
-from ..configs import resolve_config_source
+from ..configs import resolve_config_source, run_config
 from ..errors import UserError
 from ..events.config import EventsConfig
 from ..models.config import ModelConfig
@@ -193,6 +195,57 @@ def run_config_from_dict(data: dict | None, path: str | Path | None = None) -> R
 
 def load_run_config(source: str | Path) -> RunConfig:
     """Read and check a YAML run config: a file, or the name of a packaged one
-    (``synthetic_tiny``, see :mod:`roadtrack.configs`)."""
+    (``synthetic_tiny``, see :mod:`roadtrack.configs`), its ``base`` configs merged under it."""
     path = resolve_config_source(source)
-    return run_config_from_dict(read_yaml(path), path)
+    return run_config_from_dict(_merged_mapping(path, ()), path)
+
+
+BASE_KEY = "base"
+MAX_BASES = 8  # configs in one chain of bases
+
+
+def _merged_mapping(path, chain: tuple[str, ...]) -> dict:
+    """The config mapping at ``path`` over its base's (recursively). Each base is checked on its
+    own first, so its problems name the base file."""
+    data = read_yaml(path)
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UserError("the config: must be a mapping of sections to keys", path)
+    if BASE_KEY not in data:
+        return data
+    name = data.pop(BASE_KEY)
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"{BASE_KEY}: must name a config file or a packaged config", path)
+    base = _base_source(name, path)
+    chain = (*chain, str(path))
+    if str(base) in chain:
+        raise UserError(f"{BASE_KEY}: {name} leads back to this config", path)
+    if len(chain) >= MAX_BASES:
+        raise UserError(f"{BASE_KEY}: more than {MAX_BASES} configs in a chain of bases", path)
+    parent = _merged_mapping(base, chain)
+    run_config_from_dict(parent, base)
+    return _merge(parent, data)
+
+
+def _base_source(name: str, child):
+    """A base named in ``child``: the file beside it, else the packaged config of that name
+    (``.yaml`` optional), else the path beside it (whose reader says it cannot read it)."""
+    beside = Path(child).parent / name if isinstance(child, Path) else None
+    if beside is not None and beside.is_file():
+        return beside
+    packaged = run_config(name.removesuffix(".yaml"))
+    if packaged is not None:
+        return packaged
+    return beside or Path(name)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on ``base``: mappings merged key by key, anything else replaced; an empty
+    section (``events:``) keeps the base's."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif value is not None or key not in merged:
+            merged[key] = value
+    return merged
