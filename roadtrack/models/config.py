@@ -113,10 +113,12 @@ class NeckConfig:
 
     name: str = "none"  # none or deformable3d
     depth: int = 1  # layers per level
-    levels: list[int] = field(default_factory=lambda: [1, 2, 3])  # 0: stride 4 ... 3: stride 32
-    downsample: list[int] = field(default_factory=lambda: [1, 4, 4])  # t, h, w of the key grid
+    # 0: stride 4 ... 3: stride 32; every query attends over all its level's keys, and the
+    # position-bias MLP runs over every (query, key) pair: finer levels cost far more
+    levels: list[int] = field(default_factory=lambda: [2, 3])
+    downsample: list[int] = field(default_factory=lambda: [2, 4, 4])  # t, h, w of the key grid
     # the offset network's depthwise kernel (t, h, w): downsample + 2 * padding, padding >= 1
-    offset_kernel: list[int] = field(default_factory=lambda: [3, 6, 6])
+    offset_kernel: list[int] = field(default_factory=lambda: [4, 6, 6])
     heads: int = 8
     dim_head: int = 32
     offset_groups: int = 8  # offset fields (heads / offset_groups heads share one)
@@ -133,7 +135,8 @@ class NeckConfig:
             raise BadValue("downsample", f"must be 3 factors (t, h, w) >= 1, got "
                                          f"{self.downsample}")
         if len(self.offset_kernel) != 3 or not all(
-                k > s and (k - s) % 2 == 0 for k, s in zip(self.offset_kernel, self.downsample)):
+                k > s and (k - s) % 2 == 0
+                for k, s in zip(self.offset_kernel, self.downsample, strict=True)):
             raise BadValue("offset_kernel", f"must be 3 sizes (t, h, w), each downsample plus a "
                                             f"positive even number, got {self.offset_kernel} "
                                             f"for downsample {self.downsample}")

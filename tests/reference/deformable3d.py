@@ -1,3 +1,4 @@
+# ruff: noqa: E501, F841, B905  (the seed's lines, unused names and zip as written)
 """Literal transcription of seed 001 (lucidrains' ``DeformableAttention3D``), the reference for
 tests/test_neck.py. Kept as written there, its quirks included (``cast_tuple`` needs tuples,
 ``normalize_grid`` gives (frame, row, column) where grid_sample reads (column, row, frame)); only
