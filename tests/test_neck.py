@@ -176,3 +176,18 @@ def test_neck_on_a_torchvision_backbone():
     with torch.no_grad():
         out = model(torch.randn(1, 3, model.num_frames, 64, 96))
     assert out["boxes"].shape == (1, 6, 4) and torch.isfinite(out["boxes"]).all()
+
+
+def test_low_precision_weights_and_autocast():
+    """``detect --half`` turns the weights to fp16 (bf16 here: the CPU's); training uses
+    autocast. Sample points stay float32 either way."""
+    torch.manual_seed(0)
+    attn = DeformableAttention3D(16, 4, 8, 4, (1, 2, 2), (3, 4, 4))
+    x = torch.randn(2, 16, 2, 9, 7)
+    want = attn(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = attn(x)
+    low = attn.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert low.dtype == torch.bfloat16
+    for got in (mixed, low):
+        torch.testing.assert_close(got.float(), want, atol=0.05, rtol=0.05)

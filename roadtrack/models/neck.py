@@ -102,17 +102,18 @@ class DeformableAttention3D(nn.Module):
         grouped = q.reshape(B * G, -1, T, H, W)
         st, sh, sw = self.downsample  # at least one key cell along every axis
         grouped = F.pad(grouped, (0, max(0, sw - W), 0, max(0, sh - H), 0, max(0, st - T)))
-        offsets = self.to_offsets(grouped)  # (B G, 3, t, h, w) in key cells
+        # sample points in float32 whatever autocast computes in: (B G, 3, t, h, w) key cells
+        offsets = self.to_offsets(grouped).float()
         t, h, w = offsets.shape[-3:]
         points = _normalized(_positions(t, h, w, offsets) + offsets)  # (B G, t, h, w, 3)
-        kv = F.grid_sample(x.reshape(B * G, C // G, T, H, W), points, mode="bilinear",
+        kv = F.grid_sample(x.float().reshape(B * G, C // G, T, H, W), points, mode="bilinear",
                            padding_mode="zeros", align_corners=False)  # (B G, C / G, t, h, w)
-        kv = kv.reshape(B, C, t, h, w)
+        kv = kv.to(x.dtype).reshape(B, C, t, h, w)
         k, v = self.to_k(kv), self.to_v(kv)  # (B, inner, t, h, w)
         q, k, v = (z.reshape(B, heads, -1, z[0, 0].numel()).transpose(2, 3)
                    for z in (q * self.scale, k, v))  # (B, heads, N or M, dim_head)
         bias = self.rel_pos_bias(_normalized(_positions(T, H, W, x)).reshape(-1, 3),
-                                 points.reshape(B * G, -1, 3))  # (B G, N, M, heads / G)
+                                 points.to(x.dtype).reshape(B * G, -1, 3))  # (B G, N, M, heads/G)
         bias = bias.reshape(B, G, *bias.shape[1:3], -1).permute(0, 1, 4, 2, 3)
         sim = q @ k.transpose(2, 3) + bias.reshape(B, heads, *bias.shape[-2:])  # (B, heads, N, M)
         attn = self.dropout(sim.softmax(dim=-1))
