@@ -141,7 +141,7 @@ def test_event_heads_written_by_train_events_hold_tensors_and_plain_containers(
     labels = roadpp()
     sample = (rng.normal(size=(30, 7)).astype(np.float32),
               {t: (rng.uniform(size=(30, labels.num_classes(t))) > 0.8).astype(np.float32)
-               for t in ("agent", "action", "loc")}, np.ones(30, bool))
+               for t in ("agent", "action", "loc")}, np.ones(30, bool), {})
     monkeypatch.setattr(events_train, "load_training_series", lambda *a: (labels, [sample]))
     config = EventsConfig.from_dict({"fit": {"steps": 2, "batch_size": 2, "window": 8}})
     events_train.fit_event_head(tmp_path, tmp_path, tmp_path, config, progress=False)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .relation import ActorRelation
+
 
 class TemporalBlock(nn.Module):
     def __init__(self, channels: int, kernel: int, dilation: int, dropout: float):
@@ -22,18 +24,26 @@ class TemporalBlock(nn.Module):
 
 
 class EventHead(nn.Module):
-    """(B, T, F) per-frame features -> agent (B, T, A), action (B, T, C), loc (B, T, L) logits."""
+    """(B, T, F) per-frame features -> agent (B, T, A), action (B, T, C), loc (B, T, L) logits.
+
+    With a ``relation`` module (:class:`~roadtrack.events.relation.ActorRelation`), ``forward``
+    also takes each frame's other actors (``actors``, ``boxes``, ``present``) and the module's
+    (B, T, out_dim) output joins the features."""
 
     def __init__(self, in_dim: int, num_agent: int, num_action: int, num_loc: int,
-                 hidden: int = 96, layers: int = 3, kernel: int = 5, dropout: float = 0.1):
+                 hidden: int = 96, layers: int = 3, kernel: int = 5, dropout: float = 0.1,
+                 relation: ActorRelation | None = None):
         super().__init__()
         self.sizes = (num_agent, num_action, num_loc)
-        self.embed = nn.Linear(in_dim, hidden)
+        self.relation = relation
+        self.embed = nn.Linear(in_dim + (relation.out_dim if relation else 0), hidden)
         self.blocks = nn.Sequential(*[TemporalBlock(hidden, kernel, 2 ** i, dropout)
                                       for i in range(layers)])
         self.classify = nn.Linear(hidden, sum(self.sizes))
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, **actors: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.relation is not None:
+            features = torch.cat([features, self.relation(features, **actors)], dim=-1)
         x = self.embed(features).transpose(1, 2)  # (B, hidden, T)
         x = self.blocks(x).transpose(1, 2)  # (B, T, hidden)
         agent, action, loc = self.classify(x).split(self.sizes, dim=-1)

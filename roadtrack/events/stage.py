@@ -13,10 +13,12 @@ from ..io.artifacts import CAMERA_MOTION, load_stage, save_events
 from ..io.checkpoints import load_model_state, read_torch_file
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES, LabelSpace
+from .actors import frame_actors, normalise_actors
 from .av_action import av_actions
 from .config import EventsConfig, HeadConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
+from .relation import make_relation
 from .series import TrackSeries, track_series
 from .tubes import video_events
 
@@ -37,6 +39,9 @@ def load_head_file(path: Path) -> dict:
             or not isinstance(ckpt["config"], dict):
         raise UserError(f"not an event head checkpoint (needs keys {', '.join(keys)})", path)
     head = section_from_dict(HeadConfig, ckpt["config"].get("head"), "config.head.", path)
+    relation = section_from_dict(EventsConfig, {  # heads before the relation option: none
+        k: ckpt["config"][k] for k in ("relation", "acar") if k in ckpt["config"]}, "config.",
+        path)
     try:
         mean, std = (np.asarray(ckpt[k], dtype=np.float64) for k in ("mean", "std"))
         sizes = [n for n in ckpt["sizes"] if isinstance(n, int) and n >= 0]
@@ -48,7 +53,8 @@ def load_head_file(path: Path) -> dict:
     if len(sizes) != 3 or not isinstance(ckpt["state"], dict) or not isinstance(in_dim, int) \
             or mean.shape != (in_dim,) or std.shape != (in_dim,):
         raise UserError("not an event head checkpoint (its sizes, mean and std disagree)", path)
-    return {**ckpt, "head": head, "sizes": sizes, "mean": mean, "std": std, "labels": labels}
+    return {**ckpt, "head": head, "relation": relation, "sizes": sizes, "mean": mean, "std": std,
+            "labels": labels}
 
 
 class TrainedHead:
@@ -58,8 +64,10 @@ class TrainedHead:
         path = Path(path)
         ckpt = load_head_file(path)
         cfg = ckpt["head"]
+        self.relation: EventsConfig = ckpt["relation"]
         self.head = EventHead(ckpt["in_dim"], *ckpt["sizes"], hidden=cfg.hidden,
-                              layers=cfg.layers, kernel=cfg.kernel, dropout=0.0)
+                              layers=cfg.layers, kernel=cfg.kernel, dropout=0.0,
+                              relation=make_relation(self.relation, ckpt["in_dim"]))
         load_model_state(self.head, ckpt["state"], path)
         self.head.eval()
         self.path = path
@@ -67,16 +75,26 @@ class TrainedHead:
         self.use_roi = cfg.use_roi
         self.mean, self.std = ckpt["mean"], ckpt["std"]
 
-    def apply(self, series: TrackSeries, width: int, height: int) -> TrackSeries:
-        """The series with its class probabilities replaced by the head's."""
-        feats = series_features(series, width, height, self.use_roi)
-        if feats.shape[1] != len(self.mean):
-            raise UserError(f"event head expects {len(self.mean)} features per frame, the run "
-                            f"gives {feats.shape[1]} (tracks from another detect version?)",
-                            self.path)
+    def apply(self, series_list: list[TrackSeries], width: int, height: int) \
+            -> list[TrackSeries]:
+        """The tracks of one video with their class probabilities replaced by the head's."""
+        feats = [series_features(s, width, height, self.use_roi) for s in series_list]
+        for f in feats:
+            if f.shape[1] != len(self.mean):
+                raise UserError(f"event head expects {len(self.mean)} features per frame, the "
+                                f"run gives {f.shape[1]} (tracks from another detect version?)",
+                                self.path)
+        actors = [{}] * len(feats) if self.head.relation is None else frame_actors(
+            series_list, feats, width, height, self.relation.acar.actors)
+        return [self._apply(s, f, a) for s, f, a in zip(series_list, feats, actors, strict=True)]
+
+    def _apply(self, series: TrackSeries, feats: np.ndarray, actors: dict) -> TrackSeries:
         x = torch.from_numpy(((feats - self.mean) / self.std).astype(np.float32))[None]
+        extra = {k: torch.from_numpy(v)[None]  # (1, n, ...)
+                 for k, v in (normalise_actors(actors, self.mean, self.std) if actors
+                              else {}).items()}
         with torch.no_grad():
-            logits = self.head(x)
+            logits = self.head(x, **extra)
         probs = {t: torch.sigmoid(logits[t][0]).numpy().astype(np.float64) for t in BOX_TYPES}
         return replace(series, probs=probs)
 
@@ -90,7 +108,7 @@ def run_events(run: str | Path, video: str, labels: LabelSpace, config: EventsCo
     if head is not None:
         if head.labels != labels:
             raise UserError("event head was trained for another label space", head.path)
-        series_list = [head.apply(s, width, height) for s in series_list]
+        series_list = head.apply(series_list, width, height)
     events = video_events(series_list, labels, config.tubes, video, width, height,
                           float(tracks["fps"]))
     if CAMERA_MOTION in tracks:

@@ -23,9 +23,11 @@ from ..io.artifacts import artifact_path, load_stage
 from ..io.atomic import atomic_path
 from ..io.runs import TRACKS
 from ..labels import BOX_TYPES
+from .actors import frame_actors, normalise_actors
 from .config import EventsConfig
 from .features import EXTRA_FIELDS, series_features
 from .head import EventHead
+from .relation import make_relation
 from .series import TrackSeries, track_series
 
 HEAD_FILE = "event_head.pt"
@@ -92,32 +94,38 @@ def load_training_series(data: Path, run: Path, config: EventsConfig):
         series_list = track_series(tracks, EXTRA_FIELDS)
         matched = _exclusive(series_list, anno.videos[video], width, height,
                              config.fit.match_iou)
-        for series, (targets, mask) in zip(series_list, matched, strict=True):
-            if mask.any():
-                feats = series_features(series, width, height, config.head.use_roi)
-                samples.append((feats, targets, mask))
+        feats = [series_features(s, width, height, config.head.use_roi) for s in series_list]
+        actors = frame_actors(series_list, feats, width, height, config.acar.actors) \
+            if config.relation == "acar" else [{} for _ in series_list]
+        samples += [(f, targets, mask, a) for f, (targets, mask), a
+                    in zip(feats, matched, actors, strict=True) if mask.any()]
     if not samples:
         raise UserError("no track matches the ground truth: nothing to learn from", run)
     return anno.labels, samples
 
 
 def _batch(samples, rng, batch_size, window):
-    """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W)."""
+    """A batch of random windows: features (B, W, F), targets {type: (B, W, C)}, mask (B, W),
+    the other actors' arrays {key: (B, W, ...)} (none without a relation module)."""
     dim = samples[0][0].shape[1]
     feats = np.zeros((batch_size, window, dim), np.float32)
     targets = {t: np.zeros((batch_size, window, samples[0][1][t].shape[1]), np.float32)
                for t in BOX_TYPES}
     mask = np.zeros((batch_size, window), bool)
+    actors = {key: np.zeros((batch_size, window) + v.shape[1:], v.dtype)
+              for key, v in samples[0][3].items()}
     for b, k in enumerate(rng.integers(len(samples), size=batch_size)):
-        f, tg, m = samples[k]
+        f, tg, m, a = samples[k]
         start = int(rng.integers(max(1, len(f) - window + 1)))
         stop = min(len(f), start + window)
         feats[b, : stop - start] = f[start:stop]
         mask[b, : stop - start] = m[start:stop]
         for t in BOX_TYPES:
             targets[t][b, : stop - start] = tg[t][start:stop]
+        for key in actors:
+            actors[key][b, : stop - start] = a[key][start:stop]
     return (torch.from_numpy(feats), {t: torch.from_numpy(v) for t, v in targets.items()},
-            torch.from_numpy(mask))
+            torch.from_numpy(mask), {key: torch.from_numpy(v) for key, v in actors.items()})
 
 
 def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
@@ -127,20 +135,23 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
     labels, samples = load_training_series(Path(data), Path(run), config)
     torch.manual_seed(config.fit.seed)
     rng = np.random.default_rng(config.fit.seed)
-    all_feats = np.concatenate([f for f, _, _ in samples])
+    all_feats = np.concatenate([f for f, _, _, _ in samples])
     mean, std = all_feats.mean(axis=0), all_feats.std(axis=0) + 1e-3
-    normed = [((f - mean) / std, t, m) for f, t, m in samples]
+    normed = [((f - mean) / std, t, m, normalise_actors(a, mean, std) if a else a)
+              for f, t, m, a in samples]
     sizes = tuple(labels.num_classes(t) for t in BOX_TYPES)
     head = EventHead(all_feats.shape[1], *sizes, hidden=config.head.hidden,
                      layers=config.head.layers, kernel=config.head.kernel,
-                     dropout=config.head.dropout)
+                     dropout=config.head.dropout,
+                     relation=make_relation(config, all_feats.shape[1]))
     optim = torch.optim.AdamW(head.parameters(), lr=config.fit.lr,
                               weight_decay=config.fit.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, config.fit.lr, total_steps=config.fit.steps)
     losses = []
     for _ in tqdm(range(config.fit.steps), desc="train-events", disable=not progress):
-        feats, targets, mask = _batch(normed, rng, config.fit.batch_size, config.fit.window)
-        logits = head(feats)
+        feats, targets, mask, actors = _batch(normed, rng, config.fit.batch_size,
+                                              config.fit.window)
+        logits = head(feats, **actors)
         loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
             logits[t][mask], targets[t][mask]) for t in BOX_TYPES)
         optim.zero_grad()
@@ -155,6 +166,6 @@ def fit_event_head(data: Path, run: Path, out: Path, config: EventsConfig,
                   "config": asdict(config)}
     with atomic_path(Path(out) / HEAD_FILE, suffix=".pt") as tmp:
         torch.save(checkpoint, tmp)
-    return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m in samples)),
+    return {"tracks": len(samples), "frames": int(sum(m.sum() for _, _, m, _ in samples)),
             "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
             "seconds": time.perf_counter() - started}

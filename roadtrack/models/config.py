@@ -93,8 +93,12 @@ class DecoderConfig:
     mapping_stride: float = 3.0
     tau: float = 2.0
     dropout: float = 0.0
+    # how a stage combines its sampled values: "adaptive" (STMixer's AdaptiveMixing) or
+    # "deformable" (Deformable-DETR's multi-scale deformable attention, models/stm/deformable.py)
+    mixing: str = "adaptive"
 
     def __post_init__(self):
+        one_of(self, "mixing", "adaptive", "deformable")
         at_least(self, 1, "num_queries", "num_stages", "dim", "num_heads", "ffn_dim",
                  "spatial_points", "groups", "out_multiplier")
         above(self, 0, "tau")

@@ -54,7 +54,7 @@ class Detector(nn.Module):
         self.stages = nn.ModuleList([
             DecoderStage(dec.dim, dec.num_heads, dec.ffn_dim, dec.spatial_points,
                          self.feature_frames, dec.groups, dec.out_multiplier, dec.mapping_stride,
-                         dec.tau, self.labels_shape, dec.dropout)
+                         dec.tau, self.labels_shape, dec.dropout, dec.mixing)
             for _ in range(dec.num_stages)])
         for stage in self.stages:
             stage.init_weights()

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..heads import StageHeads
+from .deformable import DeformableMixing, ValueProjection
 from .geometry import pairwise_iof, position_embedding, refine_xyzr, xyzr_to_xyxy
 from .mixing import AdaptiveMixing
 from .sampling import FeatureLayout, make_sample_points, sample4d
@@ -25,18 +26,25 @@ class FeedForward(nn.Module):
 
 
 class SamplingMixing(nn.Module):
-    """Sample points from the spatial queries' boxes and mix what they read into both queries."""
+    """Sample points from the spatial queries' boxes and mix what they read into both queries:
+    by AdaptiveMixing (``mixing="adaptive"``) or by multi-scale deformable attention
+    (``"deformable"``, see :mod:`.deformable`), from the same sample points."""
 
     def __init__(self, dim: int, points: int, frames: int, groups: int, out_multiplier: int,
-                 mapping_stride: float, tau: float):
+                 mapping_stride: float, tau: float, mixing: str = "adaptive"):
         super().__init__()
         self.points, self.groups = points, groups
         self.mapping_stride, self.tau = mapping_stride, tau
         self.offset_generator = nn.Linear(dim, groups * points * 3)
-        self.mixing_s = AdaptiveMixing(dim, points, groups, query_dim=dim,
-                                       out_points=points * out_multiplier)
-        self.mixing_t = AdaptiveMixing(dim, frames, groups, query_dim=dim,
-                                       out_points=frames * out_multiplier)
+        self.value_proj = ValueProjection(dim) if mixing == "deformable" else None
+        if self.value_proj is not None:
+            self.mixing_s: nn.Module = DeformableMixing(dim, points, frames, groups)
+            self.mixing_t: nn.Module = DeformableMixing(dim, points, frames, groups)
+        else:
+            self.mixing_s = AdaptiveMixing(dim, points, groups, query_dim=dim,
+                                           out_points=points * out_multiplier)
+            self.mixing_t = AdaptiveMixing(dim, frames, groups, query_dim=dim,
+                                           out_points=frames * out_multiplier)
         self.norm_s = nn.LayerNorm(dim)
         self.norm_t = nn.LayerNorm(dim)
 
@@ -47,17 +55,24 @@ class SamplingMixing(nn.Module):
         bias = self.offset_generator.bias.view(self.groups, self.points, 3)
         bias[..., :2].uniform_(-0.5, 0.5)
         bias[..., 2].zero_()
+        if self.value_proj is not None:
+            self.value_proj.init_weights()
         self.mixing_s.init_weights()
         self.mixing_t.init_weights()
 
     def forward(self, layout: FeatureLayout, strides, spatial: torch.Tensor,
                 temporal: torch.Tensor, xyzr: torch.Tensor):
+        if self.value_proj is not None:
+            layout = self.value_proj(layout)
         offset = self.offset_generator(spatial)  # (B, N, G*P*3)
         points = make_sample_points(offset, self.groups * self.points, xyzr)  # (B, N, 1, G*P, 3)
         sampled = sample4d(points, layout, strides, n_points=self.points,
                            mapping_stride=self.mapping_stride, tau=self.tau)
         # (B, C/G, G, T, P, N, 1) -> (B, N, G, T, P, C/G)
         sampled = sampled.flatten(5, 6).permute(0, 5, 2, 3, 4, 1)
+        if self.value_proj is not None:  # attention over the T x P frame-points of each group
+            return (self.norm_s(self.mixing_s(sampled, spatial)),
+                    self.norm_t(self.mixing_t(sampled, temporal)))
         spatial = self.norm_s(self.mixing_s(sampled.mean(dim=3), spatial))  # mean over T
         temporal = self.norm_t(self.mixing_t(sampled.mean(dim=4), temporal))  # mean over P
         return spatial, temporal
@@ -69,7 +84,7 @@ class DecoderStage(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, points: int, frames: int,
                  groups: int, out_multiplier: int, mapping_stride: float, tau: float,
-                 classes: dict[str, int], dropout: float = 0.0):
+                 classes: dict[str, int], dropout: float = 0.0, mixing: str = "adaptive"):
         super().__init__()
         self.num_heads = num_heads
         self.iof_tau = nn.Parameter(torch.empty(num_heads))
@@ -78,7 +93,7 @@ class DecoderStage(nn.Module):
         self.attention_norm_s = nn.LayerNorm(dim)
         self.attention_norm_t = nn.LayerNorm(dim)
         self.sampling_mixing = SamplingMixing(dim, points, frames, groups, out_multiplier,
-                                              mapping_stride, tau)
+                                              mapping_stride, tau, mixing)
         self.ffn_s = FeedForward(dim, ffn_dim, dropout)
         self.ffn_t = FeedForward(dim, ffn_dim, dropout)
         self.heads = StageHeads(dim, classes)
