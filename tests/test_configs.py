@@ -10,8 +10,8 @@ def test_packaged_configs_are_listed_and_found_by_name():
     assert configs.run_config_names() == ["roadpp_stmixer_r2plus1d_18",
                                           "roadpp_stmixer_slowfast_r50",
                                           "roadpp_stmixer_swin3d_t", "synthetic_tiny",
-                                          "synthetic_tiny_acar", "synthetic_tiny_msdeform",
-                                          "synthetic_tiny_trajectory"]
+                                          "synthetic_tiny_acar", "synthetic_tiny_deformable3d",
+                                          "synthetic_tiny_msdeform", "synthetic_tiny_trajectory"]
     assert configs.tracker_preset_names() == ["bytetrack", "deepsort", "sort"]
     assert "max_age" in configs.tracker_preset("sort").read_text()
     assert configs.run_config("nope") is None

@@ -12,6 +12,10 @@ present the full config also runs at bf16 on it and clips per second are printed
 instead times the tiny config (or NAME) at its training size once per ``decoder.mixing`` kind,
 interleaved in one process: detection forward (eval, no gradients) per clip and a training step
 (forward + backward), medians, and each kind's ratio to the first.
+
+    PYTHONPATH=. python tools/bench_model.py --configs synthetic_tiny,synthetic_tiny_deformable3d
+
+does the same for whole configs (e.g. with and without ``model.neck``) at 320x224, batch 4.
 """
 from __future__ import annotations
 
@@ -81,12 +85,20 @@ def compare_mixing(name: str, kinds: list[str], batch: int, width: int, height: 
                    repeats: int) -> None:
     """Median detect-forward and train-step times of one config per decoder.mixing kind."""
     cfg = load_run_config(name).model
+    compare({f"{name} mixing {kind}": dataclasses.replace(
+        cfg, decoder=dataclasses.replace(cfg.decoder, mixing=kind)) for kind in kinds},
+        batch, width, height, repeats)
+
+
+def compare(configs: dict, batch: int, width: int, height: int, repeats: int) -> None:
+    """Median detect-forward and train-step times of each model config (same clip length),
+    interleaved, with ratios to the first."""
     models = {}
-    for kind in kinds:
+    for kind, cfg in configs.items():
         torch.manual_seed(0)
-        models[kind] = build_detector(dataclasses.replace(
-            cfg, decoder=dataclasses.replace(cfg.decoder, mixing=kind)))
-    clips = torch.randn(batch, 3, cfg.num_frames, height, width)
+        models[kind] = build_detector(cfg)
+    kinds = list(models)
+    clips = torch.randn(batch, 3, models[kinds[0]].num_frames, height, width)
     targets = fake_targets(batch, models[kinds[0]].labels_shape, "cpu")
     times: dict[str, dict[str, list[float]]] = {k: {"detect": [], "step": []} for k in kinds}
     for i in range(repeats + 1):  # interleaved: other work on the machine slows all alike
@@ -106,7 +118,7 @@ def compare_mixing(name: str, kinds: list[str], batch: int, width: int, height: 
     for kind, model in models.items():
         detect, step = (statistics.median(times[kind][key]) for key in ("detect", "step"))
         n_params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"{name} mixing {kind:10s} {n_params:5.2f} M params  batch {batch} at "
+        print(f"{kind:30s} {n_params:5.2f} M params  batch {batch} at "
               f"{width}x{height}:  detect forward {detect / batch * 1e3:7.1f} ms/clip "
               f"({detect / first['detect']:.2f}x)  train step {step * 1e3:7.1f} ms "
               f"({step / first['step']:.2f}x)")
@@ -122,12 +134,18 @@ def main(argv=None) -> None:
                         help="comma-separated decoder.mixing kinds to compare on --config")
     parser.add_argument("--config", default="synthetic_tiny",
                         help="config of --mixing (default synthetic_tiny, 320x224, batch 4)")
+    parser.add_argument("--configs", default="",
+                        help="comma-separated configs to compare at 320x224, batch 4")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}")
     if args.mixing:
         compare_mixing(args.config, args.mixing.split(","), 4, 320, 224, args.repeats)
+        return
+    if args.configs:
+        compare({name: load_run_config(name).model for name in args.configs.split(",")},
+                4, 320, 224, args.repeats)
         return
     bench("synthetic_tiny", 4, 320, 224, args.repeats)
     w, h = (int(v) for v in args.full_size.split("x"))

@@ -3,6 +3,7 @@
     model:
       num_frames: 32                                  T of an input clip (key frame T // 2)
       backbone: {name, depths, width, alpha, ...}     the video backbone
+      neck:     {name, depth, levels, downsample, ...} optional encoder on the pyramid
       decoder:  {num_queries, num_stages, dim, ...}   the STMixer decoder
       classes:  {agent, action, loc}                  classes of each multi-label head
       loss:     {agentness, costs and weights}        matching and losses
@@ -109,6 +110,46 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
+class NeckConfig:
+    """Optional encoder on the backbone's pyramid before the decoder: ``none``, or
+    ``deformable3d`` (seed 001's 3-D deformable attention, residual and pre-norm, ``depth``
+    layers on each level of ``levels``)."""
+
+    name: str = "none"  # none or deformable3d
+    depth: int = 1  # layers per level
+    # 0: stride 4 ... 3: stride 32; every query attends over all its level's keys, and the
+    # position-bias MLP runs over every (query, key) pair: finer levels cost far more
+    levels: list[int] = field(default_factory=lambda: [2, 3])
+    downsample: list[int] = field(default_factory=lambda: [2, 4, 4])  # t, h, w of the key grid
+    # the offset network's depthwise kernel (t, h, w): downsample + 2 * padding, padding >= 1
+    offset_kernel: list[int] = field(default_factory=lambda: [4, 6, 6])
+    heads: int = 8
+    dim_head: int = 32
+    offset_groups: int = 8  # offset fields (heads / offset_groups heads share one)
+    dropout: float = 0.0  # on the attention weights
+
+    def __post_init__(self):
+        one_of(self, "name", "none", "deformable3d")
+        at_least(self, 1, "depth", "heads", "dim_head", "offset_groups")
+        within(self, 0, 1, "dropout", high_open=True)
+        if not self.levels or len(set(self.levels)) != len(self.levels) \
+                or not all(0 <= level <= 3 for level in self.levels):
+            raise BadValue("levels", f"must list distinct pyramid levels 0-3, got {self.levels}")
+        if len(self.downsample) != 3 or not all(s >= 1 for s in self.downsample):
+            raise BadValue("downsample", f"must be 3 factors (t, h, w) >= 1, got "
+                                         f"{self.downsample}")
+        if len(self.offset_kernel) != 3 or not all(
+                k > s and (k - s) % 2 == 0
+                for k, s in zip(self.offset_kernel, self.downsample, strict=True)):
+            raise BadValue("offset_kernel", f"must be 3 sizes (t, h, w), each downsample plus a "
+                                            f"positive even number, got {self.offset_kernel} "
+                                            f"for downsample {self.downsample}")
+        if self.heads % self.offset_groups:
+            raise BadValue("heads", f"must be a multiple of offset_groups "
+                                    f"({self.offset_groups}), got {self.heads}")
+
+
+@dataclass(frozen=True)
 class ClassesConfig:
     """Number of classes of each multi-label head (ROAD++ used classes by default)."""
 
@@ -150,16 +191,19 @@ class ModelConfig:
     num_frames: int = 32  # T of an input clip (key frame T // 2)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    neck: NeckConfig = field(default_factory=NeckConfig)
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def architecture(self) -> dict:
         """The section as the trained weights depend on it: ``norm`` and ``freeze_at`` resolved
         ("auto" and null mean what they build), and the pretrained file left out (the weights
-        of a run come from its checkpoint). Runs are resumed where this is the same."""
+        of a run come from its checkpoint), the neck's settings too when there is none. Runs
+        are resumed where this is the same."""
         backbone = dataclasses.replace(self.backbone, norm=self.backbone.norm_kind(),
                                        freeze_at=self.backbone.frozen_stages(), pretrained="")
-        return dataclasses.asdict(dataclasses.replace(self, backbone=backbone))
+        neck = self.neck if self.neck.name != "none" else NeckConfig()
+        return dataclasses.asdict(dataclasses.replace(self, backbone=backbone, neck=neck))
 
     def __post_init__(self):
         at_least(self, 1, "num_frames")
@@ -169,3 +213,6 @@ class ModelConfig:
                 else f"the temporal stride of {self.backbone.name}"
             raise BadValue("num_frames", f"must be a multiple of {what} ({stride}), "
                                          f"got {self.num_frames}")
+        if self.neck.name != "none" and self.decoder.dim % self.neck.offset_groups:
+            raise BadValue("neck.offset_groups", f"must divide decoder.dim ({self.decoder.dim}), "
+                                                 f"got {self.neck.offset_groups}")

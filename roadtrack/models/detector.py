@@ -8,6 +8,7 @@ from torch import nn
 from .backbones import build_backbone
 from .config import ModelConfig
 from .criterion import SetCriterion
+from .neck import build_neck
 from .stm.geometry import whole_frame_xyzr, xyzr_to_xyxy
 from .stm.sampling import layout_features
 from .stm.stage import DecoderStage
@@ -44,6 +45,7 @@ class Detector(nn.Module):
         self.backbone = build_backbone(cfg.backbone, dec.dim)
         self.strides = self.backbone.strides
         self.feature_frames = self.backbone.frames(cfg.num_frames)
+        self.neck = build_neck(cfg.neck, dec.dim)  # None: the pyramid goes to the decoder as is
         self.groups = dec.groups
         self.spatial_queries = nn.Embedding(dec.num_queries, dec.dim)
         self.temporal_queries = nn.Embedding(dec.num_queries, dec.dim)
@@ -66,6 +68,8 @@ class Detector(nn.Module):
         if H % 32 or W % 32:
             raise ValueError(f"clip size {W}x{H} is not a multiple of 32")
         levels = self.backbone(clips)  # 4 x (B, D, T', H/s, W/s)
+        if self.neck is not None:
+            levels = self.neck(levels)
         layout = layout_features(levels, self.groups)  # made once, read by every stage
         N = self.spatial_queries.num_embeddings
         spatial = self.query_norm_s(self.spatial_queries.weight).expand(B, N, -1)
