@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--budget-steps", type=int, default=720,
                         help="steps the default fits in the demo's 4 minutes (721 in the last "
                              "demo here, docs/results.md)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table of the runs that finished; run nothing")
     args = parser.parse_args()
     options = ["default", *[o for o in args.options if o != "default"]]
     configs = {option: option_config(option) for option in options}
@@ -207,6 +209,8 @@ def main() -> None:
     for seed in args.seeds:
         for option in detector_options:
             folder = args.work / f"{option}-seed{seed}"
+            if args.table_only and not (folder / "result.json").is_file():
+                continue
             steps = train_detector(configs[option], data, folder / "detector", budget[option],
                                    seed)
             result = score_events(configs[option], data, folder, folder / "detector", seed)
@@ -214,19 +218,22 @@ def main() -> None:
                                      "head_steps": configs[option].events.fit.steps})
             print(option, seed, results[option][-1], flush=True)
         default = args.work / f"default-seed{seed}"
-        if len(event_options) > 1 and not head_speed:
+        if len(event_options) > 1 and not head_speed \
+                and (default / "result.json").is_file():
             head_speed = cached(args.work / "event_speed.json", event_options, partial(
                 event_step_seconds, {o: configs[o] for o in event_options}, data,
                 default / "train-run"))
         for option in event_options[1:]:
+            if args.table_only and not (args.work / f"{option}-seed{seed}/result.json").is_file():
+                continue
             # the demo's event-head budget in time: its steps at the default head's speed
             head_steps = max(1, round(configs[option].events.fit.steps * head_speed["default"]
                                       / head_speed[option]))
             folder = args.work / f"{option}-seed{seed}"
             result = score_events(with_head_steps(configs[option], head_steps), data, folder,
                                   default / "detector", seed, tracks_from=default)
-            results[option].append({**result, "steps": results["default"][-1]["steps"],
-                                    "head_steps": head_steps})
+            steps = int((default / "detector" / "steps.txt").read_text())
+            results[option].append({**result, "steps": steps, "head_steps": head_steps})
             print(option, seed, results[option][-1], flush=True)
 
     print(f"\nseeds {args.seeds}; mean ± standard deviation over seeds; budget: the demo's "
