@@ -39,6 +39,7 @@ from roadtrack.demo import _scores
 from roadtrack.engine.config import RunConfig, load_run_config
 from roadtrack.engine.detect import load_detector
 from roadtrack.engine.train import launch_train
+from roadtrack.eval.road import evaluate_road, to_json
 from roadtrack.events.submit import submit_run
 from roadtrack.events.train import fit_event_head
 from roadtrack.io.annotations import load_annotation
@@ -161,7 +162,23 @@ def score_events(cfg: RunConfig, data: Path, work: Path, detector_run: Path, see
     return result
 
 
+def score_frames(cfg: RunConfig, data: Path, work: Path, detector_run: Path) -> dict:
+    """The detector's frame-mAP on val alone (no event head, no triplets)."""
+    result_file = work / "result.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    anno = load_annotation(data / ANNOTATION_NAME)
+    run_pipeline(load_detector(run=detector_run), data, work / "run", cfg,
+                 names=anno.split("val"), progress=False, strict=True)
+    frame = to_json(evaluate_road(anno, run=work / "run", subset="val"))["frame_map"]
+    result = {"agent_frame_map": frame["agent"]["mAP"], "action_frame_map": frame["action"]["mAP"]}
+    result_file.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
     if len(values) == 1:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
@@ -189,6 +206,8 @@ def main() -> None:
     parser.add_argument("--budget-steps", type=int, default=720,
                         help="steps the default fits in the demo's 4 minutes (721 in the last "
                              "demo here, docs/results.md)")
+    parser.add_argument("--frame-only", action="store_true",
+                        help="detector options: frame-mAP only (no event head: no triplets)")
     parser.add_argument("--table-only", action="store_true",
                         help="print the table of the runs that finished; run nothing")
     args = parser.parse_args()
@@ -213,7 +232,10 @@ def main() -> None:
                 continue
             steps = train_detector(configs[option], data, folder / "detector", budget[option],
                                    seed)
-            result = score_events(configs[option], data, folder, folder / "detector", seed)
+            if option != "default" and args.frame_only:
+                result = score_frames(configs[option], data, folder, folder / "detector")
+            else:
+                result = score_events(configs[option], data, folder, folder / "detector", seed)
             results[option].append({**result, "steps": steps,
                                      "head_steps": configs[option].events.fit.steps})
             print(option, seed, results[option][-1], flush=True)
@@ -236,21 +258,23 @@ def main() -> None:
             results[option].append({**result, "steps": steps, "head_steps": head_steps})
             print(option, seed, results[option][-1], flush=True)
 
-    print(f"\nseeds {args.seeds}; mean ± standard deviation over seeds; budget: the demo's "
+    print(f"\nseeds {args.seeds} (n: runs per option); mean ± standard deviation over seeds; "
+          "budget: the demo's "
           f"{BUDGET_MINUTES:g} minutes as {args.budget_steps} steps of the default detector, and "
           "the event head's time of its default")
-    print("| option | agent frame-mAP@0.5 | action frame-mAP@0.5 | triplet video-mAP@0.2 "
+    print("| option | n | agent frame-mAP@0.5 | action frame-mAP@0.5 | triplet video-mAP@0.2 "
           "| detector steps | train step (ms, 2 clips) | forward (ms/clip) "
           "| event-head steps | event-head step (ms) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for option, rows in results.items():
         if not rows:
             continue
         timing = speed.get(option, speed["default"])
         head_ms = head_speed.get(option, head_speed.get("default", float("nan"))) * 1000
-        print(f"| {option} | {spread([r['agent_frame_map'] for r in rows])} "
-              f"| {spread([r['action_frame_map'] for r in rows])} "
-              f"| {spread([r['triplet_video_map'] for r in rows])} "
+        triplets = [r["triplet_video_map"] for r in rows if "triplet_video_map" in r]
+        shown = spread(triplets) + (f" (n={len(triplets)})" if len(triplets) < len(rows) else "")
+        print(f"| {option} | {len(rows)} | {spread([r['agent_frame_map'] for r in rows])} "
+              f"| {spread([r['action_frame_map'] for r in rows])} | {shown} "
               f"| {rows[0]['steps']} | {timing['train'] * 1000:.0f} "
               f"| {timing['forward'] * 1000:.0f} | {rows[0]['head_steps']} | {head_ms:.0f} |")
 
