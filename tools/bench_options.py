@@ -93,7 +93,7 @@ def step_seconds(configs: dict[str, RunConfig], rounds: int = 5, steps: int = 4
 
 
 def event_step_seconds(configs: dict[str, RunConfig], data: Path, train_run: Path,
-                       rounds: int = 2, short: int = 6, long: int = 18) -> dict[str, float]:
+                       rounds: int = 3, short: int = 10, long: int = 50) -> dict[str, float]:
     """Seconds per event-head training step of each option, on ``train_run``'s tracks: fits of
     ``short`` and ``long`` steps, the difference per step (loading the tracks cancels out);
     the options take turns."""
