@@ -208,6 +208,8 @@ def main() -> None:
                              "demo here, docs/results.md)")
     parser.add_argument("--frame-only", action="store_true",
                         help="detector options: frame-mAP only (no event head: no triplets)")
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="event options: the default head's steps, not its time")
     parser.add_argument("--table-only", action="store_true",
                         help="print the table of the runs that finished; run nothing")
     args = parser.parse_args()
@@ -223,7 +225,7 @@ def main() -> None:
     data = args.work / "data"
     synth(data)
 
-    results: dict[str, list[dict]] = {option: [] for option in options}
+    results: dict[str, list[dict]] = {option: [] for option in detector_options}
     head_speed: dict[str, float] = {}
     for seed in args.seeds:
         for option in detector_options:
@@ -246,17 +248,19 @@ def main() -> None:
                 event_step_seconds, {o: configs[o] for o in event_options}, data,
                 default / "train-run"))
         for option in event_options[1:]:
-            if args.table_only and not (args.work / f"{option}-seed{seed}/result.json").is_file():
+            name = f"{option} (equal steps)" if args.equal_steps else option
+            folder = args.work / f"{option}{'-equal-steps' if args.equal_steps else ''}-seed{seed}"
+            if args.table_only and not (folder / "result.json").is_file():
                 continue
             # the demo's event-head budget in time: its steps at the default head's speed
-            head_steps = max(1, round(configs[option].events.fit.steps * head_speed["default"]
-                                      / head_speed[option]))
-            folder = args.work / f"{option}-seed{seed}"
+            head_steps = configs[option].events.fit.steps if args.equal_steps else max(1, round(
+                configs[option].events.fit.steps * head_speed["default"] / head_speed[option]))
             result = score_events(with_head_steps(configs[option], head_steps), data, folder,
                                   default / "detector", seed, tracks_from=default)
             steps = int((default / "detector" / "steps.txt").read_text())
-            results[option].append({**result, "steps": steps, "head_steps": head_steps})
-            print(option, seed, results[option][-1], flush=True)
+            results.setdefault(name, []).append({**result, "steps": steps,
+                                                 "head_steps": head_steps})
+            print(name, seed, results[name][-1], flush=True)
 
     print(f"\nseeds {args.seeds} (n: runs per option); mean ± standard deviation over seeds; "
           "budget: the demo's "
@@ -269,8 +273,9 @@ def main() -> None:
     for option, rows in results.items():
         if not rows:
             continue
-        timing = speed.get(option, speed["default"])
-        head_ms = head_speed.get(option, head_speed.get("default", float("nan"))) * 1000
+        base = option.split()[0]
+        timing = speed.get(base, speed["default"])
+        head_ms = head_speed.get(base, head_speed.get("default", float("nan"))) * 1000
         triplets = [r["triplet_video_map"] for r in rows if "triplet_video_map" in r]
         shown = spread(triplets) + (f" (n={len(triplets)})" if len(triplets) < len(rows) else "")
         print(f"| {option} | {len(rows)} | {spread([r['agent_frame_map'] for r in rows])} "
