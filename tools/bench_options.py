@@ -4,8 +4,8 @@
         [--options default msdeform deformable3d acar trajectory] [--budget-steps 720]
         [--frame-only] [--equal-steps] [--table-only]
 
-(docs/detector.md's table: ``--seeds 0 1 2 --frame-only``, after seed 0 without it; then
-``--seeds 0 --options acar trajectory --equal-steps``.)
+(docs/detector.md's table: ``--seeds 0 1 2``, then ``--seeds 0 --options acar trajectory
+--equal-steps``.)
 
 Each option is a packaged config (``synthetic_tiny_<option>.yaml``, ``base: synthetic_tiny``).
 On the demo's synthetic data (``roadtrack synth``: 24 videos, 17 train / 7 val), per training
