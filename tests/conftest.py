@@ -42,3 +42,15 @@ def synth_anno_path(synth_root) -> Path:
 def anno_dict(synth_anno_path) -> dict:
     """A fresh, editable copy of the synthetic annotation."""
     return json.loads(synth_anno_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one torch thread is faster than two fighting another test worker (modules
+    opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

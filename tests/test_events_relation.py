@@ -43,7 +43,7 @@ def test_hr2o_agrees_with_the_seed_on_the_present_actors():
 def test_actor_relation_agrees_with_the_seed_head():
     gen = torch.Generator().manual_seed(1)
     b, t, k, dim, grid = 2, 3, 3, 10, 6
-    module = ActorRelation(dim, actors=k, grid=grid, reduce=6, hidden=8, depth=2).eval()
+    module = ActorRelation(dim, grid=grid, reduce=6, hidden=8, depth=2).eval()
     ref = ACARHeadRef(reduce_dim=6, hidden_dim=8, depth=2).eval()
     for p in ref.parameters():
         torch.nn.init.normal_(p, std=0.3, generator=gen)
@@ -70,7 +70,7 @@ def test_actor_relation_agrees_with_the_seed_head():
 def test_gradients_reach_every_parameter_of_the_relation_head():
     gen = torch.Generator().manual_seed(2)
     cfg = EventsConfig.from_dict({"relation": "acar", "acar": {"actors": 3, "grid": 5}})
-    relation = ActorRelation(7, cfg.acar.actors, cfg.acar.grid, 6, 8, 2, 3)
+    relation = ActorRelation(7, cfg.acar.grid, 6, 8, 2, 3)
     head = EventHead(7, 2, 3, 4, hidden=8, layers=1, kernel=3, relation=relation)
     present = torch.ones(2, 5, 4, dtype=torch.bool)
     boxes = torch.tensor([0.1, 0.1, 0.6, 0.7]).repeat(2, 5, 4, 1) \

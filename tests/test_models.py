@@ -14,13 +14,7 @@ TINY = run_config("synthetic_tiny")
 FULL = run_config("roadpp_stmixer_slowfast_r50")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one torch thread is faster than two fighting another test worker."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**decoder):

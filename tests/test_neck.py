@@ -18,13 +18,7 @@ from roadtrack.models.neck import DeformableAttention3D, DeformableNeck
 from .reference import deformable3d as seed
 from .train_helpers import tiny_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _seed_in_grid_sample_order(*args, **kwargs):

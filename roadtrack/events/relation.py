@@ -57,7 +57,7 @@ class ActorRelation(nn.Module):
     """(B, T, F) track inputs, (B, T, K, F) other actors' inputs, (B, T, K+1, 4) boxes (slot 0:
     the track), (B, T, K+1) present -> (B, T, 2 * hidden) relation features of the track."""
 
-    def __init__(self, in_dim: int, actors: int = 8, grid: int = 8, reduce: int = 32,
+    def __init__(self, in_dim: int, grid: int = 8, reduce: int = 32,
                  hidden: int = 32, depth: int = 2, kernel: int = 3):
         super().__init__()
         self.grid, self.out_dim = grid, 2 * hidden
@@ -94,5 +94,5 @@ def make_relation(config: EventsConfig, in_dim: int) -> ActorRelation | None:
     """The relation module that ``config.relation`` asks for, or None."""
     if config.relation == "none":
         return None
-    a = config.acar
-    return ActorRelation(in_dim, a.actors, a.grid, a.reduce, a.hidden, a.depth, a.kernel)
+    a = config.acar  # a.actors sets the actor table's width (:func:`.actors.actors_needed`)
+    return ActorRelation(in_dim, a.grid, a.reduce, a.hidden, a.depth, a.kernel)
