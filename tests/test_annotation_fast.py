@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import roadtrack.io.annotation_cache as cache_module
+import roadtrack.io.annotation_fast as fast
 import roadtrack.io.annotations as annotations
 from roadtrack.cli import main
 from roadtrack.errors import InputWarning, UserError
@@ -45,6 +46,13 @@ def user_cache(tmp_path, monkeypatch):
 def stream_only():
     """Every file read by the stream reader (as before the fast reader)."""
     with mock.patch.object(annotations, "read_fast", lambda *args: None):
+        yield
+
+
+@contextmanager
+def msgspec_only():
+    """Every entry read the msgspec way (as without the compiled scanner)."""
+    with mock.patch.object(fast, "scan_entry", None):
         yield
 
 
@@ -80,11 +88,14 @@ def assert_same_annotation(a, b):
 
 
 def assert_same_everywhere(path, **kwargs):
-    """The stream reader, the fast reader, the first cached read (which writes the cache) and the
-    second (which reads it) agree; returns the outcome."""
+    """The stream reader, the fast reader with and without the compiled scanner, the first
+    cached read (which writes the cache) and the second (which reads it) agree; returns the
+    outcome."""
     with stream_only():
         old = _outcome(path, cache=False, **kwargs)
-    outcomes = [_outcome(path, cache=False, **kwargs), _outcome(path, cache=True, **kwargs),
+    with msgspec_only():
+        typed = _outcome(path, cache=False, **kwargs)
+    outcomes = [typed, _outcome(path, cache=False, **kwargs), _outcome(path, cache=True, **kwargs),
                 _outcome(path, cache=True, **kwargs)]
     for anno, error, messages in outcomes:
         assert error == old[1] and messages == old[2]
@@ -372,8 +383,6 @@ def test_a_split_reads_only_its_videos(tmp_path, synth_anno_path, cache):
 
 
 def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, synth_anno_path, monkeypatch):
-    import roadtrack.io.annotation_fast as fast
-
     path = _write(tmp_path, synth_anno_path.read_text())
     with stream_only():
         old = load_annotation(path, cache=False)

@@ -90,7 +90,7 @@ def check_box_coords(coords: list, where: Callable[[int], str], path) -> np.ndar
     return check_box_range(boxes, coords, where, path)
 
 
-def check_box_range(boxes: np.ndarray, coords: Sequence, where: Callable[[int], str],
+def check_box_range(boxes: np.ndarray, coords: Sequence | np.ndarray, where: Callable[[int], str],
                     path) -> np.ndarray:
     """Raise unless each of (N, 4) ``boxes`` (read from ``coords``) is in [-0.01, BOX_TOLERANCE];
     returns them."""

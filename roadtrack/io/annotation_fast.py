@@ -1,5 +1,7 @@
-"""The fast annotation reader: msgspec splits the memory-mapped file into its video entries and
-decodes each into typed structs, which the shared :func:`build_video` turns into arrays.
+"""The fast annotation reader: msgspec splits the memory-mapped file into its video entries;
+the compiled scanner (``_scan``, where the package was built with it) reads each entry in the
+plain form straight into arrays (:func:`build_scanned`), and msgspec decodes any other into typed
+structs, which the shared :func:`build_video` turns into arrays.
 
 It vouches for a result only where it is the one the stream reader would give: an entry whose
 text has a ``\\u`` escape, a key given twice (found by counting the colons of the text against
@@ -11,6 +13,7 @@ whole file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import mmap
@@ -37,9 +40,15 @@ from .annotation_video import (
     MAX_FRAMES,
     Gathered,
     Occurrence,
+    Scanned,
     frame_number,
     split_names,
 )
+
+try:
+    from ._scan import scan_entry
+except ImportError:  # built without a C compiler: every entry is read the msgspec way
+    scan_entry = None
 
 RELEASE_BYTES = 1 << 27
 """Mapped bytes read before their pages are given back (keeps the resident memory bounded)."""
@@ -267,6 +276,9 @@ def _splits(text: bytes) -> tuple[str, ...] | None:
 
 def _occurrence(name: str, text: bytes, reader) -> Occurrence:
     """One entry read, converted when wanted (else only checked for repeated keys)."""
+    scanned = _scanned(name, text, reader) if scan_entry is not None else None
+    if scanned is not None:
+        return scanned
     if b"\\u" in text:
         raise FallBack
     video = VIDEO.decode(text)
@@ -277,6 +289,44 @@ def _occurrence(name: str, text: bytes, reader) -> Occurrence:
     arrays = reader.build(_gather(name, video), findings) if reader.want(name, split_ids) \
         else None
     return Occurrence(name, split_ids, findings, arrays)
+
+
+def _scanned(name: str, text: bytes, reader) -> Occurrence | None:
+    """One entry read by the compiled scanner, or None where it cannot vouch for the result."""
+    parts = scan_entry(text)
+    if parts is None:
+        return None
+    (numf, width, height, split_ids, annotated_frames, frames, boxes, uid_index, uids, labels,
+     tubes) = parts
+    if numf > MAX_FRAMES:
+        return None
+    findings = Findings()
+    if not reader.want(name, tuple(split_ids)):
+        return Occurrence(name, tuple(split_ids), findings, None)
+    annotated = np.zeros(numf, dtype=bool)
+    annotated[np.frombuffer(annotated_frames, dtype=np.int64) - 1] = True
+    decoded = functools.cache(lambda: VIDEO.decode(text))  # read only for messages
+
+    def box_keys() -> tuple[list[str], list[str]]:
+        gathered = _gather(name, decoded())
+        return gathered.frame_keys, gathered.box_keys
+
+    def tube_keys(t: str) -> list[str]:
+        entries = getattr(decoded(), f"{t}_tubes")
+        return [] if entries is UNSET else list(entries)
+
+    video = reader.build_scanned(Scanned(
+        name, tuple(split_ids), numf, width, height, annotated,
+        boxes=np.frombuffer(boxes, dtype=np.float64).reshape(-1, 4),
+        frames=np.frombuffer(frames, dtype=np.int32),
+        uid_index=np.frombuffer(uid_index, dtype=np.int32), first_uids=uids,
+        label_ids={t: (np.frombuffer(rows, dtype=np.int64), np.frombuffer(ids, dtype=np.int64))
+                   for t, (rows, ids) in zip(LABEL_TYPES, labels, strict=True)},
+        tubes={t: (np.frombuffer(tube_labels, dtype=np.int64),
+                   np.frombuffer(sizes, dtype=np.int64), np.frombuffer(refs, dtype=np.int64))
+               for t, (tube_labels, sizes, refs) in zip(LABEL_TYPES, tubes, strict=True)},
+        box_keys=box_keys, tube_keys=tube_keys), findings)
+    return None if video is None else Occurrence(name, tuple(split_ids), findings, video)
 
 
 def _count_keys(video: Video) -> int:

@@ -3,7 +3,7 @@ builds one video's arrays from the fields a parser gathered, shared by every par
 they check and convert alike."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -199,23 +199,19 @@ def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray]
     else:
         raw_boxes = check_box_coords(list(coords), box_at, path)
         check_types(uids_of_box, (str,), box_at, "'tube_uid'", "a string", path)
-    frames = np.asarray(g.box_frames, dtype=np.int32)
     uids, inverse = np.unique(np.asarray(uids_of_box, dtype=str), return_inverse=True)
-    track_ids = inverse.astype(np.int32).reshape(-1)
-    pairs = {t: _label_pairs(ids, mappings[t], box_at, f"'{t}_ids'", path, g.typed)
-             for t, ids in zip(LABEL_TYPES, id_lists, strict=True)}
-    findings.check_boxes(raw_boxes, frames, track_ids, box_at)
-
-    order = np.argsort(frames, kind="stable")
-    new_row = np.empty(len(order), dtype=np.int64)  # (N,) where each box goes
-    new_row[order] = np.arange(len(order))
-    hot = LabelPairs(len(order), {t: (new_row[rows].astype(np.int32), cols,
-                                      labels.num_classes(t)) for t, (rows, cols) in pairs.items()})
-    video = VideoAnnotation(
-        name=g.name, split_ids=tuple(g.split_ids), numf=g.numf, width=g.width, height=g.height,
-        annotated=g.annotated, frames=frames[order], boxes=np.clip(raw_boxes, 0.0, 1.0)[order],
-        track_ids=track_ids[order], uids=[str(u) for u in uids], labels=hot,
-    )
+    pairs = {}
+    for t, ids in zip(LABEL_TYPES, id_lists, strict=True):
+        owners, all_ids = check_label_ids(ids, len(mappings[t]), box_at, f"'{t}_ids'", path,
+                                          g.typed)
+        pairs[t] = _used_pairs(owners, all_ids, mappings[t])
+    video, new_row = _frame_sorted(
+        VideoAnnotation(name=g.name, split_ids=tuple(g.split_ids), numf=g.numf, width=g.width,
+                        height=g.height, annotated=g.annotated,
+                        frames=np.asarray(g.box_frames, dtype=np.int32), boxes=raw_boxes,
+                        track_ids=inverse.astype(np.int32).reshape(-1),
+                        uids=[str(u) for u in uids], labels={}),
+        pairs, labels, box_at, findings)
     if keep_tubes:
         rows = RowLookup(frame_keys, box_keys, g.box_frames, new_row, video.frames)
         runs, made = {}, {}
@@ -228,6 +224,98 @@ def build_video(g: Gathered, labels: LabelSpace, mappings: dict[str, np.ndarray]
                 runs[t] = at_once
         video.tubes = TubeRuns(runs, made)
     return video
+
+
+@dataclass
+class Scanned:
+    """The fields of one video as the compiled scanner gives them (``roadtrack.io._scan``):
+    arrays of its boxes in the order of the text, tube references resolved to those boxes.
+    The keys that name boxes and tubes in messages are read only when a message needs them."""
+
+    name: str
+    split_ids: tuple[str, ...]
+    numf: int
+    width: int
+    height: int
+    annotated: np.ndarray  # (numf,) bool
+    boxes: np.ndarray  # (N, 4) float64
+    frames: np.ndarray  # (N,) int32
+    uid_index: np.ndarray  # (N,) int32 into first_uids
+    first_uids: list[str]  # each tube_uid once, in order of first use
+    label_ids: dict[str, tuple[np.ndarray, np.ndarray]]  # type -> (M,) box, (M,) all_* id
+    tubes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    """type -> (T,) label_id, (T,) references per tube, (R,) box of each reference (-1: none)."""
+    box_keys: Callable[[], tuple[list[str], list[str]]]  # frame key and box key of each box
+    tube_keys: Callable[[str], list[str]]  # the tube keys of a label type, in order
+
+
+def build_scanned(v: Scanned, labels: LabelSpace, mappings: dict[str, np.ndarray],
+                  keep_tubes: bool, path: Path, findings: Findings) -> VideoAnnotation | None:
+    """What :func:`build_video` gives for the same entry, or None where a check refuses it
+    (:func:`build_video` then says how)."""
+    where = f"video {show(v.name)}"
+
+    def box_at(i: int) -> str:
+        frame_keys, box_keys = v.box_keys()
+        return f"{where} frame {frame_keys[i]} box {show(box_keys[i])}"
+
+    try:
+        check_box_range(v.boxes, v.boxes, box_at, path)
+    except UserError:
+        return None
+    pairs = {}
+    for t, (rows, all_ids) in v.label_ids.items():
+        if ((all_ids < 0) | (all_ids >= len(mappings[t]))).any():
+            return None
+        pairs[t] = _used_pairs(rows, all_ids, mappings[t])
+    ranked = sorted(range(len(v.first_uids)), key=v.first_uids.__getitem__)
+    rank = np.empty(len(ranked), dtype=np.int32)  # (U,) place of each uid in sorted order
+    rank[ranked] = np.arange(len(ranked), dtype=np.int32)
+    video, new_row = _frame_sorted(
+        VideoAnnotation(name=v.name, split_ids=v.split_ids, numf=v.numf, width=v.width,
+                        height=v.height, annotated=v.annotated, frames=v.frames, boxes=v.boxes,
+                        track_ids=rank[v.uid_index], uids=[v.first_uids[i] for i in ranked],
+                        labels={}),
+        pairs, labels, box_at, findings)
+    if keep_tubes:
+        runs = {}
+        for t, (all_labels, sizes, refs) in v.tubes.items():
+            if ((all_labels < 0) | (all_labels >= len(mappings[t]))).any():
+                return None
+            used = mappings[t][all_labels]  # (T,)
+            kept = np.flatnonzero(used >= 0)  # (K,)
+            rows = refs[np.repeat(used >= 0, sizes)]  # (R',) of the kept tubes
+            if (rows < 0).any():
+                return None
+            runs[t] = _runs(used[kept], sizes[kept], new_row[rows], len(new_row), findings,
+                            _tube_namer(where, t, v.tube_keys, kept))
+        video.tubes = TubeRuns(runs)
+    return video
+
+
+def _tube_namer(where: str, t: str, tube_keys: Callable[[str], list[str]], kept: np.ndarray
+                ) -> Callable[[int], str]:
+    """Names the i-th kept tube of type ``t`` (reading the tube keys only then)."""
+    return lambda i: f"{where} {t}_tubes tube {show(tube_keys(t)[kept[i]])}"
+
+
+def _frame_sorted(video: VideoAnnotation, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+                  labels: LabelSpace, box_at: Callable[[int], str], findings: Findings
+                  ) -> tuple[VideoAnnotation, np.ndarray]:
+    """``video``, its boxes given in the order read, with its labels from ``pairs`` and
+    checked, sorted by frame (stable, boxes clipped to [0, 1]); and (N,) the new row of each."""
+    findings.check_boxes(video.boxes, video.frames, video.track_ids, box_at)
+    order = np.argsort(video.frames, kind="stable")
+    new_row = np.empty(len(order), dtype=np.int64)  # (N,) where each box goes
+    new_row[order] = np.arange(len(order))
+    hot = LabelPairs(len(order), {t: (new_row[rows].astype(np.int32), cols,
+                                      labels.num_classes(t)) for t, (rows, cols) in pairs.items()})
+    sorted_video = VideoAnnotation(
+        name=video.name, split_ids=video.split_ids, numf=video.numf, width=video.width,
+        height=video.height, annotated=video.annotated, frames=video.frames[order],
+        boxes=np.clip(video.boxes, 0.0, 1.0)[order], track_ids=video.track_ids[order],
+        uids=video.uids, labels=hot)
+    return sorted_video, new_row
 
 
 class RowLookup:
@@ -262,13 +350,11 @@ class RowLookup:
                                                       strict=True)), dtype=np.int64, count=count)
 
 
-def _label_pairs(id_lists: Sequence, mapping: np.ndarray, where, field: str, path: Path,
-                 typed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged lists of ``all_*`` ids of N boxes -> (L,) box and (L,) class in the used space of
-    each label (int64, int16), dropping unused classes (``typed``: the parser made sure they are
-    lists of integers)."""
-    rows, ids = check_label_ids(id_lists, len(mapping), where, field, path, typed)  # (M,), (M,)
-    used = mapping[ids]
+def _used_pairs(rows: np.ndarray, all_ids: np.ndarray, mapping: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(M,) box and (M,) ``all_*`` id of every label -> (L,) box and (L,) class in the used
+    space (int64, int16), dropping unused classes."""
+    used = mapping[all_ids]
     keep = used >= 0
     return rows[keep], used[keep].astype(np.int16)
 
@@ -292,13 +378,24 @@ def _tubes_at_once(items: Iterable[tuple[str, int, object]], mapping: np.ndarray
         rows = lookup.rows(annos)  # (R,)
     except (KeyError, TypeError, UserError, OverflowError, IndexError):
         return None
-    owner = np.repeat(np.arange(len(kept)), sizes)  # (R,)
-    rows = rows[np.lexsort((rows, owner))]  # sorted within each tube
-    starts = np.concatenate([[0], np.cumsum(sizes)])  # (K + 1,)
     keys = [entries[i][0] for i in kept]
-    findings.check_tube_runs(used[kept], sizes, rows, lookup.count,
-                             lambda i: f"{where} {field} tube {show(keys[i])}")
-    return used[kept], starts, rows
+    return _runs(used[kept], sizes, rows, lookup.count, findings,
+                 lambda i: f"{where} {field} tube {show(keys[i])}")
+
+
+def _runs(labels: np.ndarray, sizes: np.ndarray, rows: np.ndarray, count: int,
+          findings: Findings, tube_at: Callable[[int], str]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tubes of (K,) used ``labels`` with (K,) ``sizes`` and their (R,) ``rows`` one after the
+    other, as :class:`TubeRuns` keeps them: rows sorted within each tube, (K + 1,) starts;
+    checked for boxes given twice."""
+    starts = np.concatenate([[0], np.cumsum(sizes)])  # (K + 1,)
+    falls = np.flatnonzero(np.diff(rows) < 0) + 1  # (F,) where a row is below the one before
+    if not np.isin(falls, starts).all():  # some tube is not in order (they mostly are)
+        owner = np.repeat(np.arange(len(labels)), sizes)  # (R,)
+        rows = rows[np.lexsort((rows, owner))]  # sorted within each tube
+    findings.check_tube_runs(labels, sizes, rows, count, tube_at)
+    return labels, starts, rows
 
 
 def _build_tubes(items: Iterable[tuple[str, int, object]], mapping: np.ndarray,

@@ -36,8 +36,10 @@ from .annotation_video import (
     Annotation,
     Gathered,
     Occurrence,
+    Scanned,
     Tube,
     VideoAnnotation,
+    build_scanned,
     build_video,
     frame_number,
     split_names,
@@ -166,6 +168,10 @@ class EntryReader:
     def build(self, gathered: Gathered, findings: Findings) -> VideoAnnotation:
         return build_video(gathered, self.labels, self.mappings, self.keep_tubes, self.path,
                            findings)
+
+    def build_scanned(self, scanned: Scanned, findings: Findings) -> VideoAnnotation | None:
+        return build_scanned(scanned, self.labels, self.mappings, self.keep_tubes, self.path,
+                             findings)
 
     def slow(self, name: str, text: bytes) -> Occurrence:
         """One entry's text read the stream reader's way (FallBack when its parser refuses)."""
