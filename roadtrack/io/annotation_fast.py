@@ -48,7 +48,7 @@ from .annotation_video import (
 try:
     from ._scan import scan_entry
 except ImportError:  # built without a C compiler: every entry is read the msgspec way
-    scan_entry = None
+    scan_entry = None  # type: ignore[assignment]
 
 RELEASE_BYTES = 1 << 27
 """Mapped bytes read before their pages are given back (keeps the resident memory bounded)."""
