@@ -164,5 +164,7 @@ def test_gapped_frame_folder_keeps_its_frame_numbers(synth_root, toy_run, tmp_pa
     gapped, full = (load_stage(tmp_path / x, "detections", name) for x in ("gapped", "full"))
     assert sorted(set(gapped["frames"].tolist())) == [n for n in range(1, 31) if n != 5]
     for n in (3, 10, 30):  # frames whose clips hold no missing frame: the same detections
-        assert np.array_equal(gapped["boxes"][gapped["frames"] == n],
-                              full["boxes"][full["frames"] == n])
+        # (to float32 rounding: the two runs batch their clips differently, and torch 2.14's
+        # CPU kernels round differently by batch size)
+        np.testing.assert_allclose(gapped["boxes"][gapped["frames"] == n],
+                                   full["boxes"][full["frames"] == n], rtol=1e-5, atol=1e-3)
