@@ -6,10 +6,13 @@ identities (or takes ``--file``), then loads it, each time in a fresh process: w
 library's ``json.load`` (what the official evaluation does), with ``load_annotation`` the first
 time (no cache yet: it reads the JSON and writes the cache), the second time (from the cache),
 without the cache (``--no-cache``), and with ``--stream`` also with the stream reader alone (the
-reader before the fast one). Prints wall and CPU seconds (of all its processes) and peak resident
-memory of each (of the main process, and of the largest other reading process).
+reader before the fast one) and with ``--msgspec`` also with the fast reader without its compiled
+scanner (as where the package was built without a C compiler). Prints wall and CPU seconds (of
+all its processes) and peak resident memory of each (of the main process, and of the largest
+other reading process).
 
     python tools/bench_annotations.py [--boxes 3300000] [--keep FILE | --file FILE] [--stream]
+                                      [--msgspec]
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from roadtrack.io.annotation_cache import cache_paths
+from roadtrack.io.annotation_fast import scan_entry
 from roadtrack.labels import roadpp
 from roadtrack.synth.dataset import build_annotation
 from roadtrack.synth.layout import draw_background
@@ -41,7 +45,9 @@ if how == "json.load":
     summary = f"{len(doc['db'])} videos"
 else:
     import roadtrack.io.annotations as annotations
+    import roadtrack.io.annotation_fast as fast
     with mock.patch.object(annotations, "read_fast", lambda *args: None) if how == "stream" \
+            else mock.patch.object(fast, "scan_entry", None) if how == "msgspec" \
             else mock.MagicMock():
         anno = annotations.load_annotation(path, cache=how in ("first", "cached"))
     boxes = sum(v.num_boxes for v in anno.videos.values())
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="measure this annotation file (none written)")
     parser.add_argument("--stream", action="store_true",
                         help="also measure the stream reader alone (slow)")
+    parser.add_argument("--msgspec", action="store_true",
+                        help="also measure the fast reader without its compiled scanner")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
@@ -125,15 +133,22 @@ def main() -> None:
         print(f"{path}: {path.stat().st_size / 2**30:.2f} GB")
         for cache in cache_paths(path):
             cache.unlink(missing_ok=True)
-        runs = RUNS + ([("stream", "roadtrack's stream reader alone (ijson; before the fast "
-                                   "reader)")] if args.stream else [])
+        runs = RUNS + ([("msgspec", "roadtrack --no-cache without the compiled scanner "
+                                    "(msgspec structs)")] if args.msgspec else []) \
+            + ([("stream", "roadtrack's stream reader alone (ijson; before the fast "
+                           "reader)")] if args.stream else [])
+        print(f"compiled scanner: {'built' if scan_entry is not None else 'NOT built'}")
         print("| reader | wall s | CPU s | peak memory GB |\n|---|---|---|---|")
+        results = {}
         for how, label in runs:
-            result = measure(how, path)
+            result = results[how] = measure(how, path)
             helpers = f" + {result['children']:.2f} (each reading process)" \
                 if result["children"] else ""
             print(f"| {label} | {result['wall']:.1f} | {result['cpu']:.1f} | "
                   f"{result['peak']:.2f}{helpers} |", flush=True)
+        ratio = results["first"]["wall"] / results["json.load"]["wall"]
+        print(f"first load / json.load: {ratio:.2f}"
+              f" (target <= 0.33); cached load: {results['cached']['wall']:.1f} s (target <= 2)")
         print(f"read: {result['summary']}; cache: "
               f"{sum(c.stat().st_size for c in cache_paths(path) if c.is_file()) / 2**20:.0f} MB")
         for cache in cache_paths(path):
