@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import roadtrack.io.annotation_fast as fast
+from roadtrack.io.annotation_video import MAX_FRAMES
 
 from .test_annotation_fast import assert_same_everywhere
 from .test_fuzz_annotations import BASE
@@ -21,6 +22,10 @@ scan = pytest.importorskip("roadtrack.io._scan", reason="package built without t
 
 ENTRY = BASE["db"]["v2"]
 """Three frames (two with two boxes each), agent and action tubes, the other tubes empty."""
+
+
+def _scan(text: bytes):
+    return scan.scan_entry(text, MAX_FRAMES)
 
 
 def _changed(change) -> dict:
@@ -83,6 +88,9 @@ PLAIN = {
     "a tube of an unused class refers to no box": _changed(_set(
         ("agent_tubes", "u9"), {"label_id": len(BASE["all_agent_labels"]) - 1,
                                 "annos": {"2": "no-such-box", "4": "b1a"}})),
+    "unusual frame keys in an unused tube": _changed(_set(
+        ("agent_tubes", "u9"), {"label_id": len(BASE["all_agent_labels"]) - 1,
+                                "annos": {"2": "b2a", "01": "b1a", "1": "b1a", "x": "b1a"}})),
     "a flipped box": _changed(_set(("frames", "2", "annos", "b2a", "box"), [0.5, 0.2, 0.1, 0.4])),
 }
 
@@ -99,6 +107,10 @@ HANDED_ON = {
     "tube twice": _twice(_PLAIN_TEXT, '"u2-10"', '"u1-0": {"label_id": 0, "annos": {}}'),
     "tube field twice": _twice(_PLAIN_TEXT, '"annos": {"1": "b1a"', '"label_id": 3'),
     "tube frame twice": _twice(_PLAIN_TEXT, '"2": "b2a"}', '"1": "b1b"'),
+    "tube frame twice, out of order": _twice(_PLAIN_TEXT, '"1": "b1a", "2": "b2a"}',
+                                             '"2": "b2a"'),
+    "unusual tube frame key twice": _PLAIN_TEXT.replace(
+        '"annos": {"1": "b1b"}', '"annos": {"01": "b1b", "1": "b1b", "01": "b1b"}', 1),
     "untyped key twice": _PLAIN_TEXT[:-1] + ', "weather": {"sky": 1, "sky": 2}}',
     "unknown video field": _changed(_set(("note",), 1)),
     "unknown frame field": _changed(_set(("frames", "1", "note"), 1)),
@@ -152,7 +164,7 @@ def _vouched(path) -> list[bool]:
 @pytest.mark.parametrize("case", list(PLAIN))
 def test_the_plain_form_is_scanned_and_reads_as_on_every_other_path(tmp_path, case):
     text = _text(PLAIN[case])
-    assert scan.scan_entry(text.encode()) is not None
+    assert _scan(text.encode()) is not None
     vouched = _vouched(_file(tmp_path, text))
     assert vouched and all(vouched)
 
@@ -160,14 +172,14 @@ def test_the_plain_form_is_scanned_and_reads_as_on_every_other_path(tmp_path, ca
 @pytest.mark.parametrize("case", list(HANDED_ON))
 def test_other_forms_are_handed_on_and_read_as_on_every_other_path(tmp_path, case):
     text = _text(HANDED_ON[case])
-    assert scan.scan_entry(text.encode()) is None
+    assert _scan(text.encode()) is None
     assert not any(_vouched(_file(tmp_path, text)))
 
 
 @pytest.mark.parametrize("case", list(REFUSED_BY_CHECKS))
 def test_entries_a_check_refuses_are_handed_on_after_the_scan(tmp_path, case):
     text = _text(REFUSED_BY_CHECKS[case])
-    assert scan.scan_entry(text.encode()) is not None
+    assert _scan(text.encode()) is not None
     assert not any(_vouched(_file(tmp_path, text)))
 
 
@@ -177,12 +189,20 @@ def test_entries_a_check_refuses_are_handed_on_after_the_scan(tmp_path, case):
                                   _PLAIN_TEXT.replace("0.2, ", "0.e1, ", 1),
                                   _PLAIN_TEXT[:-1] + ', "weather": tru}'])
 def test_text_that_is_not_an_entry_is_handed_on(text):
-    assert scan.scan_entry(text.encode()) is None
+    assert _scan(text.encode()) is None
+
+
+def test_more_frames_than_the_limit_are_handed_on():
+    text = json.dumps(ENTRY).encode()  # numf 3
+    assert scan.scan_entry(text, 3) is not None
+    assert scan.scan_entry(text, 2) is None
+    many = _changed(_set(("frames", str(MAX_FRAMES + 1)), {"annotated": 1}))
+    assert _scan(json.dumps({**many, "numf": MAX_FRAMES + 1}).encode()) is None
 
 
 def test_the_arrays_of_an_entry():
     numf, width, height, splits, annotated, frames, boxes, uid_index, uids, labels, tubes = \
-        scan.scan_entry(json.dumps(ENTRY).encode())
+        _scan(json.dumps(ENTRY).encode())
     assert (numf, width, height, splits) == (3, 1920, 1280, ["val", "all"])
     assert np.frombuffer(annotated, np.int64).tolist() == [1, 2]
     assert np.frombuffer(frames, np.int32).tolist() == [1, 1, 2, 2]
@@ -219,7 +239,7 @@ def test_box_numbers_are_the_nearest_doubles(texts):
     text = json.dumps(ENTRY).replace("[0.1, 0.2, 0.2, 0.4]", f"[{', '.join(texts)}]", 1)
     assert text != json.dumps(ENTRY)
     values = [float(int(t)) if re.fullmatch(r"-?\d+", t) else float(t) for t in texts]
-    parts = scan.scan_entry(text.encode())
+    parts = _scan(text.encode())
     long_integer = any(re.fullmatch(r"-?\d{19,}", t) for t in texts)
     if long_integer or not all(abs(v) < 2.0 ** 63 for v in values):
         assert parts is None
@@ -271,7 +291,7 @@ def test_mutated_entries_are_read_as_msgspec_reads_them_or_handed_on(case, mutat
             data[at] = byte
         elif how == "cut":
             del data[at:]
-    parts = scan.scan_entry(bytes(data))
+    parts = _scan(bytes(data))
     if parts is not None:
         _as_msgspec_reads(bytes(data), parts)
 
@@ -279,4 +299,4 @@ def test_mutated_entries_are_read_as_msgspec_reads_them_or_handed_on(case, mutat
 @pytest.mark.parametrize("case", list(PLAIN))
 def test_plain_entries_are_read_as_msgspec_reads_them(case):
     text = _text(PLAIN[case]).encode()
-    _as_msgspec_reads(text, scan.scan_entry(text))
+    _as_msgspec_reads(text, _scan(text))

@@ -6,8 +6,9 @@
  * msgspec way (which gives the same arrays, or the usual error or warning). So it never has to
  * report a problem itself, and what it returns is what the other readers give.
  *
- * scan_entry(text) -> None | (numf, width, height, split_ids, annotated_frames, frames, boxes,
- *                             uid_index, uids, labels, tubes)
+ * scan_entry(text, max_frames) -> None | (numf, width, height, split_ids, annotated_frames,
+ *                                         frames, boxes, uid_index, uids, labels, tubes)
+ *   numf              at most max_frames (a larger one is not the plain form)
  *   split_ids         list[str] ([] when absent)
  *   annotated_frames  bytes: int64 numbers of the frames with annotated > 0
  *   frames            bytes: (N,) int32 frame number of each box, boxes in text order
@@ -62,6 +63,10 @@ typedef struct {
     int bad, oom, depth;
     int64_t scopes;
     Table table;
+    int64_t max_frames;             /* the largest numf read (more: not the plain form) */
+    uint32_t *stamps;               /* per frame number: the object that last gave it as key */
+    int64_t stamps_size;
+    uint32_t objects;               /* objects keyed by frame number so far */
     /* the entry */
     int64_t numf, width, height, max_frame;
     int fields;
@@ -175,6 +180,27 @@ static int new_key(Scan *s, int64_t scope, Span key, int64_t value) {
     return added ? 0 : fail(s);
 }
 
+/* A frame number (1..max_frames) as a key of the object numbered ``object``; fails when that
+ * object gave it before. Cheaper than the hash table for the keys that are frame numbers. */
+static int new_frame_key(Scan *s, int64_t n, uint32_t object) {
+    if (n >= s->stamps_size) {
+        int64_t size = s->stamps_size ? s->stamps_size : 1024;
+        while (size <= n) size *= 2;
+        if (size > s->max_frames + 1) size = s->max_frames + 1;
+        uint32_t *grown = realloc(s->stamps, size * sizeof *grown);
+        if (!grown) {
+            s->oom = 1;
+            return fail(s);
+        }
+        memset(grown + s->stamps_size, 0, (size - s->stamps_size) * sizeof *grown);
+        s->stamps = grown;
+        s->stamps_size = size;
+    }
+    if (s->stamps[n] == object) return fail(s);
+    s->stamps[n] = object;
+    return 0;
+}
+
 /* ---- JSON tokens ---- */
 
 static void skip_space(Scan *s) {
@@ -259,12 +285,12 @@ static int to_double(Scan *s, const char *start, const char *end, uint64_t manti
     if (len >= (Py_ssize_t)sizeof text) return fail(s);
     memcpy(text, start, len);
     text[len] = 0;
+    PyGILState_STATE gil = PyGILState_Ensure(); /* the scan runs without the GIL */
     double v = PyOS_string_to_double(text, NULL, NULL);
-    if (v == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return fail(s);
-    }
-    if (!isfinite(v)) return fail(s);
+    int refused = v == -1.0 && PyErr_Occurred();
+    if (refused) PyErr_Clear();
+    PyGILState_Release(gil);
+    if (refused || !isfinite(v)) return fail(s);
     *out = v;
     return 0;
 }
@@ -521,13 +547,13 @@ static int frame(Scan *s, int64_t n) {
 }
 
 static int frames(Scan *s) {
-    int64_t scope = ++s->scopes;
+    uint32_t object = ++s->objects;
     int more = open_container(s, '{', '}');
     while (more > 0) {
         Span k;
-        if (key(s, &k) || new_key(s, scope, k, 0)) return -1;
+        if (key(s, &k)) return -1;
         int64_t n = frame_number(k);
-        if (n < 1) return fail(s);
+        if (n < 1 || n > s->max_frames || new_frame_key(s, n, object)) return fail(s);
         if (n > s->max_frame) s->max_frame = n;
         if (frame(s, n)) return -1;
         more = next_member(s, '}');
@@ -549,12 +575,16 @@ static int tubes(Scan *s, int t) {
                 if (once(s, &seen, 1) || integer(s, &label)) return -1;
             } else if (is(k, "annos")) {
                 int64_t refs = ++s->scopes;
+                uint32_t object = ++s->objects;
                 if (once(s, &seen, 2)) return -1;
                 int more_refs = open_container(s, '{', '}');
                 while (more_refs > 0) {
                     Span ref[2];
-                    if (key(s, &ref[0]) || new_key(s, refs, ref[0], 0) || string(s, &ref[1]) ||
-                        put(s, &s->tube_refs[t], ref, sizeof ref))
+                    if (key(s, &ref[0])) return -1;
+                    int64_t n = frame_number(ref[0]);
+                    if ((n >= 1 && n <= s->max_frames ? new_frame_key(s, n, object)
+                                                      : new_key(s, refs, ref[0], 0)) ||
+                        string(s, &ref[1]) || put(s, &s->tube_refs[t], ref, sizeof ref))
                         return -1;
                     size++;
                     more_refs = next_member(s, '}');
@@ -613,7 +643,7 @@ static int entry(Scan *s) {
     }
     skip_space(s);
     if (more < 0 || s->p != s->end || (seen & 3) != 3) return fail(s);
-    if (s->numf < 0 || s->max_frame > s->numf) return fail(s);
+    if (s->numf < 0 || s->numf > s->max_frames || s->max_frame > s->numf) return fail(s);
     return 0;
 }
 
@@ -691,17 +721,24 @@ static void release(Scan *s) {
         free(s->tube_refs[t].data);
     }
     free(s->table.slots);
+    free(s->stamps);
 }
 
-static PyObject *scan_entry(PyObject *module, PyObject *arg) {
+static PyObject *scan_entry(PyObject *module, PyObject *args) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
+    long long max_frames;
+    if (!PyArg_ParseTuple(args, "y*L:scan_entry", &view, &max_frames)) return NULL;
     Scan s;
     memset(&s, 0, sizeof s);
+    s.max_frames = max_frames;
     s.p = view.buf;
     s.end = s.p + view.len;
     PyObject *out = NULL;
-    if (entry(&s) == 0) {
+    int status;
+    Py_BEGIN_ALLOW_THREADS /* other threads scan other entries meanwhile */
+    status = entry(&s);
+    Py_END_ALLOW_THREADS
+    if (status == 0) {
         out = results(&s);
     } else if (s.oom) {
         PyErr_NoMemory();
@@ -714,8 +751,9 @@ static PyObject *scan_entry(PyObject *module, PyObject *arg) {
 }
 
 static PyMethodDef METHODS[] = {
-    {"scan_entry", scan_entry, METH_O,
-     "The arrays of one video entry's JSON text, or None when it is not in the plain form."},
+    {"scan_entry", scan_entry, METH_VARARGS,
+     "scan_entry(text, max_frames): the arrays of one video entry's JSON text, or None when it "
+     "is not in the plain form (or has more than max_frames frames)."},
     {NULL, NULL, 0, NULL},
 };
 

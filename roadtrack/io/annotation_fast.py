@@ -17,11 +17,8 @@ import functools
 import gc
 import io
 import mmap
-import multiprocessing
 import os
-import pickle
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
@@ -53,7 +50,7 @@ except ImportError:  # built without a C compiler: every entry is read the msgsp
 RELEASE_BYTES = 1 << 27
 """Mapped bytes read before their pages are given back (keeps the resident memory bounded)."""
 PARALLEL_BYTES = 1 << 28
-"""Files this large are read by several processes."""
+"""Files this large are read by several threads."""
 MAX_WORKERS = 4
 
 
@@ -123,33 +120,26 @@ SPLITS = msgspec.json.Decoder(Splits)
 def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
     """The video entries of the file (see :func:`roadtrack.io.annotations._parse`), or None
     when the stream reader must read the whole file. ``reader`` has ``want``, ``report_all``,
-    ``build`` and ``slow`` (:class:`roadtrack.io.annotations.EntryReader`). A large file is read
-    in parts by :func:`workers` processes (this one included)."""
+    ``build``, ``build_scanned`` and ``slow`` (:class:`roadtrack.io.annotations.EntryReader`).
+    A large file is read in parts by :func:`workers` threads (the compiled scanner lets go of
+    the GIL while it scans)."""
     try:
         spans = _entry_spans(path, start)
         parts = _parts(spans, workers() if path.stat().st_size >= PARALLEL_BYTES else 1)
-        if len(parts) == 1:
-            return _read_part(path, spans, reader)
-        context = multiprocessing.get_context("spawn")  # safe beside torch's threads
-        with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
-            others = [pool.submit(_read_part, path, part, reader) for part in parts[1:]]
-            parsed = _read_part(path, parts[0], reader)
-            for part, future in zip(parts[1:], others, strict=True):
-                try:
-                    parsed += future.result()
-                except (BrokenProcessPool, OSError, pickle.PicklingError):  # no process: here
-                    parsed += _read_part(path, part, reader)
-            return parsed
+        with cyclic_gc_paused():
+            if len(parts) == 1:
+                return _read_part(path, spans, reader)
+            with ThreadPoolExecutor(len(parts)) as pool:
+                read = pool.map(lambda part: _read_part(path, part, reader), parts)
+                return list(chain.from_iterable(read))
     except FallBack:
         return None
 
 
 def workers() -> int:
-    """Processes that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
+    """Threads that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
     :data:`MAX_WORKERS`)."""
     given = os.environ.get("ROADTRACK_READ_WORKERS", "")
-    if multiprocessing.current_process().daemon:  # may start no processes
-        return 1
     if given.isdigit() and int(given) > 0:
         return int(given)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -194,8 +184,7 @@ def _entry_spans(path: Path, start: int) -> list[tuple[str, int, int]]:
 
 def _read_part(path: Path, spans: list[tuple[str, int, int]], reader) -> list[Occurrence]:
     """The entries at ``spans`` of the file."""
-    with open(path, "rb") as f, cyclic_gc_paused(), \
-            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         parsed, done = [], 0
         for name, offset, length in spans:
             text = data[offset: offset + length]
@@ -293,13 +282,11 @@ def _occurrence(name: str, text: bytes, reader) -> Occurrence:
 
 def _scanned(name: str, text: bytes, reader) -> Occurrence | None:
     """One entry read by the compiled scanner, or None where it cannot vouch for the result."""
-    parts = scan_entry(text)
+    parts = scan_entry(text, MAX_FRAMES)
     if parts is None:
         return None
     (numf, width, height, split_ids, annotated_frames, frames, boxes, uid_index, uids, labels,
      tubes) = parts
-    if numf > MAX_FRAMES:
-        return None
     findings = Findings()
     if not reader.want(name, tuple(split_ids)):
         return Occurrence(name, tuple(split_ids), findings, None)

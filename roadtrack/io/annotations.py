@@ -154,7 +154,7 @@ class Wanted:
 
 @dataclass(frozen=True)
 class EntryReader:
-    """How the entries of one file are read (picklable, for the fast reader's processes):
+    """How the entries of one file are read (shared by the fast reader's threads):
     ``want(name, split_ids)`` tells which to convert, ``report_all`` whether to report repeated
     keys also in the others."""
 
