@@ -382,16 +382,23 @@ def test_a_split_reads_only_its_videos(tmp_path, synth_anno_path, cache):
         assert not load_annotation(path, splits=["no-such-split"], cache=False).videos
 
 
-def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, synth_anno_path, monkeypatch):
-    path = _write(tmp_path, synth_anno_path.read_text())
-    with stream_only():
-        old = load_annotation(path, cache=False)
+def test_a_file_read_in_parallel_parts_reads_the_same(tmp_path, anno_dict, monkeypatch):
     monkeypatch.setattr(fast, "PARALLEL_BYTES", 0)
     monkeypatch.setenv("ROADTRACK_READ_WORKERS", "2")
-    with mock.patch.object(annotations, "_parse_stream", side_effect=AssertionError):
-        assert_same_annotation(load_annotation(path, cache=False), old)
-
-
+    parts = []
+    read_part = fast._read_part
+    monkeypatch.setattr(fast, "_read_part",
+                        lambda *args: parts.append(args[1]) or read_part(*args))
+    anno, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(anno_dict)))
+    assert error is None and len(anno.videos) > 1
+    # one part without the scanner (one thread), two in each of the scanner's reads (no cache,
+    # first cached read); the stream reader and the cache read none
+    assert sorted(len(part) for part in parts) == [1, 1, 2, 2, 3]  # of 3 videos
+    broken = copy.deepcopy(anno_dict)
+    last = list(broken["db"].values())[-1]
+    next(f for f in last["frames"].values() if f.get("annos"))["width"] = "wide"
+    _, error, _ = assert_same_everywhere(_write(tmp_path, json.dumps(broken), "broken.json"))
+    assert error is not None and "width" in error
 
 
 @pytest.mark.parametrize("value", [2 ** 64, -(2 ** 63)])

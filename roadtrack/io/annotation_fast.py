@@ -138,8 +138,11 @@ def read_fast(path: Path, start: int, reader) -> list[Occurrence] | None:
 
 def workers() -> int:
     """Threads that read a large file: ROADTRACK_READ_WORKERS, else the usable cores (at most
-    :data:`MAX_WORKERS`)."""
+    :data:`MAX_WORKERS`); one without the compiled scanner (msgspec holds the GIL, and threads
+    that take turns at it are slower than one)."""
     given = os.environ.get("ROADTRACK_READ_WORKERS", "")
+    if scan_entry is None:
+        return 1
     if given.isdigit() and int(given) > 0:
         return int(given)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
