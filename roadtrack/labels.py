@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class LabelSpace:
     duplex: tuple[str, ...]
     triplet: tuple[str, ...]
     av_action: tuple[str, ...] = ()
+    source: str | None = field(default=None, compare=False, repr=False)
+    """The file the lists were read from, named by errors about them."""
     _index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def names(self, label_type: str) -> tuple[str, ...]:
@@ -75,10 +78,11 @@ class LabelSpace:
             pieces = name.split("-")
             if len(pieces) != len(parts):
                 raise UserError(f"{label_type} class {name!r} does not split into "
-                                f"{len(parts)} parts")
+                                f"{len(parts)} parts", self.source)
             row = [self.index(part, piece) for part, piece in zip(parts, pieces, strict=True)]
             if min(row) < 0:
-                raise UserError(f"{label_type} class {name!r} names a class missing from its parts")
+                raise UserError(f"{label_type} class {name!r} names a class missing from its "
+                                "parts", self.source)
             rows.append(row)
         return np.asarray(rows, dtype=np.int64).reshape(-1, len(parts))
 
@@ -90,13 +94,16 @@ class LabelSpace:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, dataset: str | None = None) -> LabelSpace:
-        """Build from a dict holding ``<type>_labels`` lists (an annotation file, a saved space)."""
+    def from_dict(cls, data: dict, dataset: str | None = None,
+                  source: str | Path | None = None) -> LabelSpace:
+        """Build from a dict holding ``<type>_labels`` lists (an annotation file, a saved space)
+        read from the file ``source``."""
+        source = None if source is None else str(source)
         missing = [f"{t}_labels" for t in LABEL_TYPES if f"{t}_labels" not in data]
         if missing:
-            raise UserError(f"missing label lists: {', '.join(missing)}")
+            raise UserError(f"missing label lists: {', '.join(missing)}", source)
         lists = {t: tuple(str(n) for n in data.get(f"{t}_labels", [])) for t in ALL_TYPES}
-        return cls(dataset=dataset or data.get("dataset", "road_waymo"), **lists)
+        return cls(dataset=dataset or data.get("dataset", "road_waymo"), source=source, **lists)
 
 
 def roadpp() -> LabelSpace:

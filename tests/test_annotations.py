@@ -66,6 +66,20 @@ def test_duplex_and_triplet_agree_with_their_children(synth_anno_path):
                 and video.labels["loc"][row, lo]
 
 
+@pytest.mark.parametrize("kind,name,problem", [
+    ("triplet", "Car-MovAway", "does not split into 3 parts"),
+    ("duplex", "Car-Fly", "names a class missing from its parts"),
+])
+def test_a_duplex_or_triplet_class_that_is_not_its_parts_names_the_file(tmp_path, anno_dict, kind,
+                                                                         name, problem):
+    anno_dict[f"{kind}_labels"][0] = name
+    path = _write(tmp_path, json.dumps(anno_dict))
+    labels = load_annotation(path, cache=False).labels
+    with pytest.raises(UserError) as err:
+        labels.triplet_children() if kind == "triplet" else labels.duplex_children()
+    assert str(err.value) == f"{path}: {kind} class {name!r} {problem}"
+
+
 def _write(tmp_path, text, name="anno.json"):
     path = tmp_path / name
     path.write_text(text)

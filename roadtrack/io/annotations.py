@@ -100,7 +100,7 @@ def load_annotation(path: str | Path, videos: list[str] | None = None,
     if not path.is_file():
         raise UserError("no such annotation file", path)
     header, start = _read_header(path)
-    labels = LabelSpace.from_dict(header, dataset=_dataset_of(path, header))
+    labels = LabelSpace.from_dict(header, dataset=_dataset_of(path, header), source=path)
     mappings = {t: name_mapping(header[f"all_{t}_labels"], labels.names(t)) for t in LABEL_TYPES}
     names = None if videos is None else frozenset(videos)
     split_set = None if splits is None else frozenset(splits)
