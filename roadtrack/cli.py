@@ -195,6 +195,9 @@ def _load_detector(weights: Path, config, config_path: Path | None, which: str |
         raise UserError("no such training run folder or checkpoint file (--weights)", weights)
     if weights.is_dir():
         return load_detector(run=weights, config=config, config_path=config_path, which=which)
+    if which is not None:
+        raise UserError("--checkpoint picks best or last in a training run folder; --weights is "
+                        "a checkpoint file", weights)
     if config is None:
         raise UserError("a checkpoint file needs --config, the config it was trained with",
                         weights)
@@ -551,6 +554,8 @@ def eval_mot(gt_root, pred_root, seqs, pred_name, anno, run_dir, split, iou_thre
         raise UserError("--zero-based is for --gt/--pred files")
     if seqs and anno is not None:
         raise UserError("--video is for --gt/--pred sequences; with --anno give --split")
+    if split is not None and anno is None:
+        raise UserError("--split is for --anno runs; with --gt/--pred give --video")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

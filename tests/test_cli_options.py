@@ -70,6 +70,9 @@ def test_detect_weights_and_its_old_run(tmp_path):
     ckpt = tmp_path / "x.pt"
     ckpt.write_bytes(b"")
     _fails_with([*args, "--weights", ckpt], f"{ckpt}: a checkpoint file needs --config")
+    _fails_with([*args, "--weights", ckpt, "--checkpoint", "best"],
+                f"{ckpt}: --checkpoint picks best or last in a training run folder; --weights is "
+                "a checkpoint file")
     _fails_with([*args, "--run", none, "--weights", ckpt], "--run is the old spelling of --weights")
 
 

@@ -134,3 +134,5 @@ def test_road_runs_repeated_tube_warns_and_repeated_track_fails(tmp_path):
     res = CliRunner().invoke(main, ["eval", "mot", "--anno", "x.json", "--run", "r",
                                     "--zero-based"])
     one_error_line(res, "--zero-based is for --gt/--pred files")
+    res = CliRunner().invoke(main, ["eval", "mot", "--gt", "g", "--pred", "p", "--split", "val"])
+    one_error_line(res, "--split is for --anno runs; with --gt/--pred give --video")
