@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from roadtrack.errors import UserError
 from roadtrack.tracking.config import load_config
 from roadtrack.tracking.sequence import track_sequence
+from roadtrack.tracking.tracker import Tracker
 
 
 def _scene(num_frames=30, seed=0):
@@ -113,6 +114,31 @@ def test_random_sequences_give_consistent_rows(n, max_frame, seed, preset):
     assert len(pairs) == len(r.det_index)  # one row per track per frame
     if len(r.track_ids):
         assert set(r.track_ids.tolist()) == set(range(1, r.num_tracks + 1))
+
+
+@pytest.mark.parametrize("preset", ["sort", "bytetrack", "deepsort"])
+def test_frames_skipped_while_idle_give_the_same_tracks(preset, monkeypatch):
+    """Runs of empty frames with no track alive are skipped, not stepped: the same tracks as
+    stepping every frame, and a frame number near 2**31 costs no more than any other."""
+    frames, boxes, _ = _scene(20)
+    gapped = frames + np.where(frames > 8, 500, 0) + np.where(frames > 14, 3000, 0)
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(len(frames), 8))
+    cfg = load_config(preset, output_box="kalman")
+    skipped = track_sequence(gapped, boxes, features=features, config=cfg)
+    steps = []
+    step = Tracker.step
+    monkeypatch.setattr(Tracker, "step", lambda self, *a: steps.append(1) or step(self, *a))
+    monkeypatch.setattr(Tracker, "idle", property(lambda self: False))
+    stepped = track_sequence(gapped, boxes, features=features, config=cfg)
+    assert len(steps) == gapped.max() == stepped.num_frames == skipped.num_frames
+    for field in ("det_index", "boxes", "track_ids", "frames"):
+        np.testing.assert_array_equal(getattr(skipped, field), getattr(stepped, field))
+    monkeypatch.undo()
+    far = track_sequence(np.append(gapped, 2**31 - 1), np.vstack([boxes, boxes[:1]]),
+                         config=cfg)
+    assert far.num_frames == 2**31 - 1  # its lone detection starts a track never confirmed
+    np.testing.assert_array_equal(far.det_index, skipped.det_index)
 
 
 def test_kalman_boxes_are_written_and_lie_closer_to_the_path_than_the_detections():

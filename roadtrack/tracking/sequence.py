@@ -96,22 +96,29 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
     kalman = config.output_box == "kalman"
     estimates: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first row, rows, xyah) per frame
     first, last = 1, int(frames.max()) if n else 0
-    bounds = np.searchsorted(frame_of, np.arange(first, last + 2)).tolist()
+    present, starts = np.unique(frame_of, return_index=True)  # (P,) frames with rows, first rows
+    present, bounds = present.tolist(), np.append(starts, len(frame_of)).tolist()
     step = tracker.step
     start_time = time.perf_counter()
-    done = 0
-    for k in range(last - first + 1):
-        a, b = bounds[k], bounds[k + 1]
+    done, frame, j = 0, first, 0  # present[j]: the next frame with rows
+    while frame <= last:
+        a = bounds[j]
+        b = bounds[j + 1] if j < len(present) and present[j] == frame else a
+        if a == b and tracker.idle:  # nothing to carry over: on to the next frame with rows
+            skipped = (present[j] if j < len(present) else last + 1) - frame
+            tracker.skip(skipped)
+            frame, done = frame + skipped, done + skipped
+            continue
         if camera_motion is not None:
-            tracker.compensate(camera_motion[k])
+            tracker.compensate(camera_motion[frame - first])
         ids[a:b], confirmed[a:b] = step(
             sorted_boxes[a:b], sorted_xyah[a:b], sorted_scores[a:b],
             None if sorted_feats is None else sorted_feats[a:b],
             None if sorted_classes is None else sorted_classes[a:b])
         if kalman:
             estimates.append((a, *tracker.estimates))
-        done += 1
-        if progress is not None and done == 256:
+        j, frame, done = j + (a < b), frame + 1, done + 1
+        if progress is not None and done >= 256:
             progress(done)
             done = 0
     seconds = time.perf_counter() - start_time

@@ -114,6 +114,17 @@ class Tracker:
         assert gallery is not None, "this tracker does not associate on appearance"
         return gallery
 
+    @property
+    def idle(self) -> bool:
+        """No live track and no detection in the last step: a step without detections would
+        change nothing but the frame count (see :meth:`skip`)."""
+        return not len(self.tracks) and not len(self._last_input)
+
+    def skip(self, count: int) -> None:
+        """Pass ``count`` frames without detections while :attr:`idle`."""
+        assert self.idle, "only an idle tracker skips frames"
+        self.frame_count += count
+
     def compensate(self, camera_motion: np.ndarray) -> None:
         """Move every live track into this frame's pixels: affine (2, 3) from the last frame's
         (camera-motion compensation, ``roadtrack.tracking.cmc``); call before :meth:`step`."""
