@@ -5,6 +5,7 @@ import json
 import os
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -315,6 +316,19 @@ def test_a_cache_of_another_version_is_rebuilt_quietly(tmp_path, synth_anno_path
         assert parse.called, "the cache of the other version was used"
         with mock.patch.object(annotations, "_parse", side_effect=AssertionError):
             assert_same_annotation(load_annotation(path), good)  # the new one
+
+
+def test_a_cache_of_format_2_is_deleted_when_the_cache_is_written(tmp_path, synth_anno_path,
+                                                                  user_cache):
+    path = _write(tmp_path, synth_anno_path.read_text())
+    old = [Path(f"{cache}.npz") for cache in cache_paths(path)]
+    for place in old:
+        place.parent.mkdir(parents=True, exist_ok=True)
+        place.write_bytes(b"format 2")
+    load_annotation(path, cache=False)
+    assert all(place.exists() for place in old)  # no cache written: left alone
+    load_annotation(path)
+    assert cache_paths(path)[0].is_file() and not any(place.exists() for place in old)
 
 
 def test_the_cache_is_data_only(tmp_path, synth_anno_path):

@@ -99,9 +99,11 @@ def save_cache(path: Path, parsed: list[Occurrence]) -> None:
         try:
             with atomic_path(cache) as tmp:
                 write_arrays(tmp, meta, _arrays(videos))
-            return
         except OSError:
             continue
+        for place in cache_paths(path):  # the format-2 caches, no longer read
+            with_unlink(place.with_name(place.name + ".npz"))
+        return
 
 
 def write_arrays(path: Path, meta: dict, arrays: Iterable[tuple[str, np.ndarray]]) -> None:
