@@ -44,7 +44,9 @@ typedef struct {
     Py_ssize_t len;
 } Span;
 
-/* ---- hash table of (scope, key bytes) -> value ---- */
+/* ---- hash table of (scope, key bytes) -> value ----
+ * scope 0: tube_uids (value: their ordinal); -n: the box keys of frame n (value: the box's
+ * index); a positive scope: the keys of one object, to find a key given twice in it. */
 
 typedef struct {
     const char *key; /* NULL: empty slot */
@@ -69,7 +71,6 @@ typedef struct {
     uint32_t objects;               /* objects keyed by frame number so far */
     /* the entry */
     int64_t numf, width, height, max_frame;
-    int fields;
     Buf split_spans;                /* Span */
     Buf annotated;                  /* int64 */
     Buf frames, boxes, uid_index;   /* int32, double x4, int32 */

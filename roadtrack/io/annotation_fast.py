@@ -288,11 +288,11 @@ def _scanned(name: str, text: bytes, reader) -> Occurrence | None:
     parts = scan_entry(text, MAX_FRAMES)
     if parts is None:
         return None
-    (numf, width, height, split_ids, annotated_frames, frames, boxes, uid_index, uids, labels,
+    (numf, width, height, split_list, annotated_frames, frames, boxes, uid_index, uids, labels,
      tubes) = parts
-    findings = Findings()
-    if not reader.want(name, tuple(split_ids)):
-        return Occurrence(name, tuple(split_ids), findings, None)
+    split_ids, findings = tuple(split_list), Findings()
+    if not reader.want(name, split_ids):
+        return Occurrence(name, split_ids, findings, None)
     annotated = np.zeros(numf, dtype=bool)
     annotated[np.frombuffer(annotated_frames, dtype=np.int64) - 1] = True
     decoded = functools.cache(lambda: VIDEO.decode(text))  # read only for messages
@@ -306,7 +306,7 @@ def _scanned(name: str, text: bytes, reader) -> Occurrence | None:
         return [] if entries is UNSET else list(entries)
 
     video = reader.build_scanned(Scanned(
-        name, tuple(split_ids), numf, width, height, annotated,
+        name, split_ids, numf, width, height, annotated,
         boxes=np.frombuffer(boxes, dtype=np.float64).reshape(-1, 4),
         frames=np.frombuffer(frames, dtype=np.int32),
         uid_index=np.frombuffer(uid_index, dtype=np.int32), first_uids=uids,
@@ -316,7 +316,7 @@ def _scanned(name: str, text: bytes, reader) -> Occurrence | None:
                    np.frombuffer(sizes, dtype=np.int64), np.frombuffer(refs, dtype=np.int64))
                for t, (tube_labels, sizes, refs) in zip(LABEL_TYPES, tubes, strict=True)},
         box_keys=box_keys, tube_keys=tube_keys), findings)
-    return None if video is None else Occurrence(name, tuple(split_ids), findings, video)
+    return None if video is None else Occurrence(name, split_ids, findings, video)
 
 
 def _count_keys(video: Video) -> int:
