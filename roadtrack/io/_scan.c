@@ -354,7 +354,7 @@ static int integer(Scan *s, int64_t *out) {
     return is_integer ? 0 : fail(s);
 }
 
-/* A list of integers, each handed to push (with its box index). */
+/* A list of integers; with rows, each id is written to ids and the box index to rows. */
 static int integers(Scan *s, Buf *rows, Buf *ids, int64_t box) {
     int more = open_container(s, '[', ']');
     while (more > 0) {
