@@ -60,7 +60,9 @@ def track_sequence(frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray | N
                    progress: Callable[[int], None] | None = None,
                    camera_motion: np.ndarray | None = None,
                    score_range: tuple[float, float] | None = None) -> SequenceTracks:
-    """Run the tracker over frames 1 to the last detection's frame, empty frames included.
+    """Run the tracker over frames 1 to the last detection's frame, empty frames included
+    (a run of them while no track is alive is passed over at once: stepping through it would
+    change nothing).
 
     frames (N,) 1-based, any order; boxes (N, 4) x1 y1 x2 y2; scores (N,); features (N, D) or
     None; classes (N,) or None. Rows that cannot be tracked are skipped with one warning.
