@@ -7,9 +7,8 @@ library's ``json.load`` (what the official evaluation does), with ``load_annotat
 time (no cache yet: it reads the JSON and writes the cache), the second time (from the cache),
 without the cache (``--no-cache``), and with ``--stream`` also with the stream reader alone (the
 reader before the fast one) and with ``--msgspec`` also with the fast reader without its compiled
-scanner (as where the package was built without a C compiler). Prints wall and CPU seconds (of
-all its processes) and peak resident memory of each (of the main process, and of the largest
-other reading process).
+scanner (as where the package was built without a C compiler). Prints wall and CPU seconds and
+peak resident memory of each, and the first load's share of ``json.load``'s time.
 
     python tools/bench_annotations.py [--boxes 3300000] [--keep FILE | --file FILE] [--stream]
                                       [--msgspec]
