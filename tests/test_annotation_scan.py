@@ -3,8 +3,12 @@ of a video entry, giving what the msgspec reader gives, and hands every other fo
 that the readers behind it give the usual result, error or warning."""
 import copy
 import json
+import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -300,3 +304,27 @@ def test_mutated_entries_are_read_as_msgspec_reads_them_or_handed_on(case, mutat
 def test_plain_entries_are_read_as_msgspec_reads_them(case):
     text = _text(PLAIN[case]).encode()
     _as_msgspec_reads(text, _scan(text))
+
+
+def test_numbers_are_read_the_same_under_a_locale_with_a_decimal_comma(tmp_path):
+    """The slow conversion (more than 15 digits) uses the C locale's strtod whatever locale the
+    program set; a locale with a decimal comma is built with localedef where there is one."""
+    localedef = shutil.which("localedef")
+    if localedef is None or subprocess.run(
+            [localedef, "-i", "de_DE", "-f", "UTF-8", str(tmp_path / "de_DE.UTF-8")],
+            capture_output=True).returncode not in (0, 1):  # 1: built, with warnings
+        pytest.skip("no localedef to build a locale with a decimal comma")
+    text = "0.1234567890123456789"
+    code = (
+        "import locale, json, numpy as np\n"
+        "locale.setlocale(locale.LC_NUMERIC, 'de_DE.UTF-8')\n"
+        "assert locale.localeconv()['decimal_point'] == ','\n"
+        "from roadtrack.io._scan import scan_entry\n"
+        f"entry = json.dumps({ENTRY!r}).replace('[0.1, 0.2, 0.2, 0.4]', '[{text}, 0, 0, 0]', 1)\n"
+        "print(repr(np.frombuffer(scan_entry(entry.encode(), 9)[6], np.float64)[0]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "LOCPATH": str(tmp_path)})
+    if "unsupported locale setting" in result.stderr:
+        pytest.skip("the built locale could not be set")
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.strip().removeprefix("np.float64(").rstrip(")")) == float(text)

@@ -27,6 +27,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32
+#include <locale.h>
+static _locale_t c_locale;
+#define strtod_c(text, stop) _strtod_l(text, stop, c_locale)
+#define make_c_locale() (c_locale = _create_locale(LC_NUMERIC, "C"))
+#else
+#include <locale.h>
+#ifdef __APPLE__
+#include <xlocale.h>
+#endif
+static locale_t c_locale;
+#define strtod_c(text, stop) strtod_l(text, stop, c_locale)
+#define make_c_locale() (c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0))
+#endif
+
 #define TYPES 5
 #define MAX_DEPTH 256
 
@@ -272,7 +287,8 @@ static const double EXACT_POWERS[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  
 
 /* The text [start, end) of a number as the nearest double: at once where its digits and its
  * power of ten are both exact doubles (one correctly rounded product or quotient, Clinger's
- * fast path), else by Python's own correctly rounded, locale-free parser. */
+ * fast path), else by the C library's correctly rounded strtod in the "C" locale (whatever
+ * locale the program set). */
 static int to_double(Scan *s, const char *start, const char *end, uint64_t mantissa,
                      int significant, int64_t exponent, double *out) {
     if (significant <= 15 && exponent >= -22 && exponent <= 22) {
@@ -286,12 +302,9 @@ static int to_double(Scan *s, const char *start, const char *end, uint64_t manti
     if (len >= (Py_ssize_t)sizeof text) return fail(s);
     memcpy(text, start, len);
     text[len] = 0;
-    PyGILState_STATE gil = PyGILState_Ensure(); /* the scan runs without the GIL */
-    double v = PyOS_string_to_double(text, NULL, NULL);
-    int refused = v == -1.0 && PyErr_Occurred();
-    if (refused) PyErr_Clear();
-    PyGILState_Release(gil);
-    if (refused || !isfinite(v)) return fail(s);
+    char *stop;
+    double v = strtod_c(text, &stop);
+    if (stop != text + len || !isfinite(v)) return fail(s);
     *out = v;
     return 0;
 }
@@ -762,4 +775,7 @@ static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_scan",
                                     "Scanner of ROAD/ROAD++ video entries into flat arrays.", -1,
                                     METHODS};
 
-PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__scan(void) {
+    if (!make_c_locale()) return PyErr_NoMemory();
+    return PyModule_Create(&MODULE);
+}
