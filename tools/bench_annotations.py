@@ -10,8 +10,8 @@ reader before the fast one) and with ``--msgspec`` also with the fast reader wit
 scanner (as where the package was built without a C compiler). Prints wall and CPU seconds and
 peak resident memory of each, and the first load's share of ``json.load``'s time.
 
-    python tools/bench_annotations.py [--boxes 3300000] [--keep FILE | --file FILE] [--stream]
-                                      [--msgspec]
+    python tools/bench_annotations.py [--boxes 3300000] [--numbers full|short]
+                                      [--keep FILE | --file FILE] [--stream] [--msgspec]
 """
 from __future__ import annotations
 
@@ -78,14 +78,20 @@ def template_videos(count: int, frames: int) -> dict:
     return videos
 
 
-def write_big_annotation(path: Path, target_boxes: int) -> int:
-    """Write a ROAD++-schema file with about ``target_boxes`` boxes; returns the box count."""
+def write_big_annotation(path: Path, target_boxes: int, full_digits: bool = True) -> int:
+    """Write a ROAD++-schema file with about ``target_boxes`` boxes; returns the box count.
+    ``full_digits``: box coordinates at sub-pixel values, written with all 16-17 digits of a
+    double (as dividing float pixel coordinates by the frame size writes them), else with the
+    6 decimals of the synthetic data."""
     template = build_annotation(template_videos(4, 200), roadpp(), 1920, 1280,
                                 np.random.default_rng(0))
     db = template.pop("db")
+    jitter = np.random.default_rng(1)
     texts, counts, uids = [], [], []
     for video in db.values():
         boxes = [b for f in video["frames"].values() for b in f.get("annos", {}).values()]
+        for b in boxes if full_digits else ():
+            b["box"] = (np.asarray(b["box"]) + jitter.uniform(0, 1e-4, 4)).tolist()
         texts.append(json.dumps(video, separators=(",", ":")))
         counts.append(len(boxes))
         uids.append(sorted({b["tube_uid"] for b in boxes}))
@@ -116,6 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, default=3_300_000)
     parser.add_argument("--keep", type=Path, help="write the file here and keep it")
+    parser.add_argument("--numbers", choices=["full", "short"], default="full",
+                        help="box coordinates written with all digits of a double (as real "
+                             "files hold them) or with 6 decimals")
     parser.add_argument("--file", type=Path, help="measure this annotation file (none written)")
     parser.add_argument("--stream", action="store_true",
                         help="also measure the stream reader alone (slow)")
@@ -127,7 +136,7 @@ def main() -> None:
         path = args.file or args.keep or Path(tmp) / "road_waymo_trainval_v1.0.json"
         if args.file is None:
             start = time.perf_counter()
-            boxes = write_big_annotation(path, args.boxes)
+            boxes = write_big_annotation(path, args.boxes, args.numbers == "full")
             print(f"wrote {path.name}: {boxes} boxes in {time.perf_counter() - start:.0f} s")
         print(f"{path}: {path.stat().st_size / 2**30:.2f} GB")
         for cache in cache_paths(path):
