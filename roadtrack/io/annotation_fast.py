@@ -3,12 +3,12 @@ the compiled scanner (``_scan``, where the package was built with it) reads each
 plain form straight into arrays (:func:`build_scanned`), and msgspec decodes any other into typed
 structs, which the shared :func:`build_video` turns into arrays.
 
-It vouches for a result only where it is the one the stream reader would give: an entry whose
-text has a ``\\u`` escape, a key given twice (found by counting the colons of the text against
-the keys decoded), a value of another type or shape than the usual one, or anything that the
-checks refuse is handed to the stream reader's ``slow`` path (which gives the usual error or
-warning); an oddity above the entries (a repeated or escaped name, bad syntax) hands it the
-whole file.
+Each vouches for a result only where it is the one the stream reader would give (the scanner:
+see ``_scan.c``). For the msgspec way, an entry whose text has a ``\\u`` escape, a key given
+twice (found by counting the colons of the text against the keys decoded), a value of another
+type or shape than the usual one, or anything that the checks refuse is handed to the stream
+reader's ``slow`` path (which gives the usual error or warning); an oddity above the entries (a
+repeated or escaped name, bad syntax) hands it the whole file.
 """
 from __future__ import annotations
 
